@@ -1,0 +1,5 @@
+"""Release-manifest build orchestrator: manifest -> pinned sources -> plan -> build -> release."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

@@ -1,0 +1,116 @@
+"""Manifests and plans rendered for people (tables) and programs (JSON).
+
+Pure functions returning strings or JSON-ready dicts; printing is the caller's job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator import graph
+from orchestrator.manifest import Artifact, Manifest, image_refs
+from orchestrator.plan import Plan, build_order
+from orchestrator.redact import redact_url
+
+JSON_FORMAT = 1  # bump when the shape of `invoke manifest --json` changes incompatibly
+
+
+def _artifact_json(manifest: Manifest, artifact: Artifact, edges: dict[str, tuple[str, ...]],
+                   order: dict[str, int]) -> dict[str, Any]:
+    closure = graph.closure(edges, artifact.dependencies)
+    data: dict[str, Any] = {
+        "repo": artifact.repo,
+        "type": artifact.type,
+        "description": artifact.description,
+        "dependencies": list(artifact.dependencies),
+        "all_dependencies": sorted(closure, key=order.__getitem__),
+    }
+    if artifact.type != "library":
+        command = artifact.command
+        data["command"] = list(command) if isinstance(command, tuple) else command
+        data["builder"] = artifact.builder
+        data["env"] = dict(artifact.env)
+        data["network"] = artifact.network
+        data["requires"] = list(artifact.requires)
+        data["stage"] = dict(artifact.stage)
+    else:
+        data["requires"] = list(artifact.requires)
+        data["prefix"] = artifact.prefix
+    if artifact.type in ("binary", "python-package"):
+        data["outputs"] = list(artifact.outputs)
+    if artifact.type == "image":
+        data["dockerfile"] = artifact.dockerfile
+        data["context"] = artifact.context
+        data["buildargs"] = dict(artifact.buildargs)
+        data["target"] = artifact.target
+        data["tags"] = list(artifact.tags)
+        data["images"] = list(image_refs(manifest, artifact))
+    return data
+
+
+def manifest_json(manifest: Manifest) -> dict[str, Any]:
+    """The resolved manifest: defaults applied, image references computed,
+    each artifact's direct and transitive dependencies, and the build order."""
+    edges = {a.name: a.dependencies for a in manifest.artifacts.values()}
+    ordered = build_order(manifest)
+    order = {name: i for i, name in enumerate(ordered)}
+    return {
+        "format": JSON_FORMAT,
+        "schema": manifest.schema,
+        "release": manifest.release,
+        "manifest": {"path": str(manifest.path), "sha256": manifest.sha256},
+        "defaults": {
+            "registry": manifest.defaults.registry,
+            "tag": manifest.defaults.tag,
+            "env": dict(manifest.defaults.env),
+            "network": manifest.defaults.network,
+        },
+        "repos": {
+            repo.name: {
+                "url": redact_url(repo.url),
+                "ref": repo.ref,
+                "commit": repo.commit,
+                "description": repo.description,
+                "artifacts": list(repo.artifacts),
+            }
+            for repo in manifest.repos.values()
+        },
+        "artifacts": {
+            artifact.name: _artifact_json(manifest, artifact, edges, order)
+            for artifact in manifest.artifacts.values()
+        },
+        "build_order": list(ordered),
+    }
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def manifest_table(manifest: Manifest) -> str:
+    """A readable overview: repo, ref, short commit, artifacts and their types."""
+    rows: list[tuple[str, ...]] = [("REPO", "REF", "COMMIT", "ARTIFACT", "TYPE")]
+    for repo in manifest.repos.values():
+        commit = repo.commit[:12] if repo.commit else "(unpinned)"
+        names = repo.artifacts or ("-",)
+        for i, name in enumerate(names):
+            kind = manifest.artifacts[name].type if name in manifest.artifacts else ""
+            first = i == 0
+            rows.append((repo.name if first else "", repo.ref if first else "", commit if first else "", name, kind))
+    header = (
+        f"release {manifest.release}: {len(manifest.repos)} repos, "
+        f"{len(manifest.artifacts)} artifacts ({manifest.path})"
+    )
+    return "\n".join([header, "", *_table(rows)])
+
+
+def plan_text(plan: Plan) -> str:
+    """The dry-run view of a plan: order, and what each step would run."""
+    lines = [f"plan for release {plan.release}: {len(plan.steps)} artifacts from {len(plan.repos)} repos"]
+    for i, step in enumerate(plan.steps, 1):
+        why = "" if step.requested else "  (dependency)"
+        after = f"  after {', '.join(step.dependencies)}" if step.dependencies else ""
+        lines.append(f"{i:>3}. {step.artifact} [{step.type}, repo {step.repo}]{after}{why}")
+        lines.extend(f"       - {action}" for action in step.actions)
+    return "\n".join(lines)

@@ -1,0 +1,206 @@
+"""YAML text -> plain Python values, remembering where every value came from.
+
+PyYAML's constructors forget positions and silently accept duplicate keys, so the
+manifest is *composed* into nodes and converted here by hand: every value keeps its
+``line:column``, duplicate keys are refused, and only the plain YAML types are
+accepted (no ``!!python/...`` or custom tags). YAML 1.1 resolution is kept on
+purpose (``3.10`` is a float, ``0755`` an int, ``yes`` a bool) so that the
+validator can see the trap and say how to quote it, instead of guessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from orchestrator.errors import ManifestError
+
+Path_ = tuple[str | int, ...]
+
+_PLAIN_TAGS = {
+    "tag:yaml.org,2002:str",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:timestamp",
+}
+# A generous ceiling: a 5,000-repo manifest has ~200k nodes. Alias bombs exceed it.
+_MAX_NODES = 5_000_000
+
+try:  # the C composer is several times faster on large manifests
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+
+@dataclass(frozen=True, slots=True)
+class Pos:
+    """A 1-based position in the manifest file."""
+
+    line: int
+    column: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Document:
+    """A parsed manifest: its value tree plus where each value (and key) sits."""
+
+    file: str
+    root: Any
+    positions: dict[Path_, Pos]  # path -> position of the value
+    key_positions: dict[Path_, Pos]  # path -> position of the mapping key naming it
+    raw: dict[Path_, str]  # path -> original text of a scalar that YAML resolved to a non-string
+
+    def pos(self, path: Path_) -> Pos | None:
+        """Where the value at ``path`` (or the nearest parent that exists) starts."""
+        while True:
+            if path in self.positions:
+                return self.positions[path]
+            if not path:
+                return None
+            path = path[:-1]
+
+    def key_pos(self, path: Path_) -> Pos | None:
+        """Where the key that names ``path`` starts (falls back to the value)."""
+        return self.key_positions.get(path) or self.pos(path)
+
+    def error(self, path: Path_, problem: str, *, hint: str | None = None, at_key: bool = False) -> ManifestError:
+        """A ManifestError located at ``path``."""
+        where = self.key_pos(path) if at_key else self.pos(path)
+        return ManifestError(
+            problem,
+            file=self.file,
+            line=where.line if where else None,
+            column=where.column if where else None,
+            path=format_path(path),
+            hint=hint,
+        )
+
+
+def format_path(path: Path_) -> str:
+    """``('repos', 'felix', 'outputs', 0)`` -> ``repos.felix.outputs[0]``."""
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif text:
+            text += f".{part}"
+        else:
+            text = part
+    return text
+
+
+def _mark_pos(mark: Any) -> Pos:
+    return Pos(mark.line + 1, mark.column + 1)
+
+
+def parse(text: str, file: str) -> Document:
+    """Parse YAML ``text`` (read from ``file``) into a located :class:`Document`."""
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        problem = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
+        raise ManifestError(
+            f"invalid YAML: {problem}",
+            file=file,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+            hint="check indentation and quoting near this position",
+        ) from e
+    except yaml.YAMLError as e:  # e.g. a reader error on control characters
+        raise ManifestError(f"invalid YAML: {e}", file=file) from e
+    if node is None:
+        raise ManifestError(
+            "the manifest is empty",
+            file=file,
+            line=1,
+            column=1,
+            hint="start from the example in README.md (schema: 1, release, repos)",
+        )
+    return _Converter(file).document(node)
+
+
+class _Converter:
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.positions: dict[Path_, Pos] = {}
+        self.key_positions: dict[Path_, Pos] = {}
+        self.raw: dict[Path_, str] = {}
+        self.constructor = yaml.constructor.SafeConstructor()
+        self.active: set[int] = set()
+        self.count = 0
+
+    def document(self, node: yaml.Node) -> Document:
+        root = self.convert(node, ())
+        return Document(
+            file=self.file,
+            root=root,
+            positions=self.positions,
+            key_positions=self.key_positions,
+            raw=self.raw,
+        )
+
+    def fail(self, node: yaml.Node, path: Path_, problem: str, hint: str | None = None) -> ManifestError:
+        pos = _mark_pos(node.start_mark)
+        return ManifestError(
+            problem, file=self.file, line=pos.line, column=pos.column, path=format_path(path), hint=hint
+        )
+
+    def convert(self, node: yaml.Node, path: Path_) -> Any:
+        self.count += 1
+        if self.count > _MAX_NODES:
+            raise self.fail(node, path, "the document expands to too many values (an alias bomb?)")
+        if id(node) in self.active:
+            raise self.fail(node, path, "a recursive alias refers to itself")
+        self.positions[path] = _mark_pos(node.start_mark)
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path)
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                if node.tag != "tag:yaml.org,2002:seq":
+                    raise self.fail(node, path, f"unsupported YAML tag {node.tag!r}", "remove the tag")
+                return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
+            assert isinstance(node, yaml.MappingNode)
+            if node.tag != "tag:yaml.org,2002:map":
+                raise self.fail(node, path, f"unsupported YAML tag {node.tag!r}", "remove the tag")
+            return self.mapping(node, path)
+        finally:
+            self.active.discard(id(node))
+
+    def mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise self.fail(key_node, path, "merge keys ('<<') are not supported", "write the keys out")
+            if not (isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:str"):
+                shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "a collection"
+                raise self.fail(
+                    key_node, path, f"keys must be strings, got {shown!r}", "quote the key"
+                )
+            key = key_node.value
+            child = (*path, key)
+            if key in result:
+                first = self.key_positions[child]
+                raise self.fail(
+                    key_node,
+                    child,
+                    f"duplicate key {key!r} (first defined at line {first.line})",
+                    "remove one of them; YAML would silently keep only the last",
+                )
+            self.key_positions[child] = _mark_pos(key_node.start_mark)
+            result[key] = self.convert(value_node, child)
+        return result
+
+    def scalar(self, node: yaml.ScalarNode, path: Path_) -> Any:
+        tag = node.tag
+        if tag not in _PLAIN_TAGS:
+            raise self.fail(node, path, f"unsupported YAML tag {tag!r}", "remove the tag or quote the value")
+        if tag == "tag:yaml.org,2002:str":
+            return node.value
+        self.raw[path] = node.value
+        return self.constructor.construct_object(node, deep=True)

@@ -1,0 +1,137 @@
+"""The one error tree of the orchestrator.
+
+Every error says what is wrong, where, and what to do next. ``tasks.py`` turns an
+``OrchestratorError`` into ``invoke.Exit(str(error), error.exit_code)``; nothing in
+``orchestrator/`` prints or exits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class OrchestratorError(Exception):
+    """Base class: ``str(error)`` is the whole user-facing message."""
+
+    exit_code: int = EXIT_FAILED
+
+    def __init__(self, message: str = "", *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        if self.hint:
+            return f"{self.message}\n  hint: {self.hint}"
+        return self.message
+
+
+class InputError(OrchestratorError):
+    """Bad input from the user: manifest, names, flags. Exit code 2."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ManifestError(InputError):
+    """One problem in a manifest file, located at ``file:line:column`` and a key path."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        file: str,
+        line: int | None = None,
+        column: int | None = None,
+        path: str = "",
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(problem, hint=hint)
+        self.problem = problem
+        self.file = file
+        self.line = line
+        self.column = column
+        self.path = path
+
+    @property
+    def location(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        return where
+
+    def __str__(self) -> str:
+        text = f"{self.location}: "
+        if self.path:
+            text += f"{self.path}: "
+        text += self.problem
+        if self.hint:
+            text += f"; {self.hint}"
+        return text
+
+
+class ManifestErrors(InputError):
+    """Several manifest problems, reported together (sorted by position)."""
+
+    def __init__(self, errors: Sequence[ManifestError]) -> None:
+        super().__init__("")
+        self.errors = tuple(errors)
+
+    def __str__(self) -> str:
+        if len(self.errors) == 1:
+            return str(self.errors[0])
+        lines = [f"{len(self.errors)} problems in {self.errors[0].file}:"]
+        lines += [f"  {error}" for error in self.errors]
+        return "\n".join(lines)
+
+
+class UnknownNameError(InputError):
+    """A name on the command line that is neither a repo nor an artifact."""
+
+    def __init__(self, name: str, valid: Sequence[str], suggestion: str | None) -> None:
+        hint = f"did you mean {suggestion!r}?" if suggestion else None
+        super().__init__(f"unknown repo or artifact {name!r}", hint=hint)
+        self.name = name
+        self.valid = tuple(valid)
+        self.suggestion = suggestion
+
+    def __str__(self) -> str:
+        text = f"unknown repo or artifact {self.name!r}"
+        if self.suggestion:
+            text += f"; did you mean {self.suggestion!r}?"
+        text += "\n  valid names: " + ", ".join(self.valid)
+        return text
+
+
+class SourceError(OrchestratorError):
+    """Fetching or checking out a repository failed (network, git). Exit code 1."""
+
+
+class PinError(InputError):
+    """A ref does not exist or does not resolve to the pinned commit. Exit code 2."""
+
+
+class DockerUnavailableError(OrchestratorError):
+    """The Docker engine cannot be reached."""
+
+
+class BuildError(OrchestratorError):
+    """One or more artifacts failed to build. Exit code 1."""
+
+
+class Interrupted(OrchestratorError):
+    """The user pressed Ctrl-C. Exit code 130."""
+
+    exit_code = EXIT_INTERRUPTED
+
+
+def tail(text: str, lines: int = 20, indent: str = "    ") -> str:
+    """The last ``lines`` lines of ``text``, indented, for error messages."""
+    kept = text.rstrip("\n").splitlines()[-lines:]
+    return "\n".join(indent + line for line in kept)

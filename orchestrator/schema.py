@@ -1,0 +1,430 @@
+"""Manifest schema version 1: the one table of keys, from which both the validator
+(`manifest.py`) and the published JSON Schema (`manifest.schema.json`) are derived.
+
+A key's *kind* names one value check; each check returns ``None`` or a problem
+sentence, plus an optional hint. Keeping the checks here, next to their JSON Schema
+fragments, keeps editors' validation and ours from drifting apart.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+SCHEMA_VERSION = 1
+SCHEMA_ID = "https://example.invalid/orchestrator/manifest.schema.json"
+
+ArtifactType = Literal["binary", "image", "python-package", "library"]
+ARTIFACT_TYPES: tuple[ArtifactType, ...] = ("binary", "image", "python-package", "library")
+
+REPO_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# Artifact names double as image names (calico/node), hence docker's lowercase grammar.
+ARTIFACT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
+ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TEMPLATE_FIELDS = ("release", "repo", "ref", "commit", "short_commit", "registry", "name", "tag")
+URL_SCHEMES = ("https", "ssh", "git", "file")
+_SCP_LIKE_RE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/].*$|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.*$")
+_BAD_REF_RE = re.compile(r"[\x00-\x20~^:?*\[\\\x7f]|\.\.|@\{|//")
+
+Check = Callable[[Any], "tuple[str, str | None] | None"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Field:
+    """One key of a manifest mapping."""
+
+    kind: str
+    description: str
+    required: bool = False
+    default: Any = None
+
+
+def _type_name(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"a boolean ({str(value).lower()})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    if isinstance(value, str):
+        return f"a string ({value!r})"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"a {type(value).__name__} ({value})"
+
+
+def type_problem(expected: str, value: Any) -> tuple[str, str | None]:
+    """The standard "expected X, got Y" problem (the caller adds the quoting hint)."""
+    return f"expected {expected}, got {_type_name(value)}", None
+
+
+def _string(value: Any) -> tuple[str, str | None] | None:
+    if not isinstance(value, str):
+        return type_problem("a string", value)
+    return None
+
+
+def _nonempty(value: Any) -> tuple[str, str | None] | None:
+    if not isinstance(value, str):
+        return type_problem("a string", value)
+    if not value.strip():
+        return "must not be empty", None
+    return None
+
+
+def _pattern(regex: re.Pattern[str], what: str, hint: str) -> Check:
+    def check(value: Any) -> tuple[str, str | None] | None:
+        if not isinstance(value, str):
+            return type_problem("a string", value)
+        if not regex.match(value):
+            return f"{value!r} is not a valid {what}", hint
+        return None
+
+    return check
+
+
+def check_url(value: Any) -> tuple[str, str | None] | None:
+    if not isinstance(value, str):
+        return type_problem("a string", value)
+    if not value or value.startswith("-"):
+        return f"{value!r} is not a URL git can safely use", "URLs must not be empty or begin with '-'"
+    if "::" in value.split("/", 1)[0] or value.split(":", 1)[0] in ("ext", "fd"):
+        return (
+            f"transport {value.split(':', 1)[0]!r} is refused: it can run arbitrary commands",
+            f"use one of {', '.join(URL_SCHEMES)}",
+        )
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", value)
+    if match:
+        scheme = match.group(1).lower()
+        if scheme not in URL_SCHEMES:
+            return f"URL scheme {scheme!r} is not allowed", f"use one of {', '.join(URL_SCHEMES)}"
+        if scheme != "file" and not value[match.end():].split("/", 1)[0]:
+            return f"{value!r} has no host", None
+        return None
+    if _SCP_LIKE_RE.match(value):
+        return None  # user@host:path, git's scp-like ssh syntax
+    if value.startswith(("/", ".")):
+        return f"{value!r} is a plain path", f"write it as a file:// URL (file://{value}); plain paths ignore --depth"
+    return f"{value!r} is not a URL", f"use a URL with one of the schemes {', '.join(URL_SCHEMES)}"
+
+
+def check_ref(value: Any) -> tuple[str, str | None] | None:
+    if not isinstance(value, str):
+        return type_problem("a string", value)
+    if not value:
+        return "must not be empty", None
+    if value.startswith("-"):
+        return f"ref {value!r} begins with '-'", "git would read it as an option; refs never start with '-'"
+    if _BAD_REF_RE.search(value) or value.endswith((".lock", "/", ".")) or value == "@":
+        return f"{value!r} is not a valid git ref name", "use a tag, a branch or a full 40-hex commit"
+    return None
+
+
+def check_commit(value: Any) -> tuple[str, str | None] | None:
+    if not isinstance(value, str):
+        return type_problem("a 40-hex commit id", value)
+    if not COMMIT_RE.match(value):
+        if re.fullmatch(r"[0-9a-fA-F]{40}", value):
+            return f"commit {value!r} has upper-case hex", "write the commit in lower case"
+        return (
+            f"commit {value!r} is not a full 40-hex commit id",
+            "abbreviated ids are ambiguous; `git rev-parse <ref>^{commit}` prints the full one",
+        )
+    return None
+
+
+def check_path(value: Any) -> tuple[str, str | None] | None:
+    if not isinstance(value, str):
+        return type_problem("a relative path", value)
+    if not value:
+        return "path must not be empty", None
+    if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
+        return f"path {value!r} is absolute", "paths are relative to the repository checkout"
+    if ".." in re.split(r"[/\\]", value):
+        return f"path {value!r} escapes the checkout", "paths must stay inside the repository checkout"
+    return None
+
+
+def _list_of(item: Check, what: str, *, nonempty: bool = False) -> Check:
+    def check(value: Any) -> tuple[str, str | None] | None:
+        if not isinstance(value, list):
+            return type_problem(f"a list of {what}", value)
+        if nonempty and not value:
+            return f"expected at least one {what[:-1] if what.endswith('s') else what}", None
+        return None  # items are checked one by one by the validator (for their positions)
+
+    check.item = item  # type: ignore[attr-defined]
+    return check
+
+
+def _map_of(key: Check, item: Check, what: str) -> Check:
+    def check(value: Any) -> tuple[str, str | None] | None:
+        if not isinstance(value, dict):
+            return type_problem(f"a mapping of {what}", value)
+        return None
+
+    check.key = key  # type: ignore[attr-defined]
+    check.item = item  # type: ignore[attr-defined]
+    return check
+
+
+def check_command(value: Any) -> tuple[str, str | None] | None:
+    if isinstance(value, str):
+        return None if value.strip() else ("command must not be empty", None)
+    if isinstance(value, list):
+        if not value:
+            return "command must not be empty", None
+        return None
+    return type_problem("a string (run with sh -c) or a list of strings (argv)", value)
+
+
+check_command.item = _string  # type: ignore[attr-defined]
+
+
+def check_template(value: Any) -> tuple[str, str | None] | None:
+    if not isinstance(value, str):
+        return type_problem("a string", value)
+    for field in re.findall(r"\{([^{}]*)\}", value):
+        if field not in TEMPLATE_FIELDS:
+            return (
+                f"unknown placeholder {{{field}}} in {value!r}",
+                "placeholders: " + " ".join(f"{{{f}}}" for f in TEMPLATE_FIELDS),
+            )
+    return None
+
+
+def check_registry(value: Any) -> tuple[str, str | None] | None:
+    if not isinstance(value, str):
+        return type_problem("a string", value)
+    if value and not value.endswith("/"):
+        return f"registry {value!r} must end with '/'", f"write {value + '/'!r}"
+    return None
+
+
+def check_schema_version(value: Any) -> tuple[str, str | None] | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return type_problem(f"the number {SCHEMA_VERSION}", value)
+    if value != SCHEMA_VERSION:
+        return (
+            f"unsupported schema version {value}",
+            f"this orchestrator reads schema {SCHEMA_VERSION}; upgrade it or rewrite the manifest",
+        )
+    return None
+
+
+def check_type(value: Any) -> tuple[str, str | None] | None:
+    if not isinstance(value, str):
+        return type_problem("an artifact type", value)
+    if value not in ARTIFACT_TYPES:
+        return f"unknown artifact type {value!r}", "use one of: " + ", ".join(ARTIFACT_TYPES)
+    return None
+
+
+def _mapping(value: Any) -> tuple[str, str | None] | None:
+    return None if isinstance(value, dict) else type_problem("a mapping", value)
+
+
+_artifact_name = _pattern(
+    ARTIFACT_NAME_RE, "artifact name", "lower-case letters, digits, '.', '_', '-', and '/' between parts"
+)
+_env_name = _pattern(ENV_NAME_RE, "environment variable name", "letters, digits and '_', not starting with a digit")
+
+CHECKS: dict[str, Check] = {
+    "schema": check_schema_version,
+    "release": _pattern(RELEASE_RE, "release name", "letters, digits, '.', '_', '+', '-'; it names dist/<release>/"),
+    "string": _string,
+    "nonempty": _nonempty,
+    "url": check_url,
+    "ref": check_ref,
+    "commit": check_commit,
+    "path": check_path,
+    "paths": _list_of(check_path, "paths"),
+    "outputs": _list_of(check_path, "paths", nonempty=True),
+    "names": _list_of(_artifact_name, "artifact names"),
+    "env": _map_of(_env_name, _string, "variable names to strings"),
+    "buildargs": _map_of(_env_name, _string, "build-arg names to strings"),
+    "stage": _map_of(check_path, _artifact_name, "destination paths to artifact names"),
+    "command": check_command,
+    "templates": _list_of(check_template, "tag templates", nonempty=True),
+    "template": check_template,
+    "registry": check_registry,
+    "type": check_type,
+    "mapping": _mapping,
+}
+
+_COMMON = {
+    "type": Field(kind="type", required=True, description="binary | image | python-package | library"),
+    "description": Field(kind="string", description="What the artifact is (the documented text)."),
+    "requires": Field(kind="names", description="Artifacts that must be built before this one.", default=[]),
+}
+_RUNS = {
+    "command": Field(kind="command", description="Run in the checkout: a string runs with sh -c, a list is argv."),
+    "builder": Field(kind="nonempty", description="Image to run `command` in, with the checkout mounted at /src."),
+    "env": Field(kind="env", description="Extra environment for `command` (on top of defaults.env).", default={}),
+    "stage": Field(
+        kind="stage",
+        description="Destination path in this checkout <- artifact whose output is copied there first.",
+        default={},
+    ),
+    "network": Field(kind="nonempty", description="Docker network mode for builds (overrides defaults.network)."),
+}
+
+ARTIFACT_FIELDS: dict[ArtifactType, dict[str, Field]] = {
+    "binary": {
+        **_COMMON,
+        **_RUNS,
+        "command": Field(kind="command", required=True, description=_RUNS["command"].description),
+        "outputs": Field(kind="outputs", required=True, description="Files the command produces (globs allowed)."),
+    },
+    "image": {
+        **_COMMON,
+        **_RUNS,
+        "command": Field(kind="command", description="Optional step run before the image build."),
+        "dockerfile": Field(kind="path", description="Dockerfile, relative to the checkout.", default="Dockerfile"),
+        "context": Field(kind="path", description="Build context, relative to the checkout.", default="."),
+        "buildargs": Field(kind="buildargs", description="Docker build arguments.", default={}),
+        "target": Field(kind="nonempty", description="Multi-stage build target."),
+        "tags": Field(
+            kind="templates",
+            description="Image references (templates); default {registry}{name}:{tag}.",
+            default=["{registry}{name}:{tag}"],
+        ),
+    },
+    "python-package": {
+        **_COMMON,
+        **_RUNS,
+        "command": Field(kind="command", description="Defaults to building an sdist and a wheel into dist/."),
+        "outputs": Field(kind="outputs", description="Defaults to dist/*.tar.gz and dist/*.whl."),
+    },
+    "library": {
+        **_COMMON,
+        "prefix": Field(kind="path", description="Directory prefix inside the source archive; default <repo>-<ref>/."),
+    },
+}
+
+REPO_FIELDS: dict[str, Field] = {
+    "url": Field(kind="url", required=True, description="Git URL (https, ssh, git or file)."),
+    "ref": Field(kind="ref", required=True, description="Tag, branch, or full 40-hex commit."),
+    "commit": Field(kind="commit", description="Pin: the ref MUST resolve to this 40-hex commit."),
+    "description": Field(kind="string", description="What the repository is."),
+    "artifacts": Field(kind="mapping", required=True, description="Artifact name -> artifact."),
+}
+
+DEFAULTS_FIELDS: dict[str, Field] = {
+    "registry": Field(kind="registry", description="Prefix for image references, e.g. quay.io/.", default=""),
+    "tag": Field(kind="template", description="Image tag template.", default="{release}"),
+    "env": Field(kind="env", description="Environment passed to every build command.", default={}),
+    "network": Field(kind="nonempty", description="Docker network mode for builds.", default="default"),
+}
+
+TOP_FIELDS: dict[str, Field] = {
+    "schema": Field(kind="schema", required=True, description="Manifest schema version (1)."),
+    "release": Field(kind="release", required=True, description="Release name, e.g. v3.2.0."),
+    "defaults": Field(kind="mapping", description="Defaults for every repo and artifact.", default={}),
+    "repos": Field(kind="mapping", required=True, description="Repository name -> repository."),
+}
+
+
+_FRAGMENTS: dict[str, dict[str, Any]] = {
+    "schema": {"const": SCHEMA_VERSION},
+    "release": {"type": "string", "pattern": RELEASE_RE.pattern},
+    "string": {"type": "string"},
+    "nonempty": {"type": "string", "minLength": 1},
+    "url": {"type": "string", "pattern": r"^(https|ssh|git|file)://|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:"},
+    "ref": {"type": "string", "minLength": 1, "pattern": "^[^-]"},
+    "commit": {"type": "string", "pattern": COMMIT_RE.pattern},
+    "path": {"type": "string", "minLength": 1, "not": {"pattern": r"^/|(^|/)\.\.(/|$)"}},
+    "command": {
+        "oneOf": [
+            {"type": "string", "minLength": 1},
+            {"type": "array", "minItems": 1, "items": {"type": "string"}},
+        ]
+    },
+    "template": {"type": "string"},
+    "registry": {"type": "string", "pattern": "^$|/$"},
+    "type": {"enum": list(ARTIFACT_TYPES)},
+    "mapping": {"type": "object"},
+}
+_FRAGMENTS["paths"] = {"type": "array", "items": _FRAGMENTS["path"]}
+_FRAGMENTS["outputs"] = {"type": "array", "minItems": 1, "items": _FRAGMENTS["path"]}
+_FRAGMENTS["names"] = {"type": "array", "items": {"type": "string", "pattern": ARTIFACT_NAME_RE.pattern}}
+_FRAGMENTS["templates"] = {"type": "array", "minItems": 1, "items": _FRAGMENTS["template"]}
+_FRAGMENTS["env"] = {
+    "type": "object",
+    "propertyNames": {"pattern": ENV_NAME_RE.pattern},
+    "additionalProperties": {"type": "string"},
+}
+_FRAGMENTS["buildargs"] = _FRAGMENTS["env"]
+_FRAGMENTS["stage"] = {
+    "type": "object",
+    "propertyNames": _FRAGMENTS["path"],
+    "additionalProperties": {"type": "string", "pattern": ARTIFACT_NAME_RE.pattern},
+}
+
+
+def _object(fields: dict[str, Field], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    properties: dict[str, Any] = {}
+    for name, field in fields.items():
+        fragment = dict((overrides or {}).get(name) or _FRAGMENTS[field.kind])
+        fragment["description"] = field.description
+        if field.default is not None and field.default != [] and field.default != {}:
+            fragment["default"] = field.default
+        properties[name] = fragment
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [name for name, field in fields.items() if field.required],
+        "additionalProperties": False,
+    }
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of manifest schema version 1."""
+    defs: dict[str, Any] = {}
+    for kind, fields in ARTIFACT_FIELDS.items():
+        defs[kind] = _object(fields, {"type": {"const": kind}})
+    defs["artifact"] = {
+        "type": "object",
+        "required": ["type"],
+        "properties": {"type": _FRAGMENTS["type"]},
+        "allOf": [
+            {"if": {"properties": {"type": {"const": kind}}}, "then": {"$ref": f"#/$defs/{kind}"}}
+            for kind in ARTIFACT_TYPES
+        ],
+    }
+    defs["repo"] = _object(
+        REPO_FIELDS,
+        {
+            "artifacts": {
+                "type": "object",
+                "propertyNames": {"pattern": ARTIFACT_NAME_RE.pattern},
+                "additionalProperties": {"$ref": "#/$defs/artifact"},
+            }
+        },
+    )
+    defs["defaults"] = _object(DEFAULTS_FIELDS)
+    top = _object(
+        TOP_FIELDS,
+        {
+            "defaults": {"$ref": "#/$defs/defaults"},
+            "repos": {
+                "type": "object",
+                "minProperties": 1,
+                "propertyNames": {"pattern": REPO_NAME_RE.pattern},
+                "additionalProperties": {"$ref": "#/$defs/repo"},
+            },
+        },
+    )
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "Release manifest (orchestrator schema 1)",
+        **top,
+        "$defs": defs,
+    }

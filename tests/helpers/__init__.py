@@ -1,0 +1,1 @@
+"""Test helpers: fixture git repositories, the fake Docker client, CLI runners."""

@@ -27,8 +27,9 @@ _PLAIN_TAGS = {
     "tag:yaml.org,2002:float",
     "tag:yaml.org,2002:timestamp",
 }
-# A generous ceiling: a 5,000-repo manifest has ~200k nodes. Alias bombs exceed it.
-_MAX_NODES = 5_000_000
+# Values reached again through an alias: a manifest needs few, an alias bomb
+# ("billion laughs") needs billions.
+_MAX_ALIAS_VALUES = 100_000
 
 try:  # the C composer is several times faster on large manifests
     _Loader: type = yaml.CSafeLoader
@@ -132,7 +133,8 @@ class _Converter:
         self.raw: dict[Path_, str] = {}
         self.constructor = yaml.constructor.SafeConstructor()
         self.active: set[int] = set()
-        self.count = 0
+        self.seen: set[int] = set()
+        self.alias_values = 0
 
     def document(self, node: yaml.Node) -> Document:
         root = self.convert(node, ())
@@ -151,9 +153,11 @@ class _Converter:
         )
 
     def convert(self, node: yaml.Node, path: Path_) -> Any:
-        self.count += 1
-        if self.count > _MAX_NODES:
-            raise self.fail(node, path, "the document expands to too many values (an alias bomb?)")
+        if id(node) in self.seen or self.alias_values:
+            self.alias_values += 1
+            if self.alias_values > _MAX_ALIAS_VALUES:
+                raise self.fail(node, path, "aliases expand to too many values (an alias bomb?)")
+        self.seen.add(id(node))
         if id(node) in self.active:
             raise self.fail(node, path, "a recursive alias refers to itself")
         self.positions[path] = _mark_pos(node.start_mark)

@@ -200,9 +200,10 @@ class _Validator:
         if not isinstance(value, dict):
             self.add(path, f"expected a mapping, got {schema._type_name(value)}")
             return
-        kind = value.get("type")
+        kind: Any = value.get("type")
         if "type" not in value:
-            self.add(path, "missing required key 'type'", "add `type:` (one of: " + ", ".join(schema.ARTIFACT_TYPES) + ")")
+            kinds = ", ".join(schema.ARTIFACT_TYPES)
+            self.add(path, "missing required key 'type'", f"add `type:` (one of: {kinds})")
             return
         problem = schema.check_type(kind)
         if problem:

@@ -10,6 +10,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Context, Exit, task
@@ -47,8 +48,6 @@ def _settings(**flags: Any) -> Settings:
         flags["offline"] = None  # a flag left off must not override the config's `offline: true`
     for key in ("manifest", "workspace", "cache_dir"):
         if flags.get(key):
-            from pathlib import Path
-
             flags[key] = Path(flags[key]).expanduser()
         else:
             flags[key] = None
@@ -86,36 +85,113 @@ def manifest(c: Context, json_: bool = False, schema: bool = False, manifest: st
             _emit(describe.manifest_table(loaded))
 
 
-@task(
-    klass=NamesOrAllTask,
-    help={
-        "names": "Repos or artifacts, comma-separated (felix,calico/node). A repo means all its artifacts.",
-        "all": "Build every artifact of the manifest.",
-        "dry-run": "Print the plan (order, and what each step would run); fetch and build nothing.",
-        "jobs": "Parallel workers (default: number of cores).",
-        "keep-going": "After a failure, keep building everything that does not depend on it.",
-        "manifest": _MANIFEST_HELP,
-        "workspace": "Directory holding .build/ and dist/ (default: the current directory).",
-    },
-)
+def _check_names(names: str) -> tuple[str, ...]:
+    from orchestrator.errors import InputError
+    from orchestrator.plan import split_names
+
+    parsed = split_names(names or "")
+    for name in parsed:
+        if name.startswith("-"):
+            raise InputError(f"unknown flag {name!r}", hint="`invoke --help build` lists the flags")
+    return parsed
+
+
+_BUILD_HELP = {
+    "names": "Repos or artifacts, comma-separated (felix,calico/node). A repo means all its artifacts.",
+    "all": "Build every artifact of the manifest.",
+    "dry-run": "Print the plan (order, and what each step would run); fetch and build nothing.",
+    "jobs": "Parallel workers (default: number of cores, at most 8).",
+    "keep-going": "After a failure, keep building everything that does not depend on it.",
+    "offline": "Use only the mirror cache; fail listing the repos that are not cached.",
+    "mirror": "FROM=TO URL prefix rewrite for git (repeatable), e.g. https://github.com/=file:///srv/gh/.",
+    "manifest": _MANIFEST_HELP,
+    "workspace": "Directory holding .build/ and dist/ (default: the current directory).",
+}
+
+
+def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, keep_going: bool,
+               *, demo: bool = False) -> None:
+    from orchestrator.manifest import load
+    from orchestrator.plan import make_plan
+    from orchestrator.release import build_release
+    from orchestrator_cli.display import Progress, summary
+
+    loaded = load(settings.manifest)
+    plan = make_plan(loaded, names, everything=everything)
+    progress = Progress()
+    with progress.showing():
+        outcome = build_release(loaded, plan, settings, keep_going=keep_going, tolerate_missing_docker=demo,
+                                on_event=progress, on_fetch=progress.fetch_event)
+    _emit(summary(outcome, settings.workspace))
+    if outcome.docker_problem:
+        skipped = [n for n, r in outcome.results.items() if r.status == "skipped" and "Docker" in (r.error or "")]
+        sys.stderr.write("not built, no Docker engine: " + ", ".join(skipped) + "\n  "
+                         + outcome.docker_problem.replace("\n", "\n  ") + "\n")
+    if outcome.failed or not outcome.ok:
+        raise Exit(f"error: {len(outcome.failed)} artifact(s) failed: "
+                   + ", ".join(r.artifact for r in outcome.failed), 1)
+
+
+@task(klass=NamesOrAllTask, iterable=["mirror"], help=_BUILD_HELP)
 def build(c: Context, names: str, all_: bool = False, dry_run: bool = False, jobs: str = "",
-          keep_going: bool = False, manifest: str = "", workspace: str = "") -> None:
+          keep_going: bool = False, offline: bool = False, mirror: list[str] | None = None, manifest: str = "",
+          workspace: str = "") -> None:
     """Build artifacts with their dependencies: `build felix`, `build --all`."""
     with user_errors():
         from orchestrator import describe
         from orchestrator.manifest import load
-        from orchestrator.plan import make_plan, split_names
+        from orchestrator.plan import make_plan
 
-        settings = _settings(manifest=manifest, jobs=jobs, workspace=workspace)
-        loaded = load(settings.manifest)
-        plan = make_plan(loaded, split_names(names or ""), everything=all_)
+        parsed = _check_names(names)
+        settings = _settings(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
+                             mirrors=mirror or [])
         if dry_run:
-            _emit(describe.plan_text(plan))
+            _emit(describe.plan_text(make_plan(load(settings.manifest), parsed, everything=all_)))
             return
-        raise Exit(
-            "error: building is not available in this version yet; use --dry-run to see the plan",
-            1,
-        )
+        _run_build(settings, parsed, all_, keep_going)
 
 
-namespace = Collection(manifest, build)
+@task(
+    klass=NamesOrAllTask,
+    iterable=["mirror"],
+    help={**{k: v for k, v in _BUILD_HELP.items() if k in ("names", "jobs", "offline", "mirror", "manifest",
+                                                          "workspace")},
+          "all": "Fetch every repository of the manifest.",
+          "retries": "Extra tries for network steps, with backoff (default 2).",
+          "cache-dir": "Mirror cache (default $XDG_CACHE_HOME/orchestrator/git; env ORCHESTRATOR_CACHE_DIR)."},
+)
+def fetch(c: Context, names: str, all_: bool = False, jobs: str = "", offline: bool = False,
+          mirror: list[str] | None = None, retries: str = "", cache_dir: str = "", manifest: str = "",
+          workspace: str = "") -> None:
+    """Fetch repositories at their pinned commits into .build/src/: `fetch --all`."""
+    with user_errors():
+        from orchestrator.manifest import load
+        from orchestrator.plan import make_plan
+        from orchestrator.release import fetch_sources
+
+        parsed = _check_names(names)
+        settings = _settings(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
+                             mirrors=mirror or [], retries=retries, cache_dir=cache_dir)
+        loaded = load(settings.manifest)
+        plan = make_plan(loaded, parsed, everything=all_)
+        checkouts = fetch_sources(loaded, plan, settings,
+                                  lambda repo, message: sys.stderr.write(f"[fetch] {repo}: {message}\n"))
+        for name, source in checkouts.items():
+            _emit(f"{name:<20} {source.ref:<12} {source.commit}  {source.path}")
+
+
+@task(help={"jobs": _BUILD_HELP["jobs"], "keep-going": _BUILD_HELP["keep-going"],
+            "workspace": "Directory for the demo's repositories, .build/ and dist/ (default: current directory)."})
+def demo(c: Context, jobs: str = "", keep_going: bool = False, workspace: str = "") -> None:
+    """Build the built-in demo release offline (local repos shaped like Calico's)."""
+    with user_errors():
+        from orchestrator.sandbox import create_demo
+
+        base = _settings(workspace=workspace, jobs=jobs)
+        manifest_path = create_demo(base.build_dir / "demo")
+        _emit(f"demo repositories and manifest: {manifest_path.parent}")
+        settings = _settings(manifest=str(manifest_path), workspace=workspace, jobs=jobs)
+        _run_build(settings, (), True, keep_going, demo=True)
+
+
+namespace = Collection(manifest, build, fetch, demo)

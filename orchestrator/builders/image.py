@@ -1,0 +1,53 @@
+"""Docker images, built through the Engine API with OCI labels."""
+
+from __future__ import annotations
+
+import datetime
+import os
+
+from orchestrator.builders.common import ArtifactOutput, ImageRecord, Job, run_command, stage_inputs
+from orchestrator.errors import BuildError
+from orchestrator.manifest import image_refs
+
+
+def oci_labels(job: Job) -> dict[str, str]:
+    """The OCI annotations every image carries; ``created`` is the commit time
+    (SOURCE_DATE_EPOCH), so the labels are the same on every rebuild."""
+    created = datetime.datetime.fromtimestamp(job.source.commit_time, tz=datetime.UTC)
+    return {
+        "org.opencontainers.image.source": job.source.url,
+        "org.opencontainers.image.revision": job.source.commit,
+        "org.opencontainers.image.version": job.manifest.release,
+        "org.opencontainers.image.created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "org.opencontainers.image.title": job.artifact.name,
+    }
+
+
+def build_image(job: Job) -> ArtifactOutput:
+    """Optional command first, then ``docker build`` of the declared Dockerfile."""
+    artifact = job.artifact
+    if job.engine is None:
+        raise BuildError(f"{artifact.name}: an image build needs Docker", hint="start Docker or set DOCKER_HOST")
+    stage_inputs(job)
+    run_command(job)
+    context = job.source.path / artifact.context
+    dockerfile = job.source.path / artifact.dockerfile
+    if not dockerfile.is_file():
+        raise BuildError(f"{artifact.name}: Dockerfile {artifact.dockerfile!r} not found in {job.source.path}",
+                         hint="fix `dockerfile` in the manifest")
+    relative = os.path.relpath(dockerfile, context)
+    refs = image_refs(job.manifest, artifact, job.source.commit)
+    labels = oci_labels(job)
+    job.log(f"docker build -f {artifact.dockerfile} {' '.join('-t ' + r for r in refs)} {artifact.context}")
+    built = job.engine.build_image(
+        context=context,
+        dockerfile=relative if not relative.startswith("..") else str(dockerfile),
+        tags=refs,
+        buildargs=dict(artifact.buildargs),
+        target=artifact.target,
+        labels=labels,
+        network_mode=artifact.network,
+        log=job.log,
+    )
+    job.log(f"built image {built.id} as {', '.join(refs)}")
+    return ArtifactOutput(images=(ImageRecord(id=built.id, refs=refs, labels=tuple(sorted(labels.items()))),))

@@ -1,0 +1,193 @@
+"""Run a Plan: N workers, dependencies first, logs per artifact, keep-going, Ctrl-C.
+
+Scheduling rules:
+- a step starts only when everything it requires or stages has succeeded;
+- steps of the same repository never run at once (they share one checkout);
+- after a failure, no new step starts unless ``keep_going``; with it, only the
+  failure's dependents are skipped, each saying which dependency failed;
+- Ctrl-C stops running commands and containers, and raises Interrupted.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from orchestrator import builders
+from orchestrator.builders.common import ArtifactOutput, CommandRunner, Job, Source
+from orchestrator.errors import Interrupted, OrchestratorError
+from orchestrator.manifest import Manifest
+from orchestrator.plan import Plan
+
+if TYPE_CHECKING:
+    from orchestrator.engine import Engine
+
+Status = Literal["ok", "failed", "skipped", "not-started"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    artifact: str
+    status: Status
+    output: ArtifactOutput = field(default_factory=ArtifactOutput)
+    duration: float = 0.0
+    log: Path | None = None
+    error: str | None = None  # failed: the message; skipped/not-started: why
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    """A state change, for progress displays: queued, running, ok, failed, skipped, not-started."""
+
+    artifact: str
+    state: str
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Options:
+    jobs: int = 1
+    keep_going: bool = False
+    log_dir: Path = Path(".build/logs")
+    release_dir: Path = Path("dist")
+
+
+def log_path(log_dir: Path, artifact: str) -> Path:
+    return log_dir / (artifact.replace("/", "_") + ".log")
+
+
+def execute(
+    plan: Plan,
+    manifest: Manifest,
+    sources: Mapping[str, Source],
+    options: Options,
+    *,
+    engine: Engine | None = None,
+    unavailable: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], None] | None = None,
+) -> dict[str, Result]:
+    """Build every step of ``plan``; returns each artifact's Result in plan order.
+
+    ``unavailable`` maps artifacts that cannot be built here to the reason (e.g. no
+    Docker engine for the demo's images); they are skipped, as are their dependents.
+    """
+    return _Scheduler(plan, manifest, sources, options, engine, unavailable or {}, on_event).run()
+
+
+class _Scheduler:
+    def __init__(self, plan: Plan, manifest: Manifest, sources: Mapping[str, Source], options: Options,
+                 engine: Engine | None, unavailable: Mapping[str, str],
+                 on_event: Callable[[Event], None] | None) -> None:
+        self.plan = plan
+        self.manifest = manifest
+        self.sources = sources
+        self.options = options
+        self.engine = engine
+        self.unavailable = unavailable
+        self.emit = on_event or (lambda event: None)
+        self.runner = CommandRunner()
+        self.results: dict[str, Result] = {}
+        self.repo_locks = {repo: threading.Lock() for repo in plan.repos}
+        self.stopping: str | None = None  # the first failure, when not keeping going
+
+    def run(self) -> dict[str, Result]:
+        self.options.log_dir.mkdir(parents=True, exist_ok=True)
+        for step in self.plan.steps:
+            self.emit(Event(artifact=step.artifact, state="queued"))
+        pending = [step.artifact for step in self.plan.steps]
+        running: dict[Future[Result], str] = {}
+        busy_repos: set[str] = set()
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="build")
+        try:
+            while pending or running:
+                for name in list(pending):
+                    if self.stopping:
+                        break
+                    verdict = self.readiness(name)
+                    if verdict == "wait":
+                        continue
+                    if verdict != "go":
+                        pending.remove(name)
+                        self.finish(Result(artifact=name, status="skipped", error=verdict))
+                        continue
+                    repo = self.manifest.artifacts[name].repo
+                    if repo in busy_repos or len(running) >= self.options.jobs:
+                        continue
+                    pending.remove(name)
+                    busy_repos.add(repo)
+                    self.emit(Event(artifact=name, state="running"))
+                    running[pool.submit(self.build_one, name)] = name
+                if self.stopping:
+                    for name in pending:
+                        self.finish(Result(artifact=name, status="not-started",
+                                           error=f"not started: stopped after {self.stopping} failed "
+                                                 "(use --keep-going to build what does not depend on it)"))
+                    pending.clear()
+                if not running:
+                    continue  # pending steps are all ready now: the plan is topologically ordered
+                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                for future in done:
+                    name = running.pop(future)
+                    busy_repos.discard(self.manifest.artifacts[name].repo)
+                    self.finish(future.result())
+        except KeyboardInterrupt:
+            self.runner.cancel_all()
+            if self.engine is not None:
+                self.engine.cancel_all()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise Interrupted("interrupted: running commands and containers were stopped; "
+                              "no partial outputs were published") from None
+        finally:
+            pool.shutdown(wait=True)
+        return {step.artifact: self.results[step.artifact] for step in self.plan.steps}
+
+    def readiness(self, name: str) -> str:
+        """'go', 'wait', or the reason the step will be skipped."""
+        if name in self.unavailable:
+            return f"skipped: {self.unavailable[name]}"
+        for dep in self.manifest.artifacts[name].dependencies:
+            result = self.results.get(dep)
+            if result is None:
+                return "wait"
+            if result.status != "ok":
+                return f"skipped: dependency {dep} {'failed' if result.status == 'failed' else 'was not built'}"
+        return "go"
+
+    def finish(self, result: Result) -> None:
+        self.results[result.artifact] = result
+        if result.status == "failed" and not self.options.keep_going and not self.stopping:
+            self.stopping = result.artifact
+        self.emit(Event(artifact=result.artifact, state=result.status, detail=result.error or ""))
+
+    def build_one(self, name: str) -> Result:
+        artifact = self.manifest.artifacts[name]
+        path = log_path(self.options.log_dir, name)
+        started = time.monotonic()
+        with path.open("w", encoding="utf-8") as log_file, self.repo_locks[artifact.repo]:
+            def log(line: str) -> None:
+                log_file.write(line.rstrip("\n") + "\n")
+                log_file.flush()
+
+            staged = {
+                dest: tuple(self.options.release_dir / f.path for f in self.results[source].output.files)
+                for dest, source in artifact.stage
+            }
+            job = Job(manifest=self.manifest, artifact=artifact, source=self.sources[artifact.repo],
+                      release_dir=self.options.release_dir, log=log, runner=self.runner, engine=self.engine,
+                      staged=staged)
+            try:
+                output = builders.build(job)
+            except OrchestratorError as e:
+                log(f"FAILED: {e}")
+                return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
+                              error=str(e))
+            except Exception as e:  # a bug or an unexpected OS error: fail this artifact, keep the rest sane
+                log(f"FAILED (unexpected): {type(e).__name__}: {e}")
+                return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
+                              error=f"{name}: unexpected {type(e).__name__}: {e}")
+        return Result(artifact=name, status="ok", output=output, duration=time.monotonic() - started, log=path)

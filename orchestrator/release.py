@@ -1,0 +1,121 @@
+"""One release build, start to finish: plan -> Docker check -> fetch -> execute -> record.
+
+The library entry point behind ``invoke build`` and ``invoke demo``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.builders.common import Source
+from orchestrator.errors import DockerUnavailableError
+from orchestrator.execute import Event, Options, Result, execute
+from orchestrator.manifest import Manifest
+from orchestrator.plan import Plan
+from orchestrator.settings import Settings
+
+if TYPE_CHECKING:
+    from orchestrator.engine import Engine
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    plan: Plan
+    results: dict[str, Result]
+    release_dir: Path
+    record: dict[str, Any]
+    docker_problem: str | None = None  # set when images were skipped for want of an engine
+
+    @property
+    def failed(self) -> list[Result]:
+        return [r for r in self.results.values() if r.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        """True when nothing failed and nothing was left out because of a failure."""
+        return all(r.status == "ok" or (r.status == "skipped" and self.docker_problem and not self.failed)
+                   for r in self.results.values())
+
+
+def needs_docker(manifest: Manifest, plan: Plan) -> list[str]:
+    """Artifacts of the plan that need a Docker engine (images, builder containers)."""
+    return [s.artifact for s in plan.steps
+            if s.type == "image" or manifest.artifacts[s.artifact].builder is not None]
+
+
+def connect_docker(
+    manifest: Manifest, plan: Plan, *, tolerate_missing: bool, engine_factory: Callable[[], Engine] | None = None
+) -> tuple[Engine | None, dict[str, str], str | None]:
+    """An engine when the plan needs one. Unreachable: raise DockerUnavailableError once,
+    before any work, or (``tolerate_missing``) mark those artifacts unavailable."""
+    docker_steps = needs_docker(manifest, plan)
+    if not docker_steps:
+        return None, {}, None
+    if engine_factory is None:
+        from orchestrator.engine import Engine
+
+        engine_factory = Engine.from_env
+    try:
+        return engine_factory(), {}, None
+    except DockerUnavailableError as e:
+        if not tolerate_missing:
+            raise
+        reason = str(e).splitlines()[0]
+        return None, {name: f"no Docker engine ({reason})" for name in docker_steps}, str(e)
+
+
+def fetch_sources(manifest: Manifest, plan: Plan, settings: Settings,
+                  on_progress: Callable[[str, str], None] | None = None) -> dict[str, Source]:
+    """Check out every repo the plan needs at its pinned commit."""
+    from orchestrator import sources
+
+    options = sources.FetchOptions(
+        cache_dir=settings.cache_dir or sources.default_cache_dir(),
+        checkout_dir=settings.build_dir / "src",
+        jobs=settings.jobs or default_jobs(),
+        offline=settings.offline,
+        mirrors=settings.mirrors,
+        retries=settings.retries,
+    )
+    checkouts = sources.fetch([manifest.repos[name] for name in plan.repos], options, on_event=on_progress)
+    return {
+        name: Source(repo=name, url=c.url, ref=c.ref, commit=c.commit, commit_time=c.commit_time, path=c.path)
+        for name, c in checkouts.items()
+    }
+
+
+def default_jobs() -> int:
+    import os
+
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
+
+
+def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_going: bool = False,
+                  tolerate_missing_docker: bool = False, engine_factory: Callable[[], Engine] | None = None,
+                  on_event: Callable[[Event], None] | None = None,
+                  on_fetch: Callable[[str, str], None] | None = None,
+                  fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,
+                  names: Sequence[str] = ()) -> Outcome:
+    """Build ``plan`` and write dist/<release>/ with release.json and SHA256SUMS."""
+    from orchestrator.report import write_release
+
+    started = time.time()
+    engine, unavailable, docker_problem = connect_docker(
+        manifest, plan, tolerate_missing=tolerate_missing_docker, engine_factory=engine_factory)
+    sources = (fetch or (lambda m, p, s: fetch_sources(m, p, s, on_fetch)))(manifest, plan, settings)
+    release_dir = settings.dist_dir / manifest.release
+    options = Options(
+        jobs=settings.jobs or default_jobs(),
+        keep_going=keep_going,
+        log_dir=settings.build_dir / "logs" / manifest.release,
+        release_dir=release_dir,
+    )
+    results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event)
+    record = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
+                           started=started)
+    return Outcome(plan=plan, results=results, release_dir=release_dir, record=record,
+                   docker_problem=docker_problem)

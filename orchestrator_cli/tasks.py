@@ -63,11 +63,12 @@ def _emit(text: str) -> None:
     help={
         "json": "Print the resolved manifest as JSON (defaults applied, images, dependencies, build order).",
         "schema": "Print the manifest's JSON Schema (the same as manifest.schema.json).",
+        "lock": "Resolve every ref (asking the remotes) and write the commits into `commit:` fields.",
         "manifest": _MANIFEST_HELP,
     }
 )
-def manifest(c: Context, json_: bool = False, schema: bool = False, manifest: str = "") -> None:
-    """Show the release manifest: a table, or --json, or the --schema."""
+def manifest(c: Context, json_: bool = False, schema: bool = False, lock: bool = False, manifest: str = "") -> None:
+    """Show the release manifest: a table, or --json, or the --schema; --lock pins it."""
     with user_errors():
         if schema:
             from orchestrator.schema import json_schema
@@ -79,10 +80,40 @@ def manifest(c: Context, json_: bool = False, schema: bool = False, manifest: st
 
         settings = _settings(manifest=manifest)
         loaded = load(settings.manifest)
-        if json_:
+        if lock:
+            _lock(loaded, settings)
+        elif json_:
             _emit(json.dumps(describe.manifest_json(loaded), indent=2))
         else:
             _emit(describe.manifest_table(loaded))
+
+
+def _lock(loaded: Any, settings: Settings) -> None:
+    from dataclasses import replace
+
+    from orchestrator import sources
+    from orchestrator.lock import lock_file
+    from orchestrator.release import default_jobs
+
+    options = sources.FetchOptions(
+        cache_dir=settings.cache_dir or sources.default_cache_dir(), checkout_dir=settings.build_dir / "src",
+        jobs=settings.jobs or default_jobs(), offline=settings.offline, mirrors=settings.mirrors,
+        retries=settings.retries, refresh=not settings.offline,
+    )
+    # Locking asks where each ref points *now*: the old pins are what it replaces.
+    unpinned = [replace(repo, commit=None) for repo in loaded.repos.values()]
+    commits = sources.resolve(unpinned, options,
+                              on_event=lambda repo, message: sys.stderr.write(f"[fetch] {repo}: {message}\n"))
+    for name, repo in loaded.repos.items():
+        new = commits[name]
+        if repo.commit is None:
+            _emit(f"{name}: {repo.ref} -> {new} (pinned)")
+        elif repo.commit != new:
+            _emit(f"{name}: {repo.ref} MOVED {repo.commit} -> {new} (pin updated)")
+        else:
+            _emit(f"{name}: {repo.ref} = {new} (unchanged)")
+    changed = lock_file(settings.manifest, commits)
+    _emit(f"{settings.manifest}: {'updated' if changed else 'already locked'}")
 
 
 def _check_names(names: str) -> tuple[str, ...]:

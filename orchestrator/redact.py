@@ -1,15 +1,18 @@
-"""Keep secrets out of messages, logs and records."""
+"""Keep secrets out of messages, logs and records: the one place that knows how."""
 
 from __future__ import annotations
 
 import re
 
-_USERINFO_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)[^/@]*@")
+# scheme://userinfo@ anywhere in a text; scp-like git@host:path has no password, kept.
+_USERINFO = re.compile(r"\b(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the userinfo (``user:token@``) of every URL in it removed."""
+    return _USERINFO.sub(r"\g<scheme>", text)
 
 
 def redact_url(url: str) -> str:
-    """``https://user:token@host/x.git`` -> ``https://***@host/x.git``; other URLs unchanged.
-
-    scp-like ``git@host:path`` has a user name but never a password, so it is kept.
-    """
-    return _USERINFO_RE.sub(r"\1***@", url)
+    """``https://user:token@host/x.git`` -> ``https://host/x.git``."""
+    return redact(url)

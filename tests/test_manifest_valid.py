@@ -98,7 +98,7 @@ def test_unpinned_commit_placeholders_stay_unrendered_until_the_commit_is_known(
 
 def test_json_view_redacts_url_credentials() -> None:
     data = manifest_json(load(DATA / "valid_all_types.yaml"))
-    assert data["repos"]["core"]["url"] == "https://***@example.invalid/core.git"
+    assert data["repos"]["core"]["url"] == "https://example.invalid/core.git"
     assert "secret" not in json.dumps(data)
 
 

@@ -1,0 +1,159 @@
+"""Mirrors and checkouts on disk: locks, creation by rename, repair after an
+interrupted run, and checking a commit out of a mirror.
+
+Every change to a mirror or checkout happens under its ``filelock`` lock, so any git
+lock file found while holding it was left by a process that died (Ctrl-C, OOM, CI
+timeout) and is safe to delete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from orchestrator.errors import SourceError
+from orchestrator.gitcmd import must, rev_parse, run
+
+Emit = Callable[[str, str], None]
+
+LOCK_TIMEOUT = 1800.0
+_MIRROR_CONFIG = (
+    # Auto-gc must not outlive the fetch that started it, nor the lock we hold.
+    ("gc.autoDetach", "false"),
+    # Checkouts fetch commits by id from the mirror, whatever protocol is spoken.
+    ("uploadpack.allowAnySHA1InWant", "true"),
+    ("core.logAllRefUpdates", "false"),
+)
+
+
+@contextmanager
+def locked(path: Path, name: str, emit: Emit) -> Iterator[None]:
+    """Hold the inter-process lock ``path`` (threads of one process exclude each other too)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(path)
+    try:
+        # Waits for a sibling thread on a shared mirror are short: say nothing of those.
+        lock.acquire(timeout=1.0)
+    except Timeout:
+        emit(name, f"waiting for the lock {path.name}: another fetch is using the same directory")
+        try:
+            lock.acquire(timeout=LOCK_TIMEOUT)
+        except Timeout as error:
+            raise SourceError(
+                f"{name}: gave up after {LOCK_TIMEOUT:g}s waiting for the lock {path}",
+                hint="another orchestrator run holds it; if none is running, delete the file",
+            ) from error
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def ensure_mirror(mirror: Path, name: str, emit: Emit) -> None:
+    """Make ``mirror`` a usable bare repository, repairing what a killed run left.
+
+    A new mirror is made in a temporary directory and renamed into place, so a
+    half-made one is never found at the final path by a later run.
+    """
+    cache = mirror.parent
+    cache.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(cache, mirror.name, name, emit)
+    if mirror.exists():
+        if _is_repo(mirror, bare=True):
+            _clear_stale_locks(mirror, name, emit)
+            return
+        emit(name, f"discarding damaged mirror {mirror}")
+        _discard(mirror, mirror.name)
+    temp = Path(tempfile.mkdtemp(prefix=f".tmp~{mirror.name}~", dir=cache))
+    must(run(["init", "--bare", "--quiet", "--", str(temp)], cwd=cache), name)
+    _configure(temp, name)
+    os.rename(temp, mirror)
+
+
+def check_out(
+    *,
+    name: str,
+    mirror: Path,
+    path: Path,
+    commit: str,
+    tag: tuple[str, str] | None,
+    emit: Emit,
+) -> int:
+    """Check ``commit`` out at ``path``, detached, identical to the commit; return its
+    committer time. ``tag`` is (name, object id) to recreate in the checkout, so that
+    `git describe` in a build sees the release tag."""
+    with locked(path.parent / ".locks" / f"{path.name}.lock", name, emit):
+        git_dir = _ensure_worktree(path, name, emit)
+        present = rev_parse(git_dir, f"{commit}^{{commit}}") == commit
+        wanted = commit
+        if tag is not None:
+            tag_ref, tag_object = f"refs/tags/{tag[0]}", tag[1]
+            present = present and rev_parse(git_dir, tag_ref) == tag_object
+            wanted = f"+{tag_object}:{tag_ref}"
+        if not present:
+            fetch = ["fetch", "--quiet", "--depth", "1", "--no-tags", "--"]
+            must(run([*fetch, mirror.as_uri(), wanted], git_dir=git_dir), name)
+        tree = {"git_dir": git_dir, "work_tree": path, "cwd": path}
+        must(run(["checkout", "--quiet", "--force", "--detach", commit], **tree), name)
+        # -ff also removes nested repositories that an earlier build left behind.
+        must(run(["clean", "-ffdxq"], **tree), name)
+        head = must(run(["log", "-1", "--format=%H %ct"], git_dir=git_dir), name)
+    found, _, when = head.stdout.strip().partition(" ")
+    if found != commit:
+        raise SourceError(f"{name}: {path} is at {found} after checking out {commit}")
+    return int(when)
+
+
+def _ensure_worktree(path: Path, name: str, emit: Emit) -> Path:
+    _remove_leftovers(path.parent, path.name, name, emit)
+    if path.exists() and not _is_repo(path / ".git", bare=False):
+        emit(name, f"discarding damaged checkout {path}")
+        _discard(path, path.name)
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        must(run(["init", "--quiet", "--", str(path)], cwd=path.parent), name)
+    else:
+        _clear_stale_locks(path / ".git", name, emit)
+    return path / ".git"
+
+
+def _is_repo(git_dir: Path, *, bare: bool) -> bool:
+    # Asked of git through the door rather than of git.Repo: GitPython reads
+    # GIT_OBJECT_DIRECTORY, GIT_WORK_TREE and GIT_COMMON_DIR from os.environ
+    # in-process, so a leaked variable would make every mirror look damaged.
+    if not (git_dir / "config").is_file():
+        return False
+    result = run(["rev-parse", "--is-bare-repository"], git_dir=git_dir)
+    return result.ok and result.stdout.strip() == ("true" if bare else "false")
+
+
+def _configure(git_dir: Path, name: str) -> None:
+    for key, value in _MIRROR_CONFIG:
+        must(run(["config", key, value], git_dir=git_dir), name)
+
+
+def _clear_stale_locks(git_dir: Path, name: str, emit: Emit) -> None:
+    for stale in [*git_dir.glob("*.lock"), *(git_dir / "refs").rglob("*.lock")]:
+        stale.unlink(missing_ok=True)
+        emit(name, f"removed {stale.relative_to(git_dir)} left by an interrupted run")
+
+
+def _remove_leftovers(parent: Path, stem: str, name: str, emit: Emit) -> None:
+    # "~" cannot occur in repo or mirror names, so no other entry's leftovers match.
+    for leftover in parent.glob(f".tmp~{stem}~*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+        emit(name, f"removed {leftover.name} left by an interrupted run")
+
+
+def _discard(path: Path, stem: str) -> None:
+    # Rename first: a deletion interrupted halfway must not leave a half-deleted
+    # directory at the path a later run reuses.
+    doomed = Path(tempfile.mkdtemp(prefix=f".tmp~{stem}~", dir=path.parent))
+    os.rename(path, doomed / "old")
+    shutil.rmtree(doomed, ignore_errors=True)

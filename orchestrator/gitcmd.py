@@ -1,0 +1,275 @@
+"""The one door to the git executable, and what its failures mean.
+
+Every git command of the sources layer runs here: argv lists through GitPython, an
+environment scrubbed of leaked ``GIT_*`` variables, and only the transports a manifest
+may use. GitPython is imported lazily, so importing this module costs nothing on
+paths that never run git (``invoke manifest`` must not load it).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Literal
+
+from orchestrator.errors import SourceError, tail
+from orchestrator.redact import redact as redact  # re-exported: the one redaction rule
+
+# Remote helpers such as ext:: and fd:: run arbitrary commands: allow only the
+# transports a manifest may name, whatever the user's or a repository's config says.
+SAFE_CONFIG: tuple[str, ...] = (
+    "-c", "protocol.allow=never",
+    "-c", "protocol.https.allow=always",
+    "-c", "protocol.ssh.allow=always",
+    "-c", "protocol.git.allow=always",
+    "-c", "protocol.file.allow=always",
+    "-c", "protocol.version=2",
+    # A user's global hooksPath would otherwise run post-checkout hooks in our checkouts.
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "advice.detachedHead=false",
+    "-c", "init.defaultBranch=main",
+)  # fmt: skip
+
+# Hooks and CI leak GIT_DIR, GIT_INDEX_FILE, GIT_CONFIG_PARAMETERS, GIT_ALLOW_PROTOCOL...
+# which silently retarget git or re-enable transports: they are all dropped. Kept are
+# only settings a user needs to reach a server (pre-commit's no_git_env keeps the same
+# kind of list): dropping GIT_SSH_COMMAND or GIT_SSL_CAINFO would break CI deploy keys
+# and corporate CAs. GIT_SSL_NO_VERIFY is not kept: a leaked one must not silently
+# turn off TLS checks for a release.
+KEPT_GIT_VARS = frozenset(
+    {
+        "GIT_EXEC_PATH",
+        "GIT_SSH",
+        "GIT_SSH_COMMAND",
+        "GIT_SSH_VARIANT",
+        "GIT_ASKPASS",
+        "GIT_SSL_CAINFO",
+        "GIT_SSL_CAPATH",
+        "GIT_HTTP_PROXY_AUTHMETHOD",
+    }
+)
+OWN_ENV = {"GIT_TERMINAL_PROMPT": "0"}
+
+
+Failure = Literal["refused", "missing-ref", "no-repository", "auth", "network"]
+
+# Matched against git's stderr; GitPython runs git with LC_ALL=C, so it is English.
+_FAILURES: tuple[tuple[Failure, re.Pattern[str]], ...] = (
+    (
+        "refused",
+        re.compile(
+            r"does not allow request for unadvertised object|not our ref"
+            r"|does not support shallow|no such remote ref [0-9a-f]{40}",
+            re.I,
+        ),
+    ),
+    ("missing-ref", re.compile(r"couldn't find remote ref", re.I)),
+    (
+        "no-repository",
+        re.compile(
+            r"does not appear to be a git repository|repository .*not found"
+            r"|returned error: 404",
+            re.I,
+        ),
+    ),
+    (
+        "auth",
+        re.compile(
+            r"authentication failed|could not read (username|password)"
+            r"|terminal prompts disabled|permission denied \(publickey"
+            r"|returned error: 40[13]",
+            re.I,
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GitResult:
+    """What one git command did; ``args`` are the caller's arguments (for messages)."""
+
+    args: tuple[str, ...]
+    status: int
+    stdout: str
+    stderr: str
+    tries: int = 1
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 0
+
+
+def scrubbed_git_vars(environ: Mapping[str, str] | None = None) -> list[str]:
+    """Names of inherited ``GIT_*`` variables that git must not see."""
+    environ = os.environ if environ is None else environ
+    return sorted(name for name in environ if name.startswith("GIT_") and name not in KEPT_GIT_VARS | OWN_ENV.keys())
+
+
+def run(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    git_dir: Path | None = None,
+    work_tree: Path | None = None,
+) -> GitResult:
+    """Run one git command and return its result; a git failure is not raised.
+
+    Pass ``git_dir``/``work_tree`` for our own repositories: were one damaged, git's
+    discovery would walk up into an enclosing repository (the project itself) and
+    check out or clean *that*.
+    """
+    import git  # noqa: PLC0415  (lazy: see the module docstring)
+
+    command = git.cmd.Git(str(cwd) if cwd is not None else None)
+    argv: list[str] = [*SAFE_CONFIG]
+    if git_dir is not None:
+        argv.append(f"--git-dir={git_dir}")
+    if work_tree is not None:
+        argv.append(f"--work-tree={work_tree}")
+    # GitPython always starts from a copy of os.environ and can only add to it, so
+    # leaked variables are removed by `env -u` (their names only reach argv).
+    unset = [arg for name in scrubbed_git_vars() for arg in ("-u", name)]
+    program = ["env", *unset] if unset else []
+    program.append(command.GIT_PYTHON_GIT_EXECUTABLE or "git")
+    status, stdout, stderr = command.execute(
+        [*program, *argv, *args],
+        with_extended_output=True,
+        with_exceptions=False,
+        env=OWN_ENV,
+    )
+    return GitResult(args=tuple(args), status=status, stdout=stdout, stderr=stderr)
+
+
+def rev_parse(git_dir: Path, rev: str) -> str | None:
+    """The object id ``rev`` names in ``git_dir``, or None if it names nothing there."""
+    result = run(["rev-parse", "--verify", "--quiet", rev], git_dir=git_dir)
+    return result.stdout.strip() if result.ok else None
+
+
+def classify(stderr: str) -> Failure:
+    """What kind of remote failure git's message describes; unknown ones are network."""
+    for failure, pattern in _FAILURES:
+        if pattern.search(stderr):
+            return failure
+    return "network"
+
+
+def run_network(
+    args: Sequence[str],
+    *,
+    git_dir: Path,
+    retries: int,
+    backoff: float,
+    on_retry: Callable[[int, float, GitResult], None] | None = None,
+) -> GitResult:
+    """Run a command that talks to a remote, retrying transient failures with backoff.
+
+    Only failures another try might fix are retried: a refused request, a missing
+    ref or repository, or rejected credentials come back at once.
+    """
+    tries = 1
+    while True:
+        result = run(args, git_dir=git_dir)
+        if result.ok or tries > retries or classify(result.stderr) != "network":
+            return GitResult(
+                args=result.args,
+                status=result.status,
+                stdout=result.stdout,
+                stderr=result.stderr,
+                tries=tries,
+            )
+        delay = backoff * 2 ** (tries - 1)
+        if on_retry is not None:
+            on_retry(tries + 1, delay, result)
+        time.sleep(delay)
+        tries += 1
+
+
+def trimmed(stderr: str, lines: int = 6) -> str:
+    """git's own message, redacted, without blank lines or hints: the last few lines."""
+    kept = [
+        line.strip()
+        for line in redact(stderr).replace("\r", "\n").splitlines()
+        if line.strip() and not line.startswith("hint:")
+    ]
+    return "\n".join(kept[-lines:])
+
+
+class GitCommandError(SourceError):
+    """A local git command failed (mirror or checkout upkeep)."""
+
+    def __init__(self, name: str, result: GitResult) -> None:
+        command = redact(" ".join(["git", *result.args]))
+        super().__init__(f"{name}: `{command}` failed with exit code {result.status}")
+        self.name = name
+        self.result = result
+
+    def __str__(self) -> str:
+        output = trimmed(self.result.stderr, lines=20) or trimmed(self.result.stdout)
+        return f"{self.message}\n{tail(output)}" if output else self.message
+
+
+def must(result: GitResult, name: str) -> GitResult:
+    """``result`` if git succeeded, else a ``GitCommandError`` naming repo ``name``."""
+    if not result.ok:
+        raise GitCommandError(name, result)
+    return result
+
+
+class RemoteError(SourceError):
+    """Talking to a remote failed; the message names the repo, the URL and git's words."""
+
+    problem: ClassVar[str] = "cannot fetch from"
+    advice: ClassVar[str] = "check the URL and that the server is up"
+
+    def __init__(self, name: str, url: str, result: GitResult) -> None:
+        tries = f" (after {result.tries} tries)" if result.tries > 1 else ""
+        super().__init__(f"{name}: {self.problem} {url}{tries}", hint=self.advice)
+        self.name = name
+        self.url = url
+        self.detail = trimmed(result.stderr) or f"git exited with code {result.status}"
+
+    def __str__(self) -> str:
+        return f"{self.message}\n{tail(self.detail)}\n  hint: {self.hint}"
+
+
+class UnreachableRemoteError(RemoteError):
+    """The server could not be reached (DNS, refused connection, timeout, TLS...)."""
+
+    problem = "cannot reach"
+    advice = (
+        "check the URL, your network and proxy settings; --mirror can point at a "
+        "reachable copy, and --offline works when everything is already cached"
+    )
+
+
+class RepositoryNotFoundError(RemoteError):
+    """The server answered, but there is no repository at that URL."""
+
+    problem = "no git repository at"
+    advice = (
+        "check the URL for typos; private repositories also answer 'not found' when git has no credentials for them"
+    )
+
+
+class RemoteAccessError(RemoteError):
+    """The server refused our credentials (or git had none to offer)."""
+
+    problem = "access denied by"
+    advice = "give git credentials (a credential helper or an ssh key); never write tokens into the manifest"
+
+
+def remote_error(name: str, url: str, result: GitResult) -> RemoteError:
+    """The error for a failed network command, chosen from git's message."""
+    kind = classify(result.stderr)
+    if kind == "no-repository":
+        return RepositoryNotFoundError(name, url, result)
+    if kind == "auth":
+        return RemoteAccessError(name, url, result)
+    if kind == "network":
+        return UnreachableRemoteError(name, url, result)
+    return RemoteError(name, url, result)

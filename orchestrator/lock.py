@@ -1,0 +1,151 @@
+"""Pin a manifest's repos to commits by editing its YAML text in place.
+
+Only the ``commit:`` values change: every comment, blank line and key order stays,
+which a load/dump round trip through PyYAML would lose. Positions come from the
+node marks of ``yaml.compose``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from orchestrator.errors import InputError, ManifestError
+
+_FULL_SHA = re.compile(r"[0-9a-f]{40}")
+
+
+def lock_text(text: str, commits: Mapping[str, str], *, source: str = "manifest.yaml") -> str:
+    """``text`` with ``repos.<name>.commit`` set to ``commits[name]`` for each name.
+
+    An existing value is replaced where it stands; otherwise a ``commit:`` line is
+    inserted right after the repo's ``ref:`` line, at the same indentation. Flow-style
+    mappings (``{url: ..., ref: ...}``) are refused rather than rewritten.
+    """
+    for name, commit in commits.items():
+        if not _FULL_SHA.fullmatch(commit):
+            raise InputError(f"cannot lock {name} to {commit!r}: not a 40-hex commit id")
+    root = _compose(text, source)
+    repos = _value(root, "repos", "repos", source)
+    edits: list[tuple[int, int, str]] = []
+    newline = "\r\n" if "\r\n" in text else "\n"
+    for name, commit in commits.items():
+        repo = _value(repos, name, f"repos.{name}", source)
+        written = commit if isinstance(yaml.safe_load(commit), str) else f'"{commit}"'
+        current = _entry(repo, "commit", f"repos.{name}", source)
+        if current is not None:
+            start, end = current[1].start_mark.index, current[1].end_mark.index
+            if start == end and text[start - 1 : start] == ":":
+                written = " " + written
+            edits.append((start, end, written))
+            continue
+        ref = _entry(repo, "ref", f"repos.{name}", source)
+        if ref is None:
+            raise _error(f"repos.{name}", repo, source, "has no ref: to put commit: after")
+        line = f"{' ' * ref[0].start_mark.column}commit: {written}{newline}"
+        line_end = text.find("\n", ref[1].end_mark.index)
+        if line_end == -1:
+            edits.append((len(text), len(text), newline + line.rstrip("\r\n")))
+        else:
+            edits.append((line_end + 1, line_end + 1, line))
+    for start, end, replacement in sorted(edits, reverse=True):
+        text = text[:start] + replacement + text[end:]
+    _verify(text, commits, source)
+    return text
+
+
+def lock_file(path: Path, commits: Mapping[str, str]) -> bool:
+    """Lock the manifest at ``path`` (see ``lock_text``), replacing it atomically.
+
+    Returns whether the file changed. The new text is written to a temporary file
+    in the same directory and renamed over the old one, so an interrupted run leaves
+    either the old manifest or the new one, never half of one.
+    """
+    # Bytes, not read_text(): universal newlines would turn CRLF files into LF ones.
+    text = path.read_bytes().decode("utf-8")
+    locked = lock_text(text, commits, source=str(path))
+    if locked == text:
+        return False
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(locked.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, stat.S_IMODE(path.stat().st_mode))
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return True
+
+
+def _compose(text: str, source: str) -> yaml.Node:
+    try:
+        root: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark
+        raise ManifestError(
+            f"not valid YAML: {error.problem}",
+            file=source,
+            line=mark.line + 1 if mark else None,
+            column=mark.column + 1 if mark else None,
+        ) from error
+    if root is None:
+        raise ManifestError("the manifest is empty", file=source)
+    return root
+
+
+def _value(node: yaml.Node, key: str, path: str, source: str) -> yaml.MappingNode:
+    """The block mapping under ``key`` of the block mapping ``node``."""
+    if not isinstance(node, yaml.MappingNode):
+        raise _error(path.rpartition(".")[0] or "(top)", node, source, "is not a mapping")
+    if node.flow_style:
+        raise _error(path.rpartition(".")[0] or "(top)", node, source, _FLOW)
+    entry = _entry(node, key, path, source)
+    if entry is None:
+        raise _error(path, node, source, "not found")
+    value = entry[1]
+    if not isinstance(value, yaml.MappingNode):
+        raise _error(path, value, source, "is not a mapping")
+    if value.flow_style:
+        raise _error(path, value, source, _FLOW)
+    return value
+
+
+_FLOW = "is a flow-style mapping ({...}), which cannot be edited in place"
+
+
+def _entry(node: yaml.MappingNode, key: str, path: str, source: str) -> tuple[yaml.Node, yaml.Node] | None:
+    """The (key node, value node) pair for ``key``, or None."""
+    pairs: list[tuple[yaml.Node, yaml.Node]] = node.value
+    found = [pair for pair in pairs if pair[0].value == key]
+    if len(found) > 1:
+        raise _error(f"{path}.{key}", found[1][0], source, "is given twice")
+    return found[0] if found else None
+
+
+def _error(path: str, node: yaml.Node, source: str, problem: str) -> ManifestError:
+    hint = "rewrite it in block style, one key per line" if problem == _FLOW else None
+    return ManifestError(
+        problem,
+        file=source,
+        line=node.start_mark.line + 1,
+        column=node.start_mark.column + 1,
+        path=path,
+        hint=hint,
+    )
+
+
+def _verify(text: str, commits: Mapping[str, str], source: str) -> None:
+    # A cheap guard against an edit that landed in the wrong place.
+    loaded = yaml.safe_load(text)
+    for name, commit in commits.items():
+        if loaded["repos"][name].get("commit") != commit:
+            raise ManifestError(f"could not set repos.{name}.commit", file=source)

@@ -1,0 +1,332 @@
+"""Git sources: one bare mirror per URL in a cache, one pinned checkout per repo.
+
+Per repo: refuse a name, URL or ref that could make git run a command, before git
+runs; resolve the ref to a commit and check the pin (``orchestrator.refs``, under the
+mirror's lock); check the commit out (``orchestrator.gitcache``). Repos run in
+parallel; failures are collected and raised together. Git itself is reached only
+through ``orchestrator.gitcmd``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+from orchestrator import gitcmd
+from orchestrator.errors import EXIT_BAD_INPUT, InputError, OrchestratorError, PinError, SourceError
+from orchestrator.gitcache import Emit, check_out
+from orchestrator.gitcmd import (
+    GitCommandError,
+    RemoteAccessError,
+    RemoteError,
+    RepositoryNotFoundError,
+    UnreachableRemoteError,
+)
+from orchestrator.refs import (
+    FULL_SHA,
+    AbbreviatedCommitError,
+    CommitNotFoundError,
+    MovedRefError,
+    NotCachedError,
+    RefNotFoundError,
+    RepoRef,
+    pin,
+)
+
+__all__ = [
+    "AbbreviatedCommitError",
+    "Checkout",
+    "CommitNotFoundError",
+    "FetchFailed",
+    "FetchOptions",
+    "GitCommandError",
+    "MovedRefError",
+    "NotCachedError",
+    "PinConflictError",
+    "RefNotFoundError",
+    "RemoteAccessError",
+    "RemoteError",
+    "RepoSource",
+    "RepositoryNotFoundError",
+    "UnreachableRemoteError",
+    "UnsafeSourceError",
+    "default_cache_dir",
+    "fetch",
+    "mirror_name",
+    "redact_url",
+    "resolve",
+]
+
+EventHandler = Callable[[str, str], None]
+T = TypeVar("T")
+
+# git reads any "<name>::" before the first slash as a remote helper to run.
+_HELPER = re.compile(r"[^/]*::")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+# git check-ref-format's rules, checked here so that a bad ref never reaches git.
+_BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^/|/$|\.$|\.lock(/|$)|(^|/)\.|^@$")
+
+
+class RepoSource(Protocol):
+    """What the sources layer needs of a manifest repo."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def ref(self) -> str: ...
+    @property
+    def commit(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FetchOptions:
+    """Where mirrors and checkouts live, and how remotes are reached."""
+
+    cache_dir: Path
+    checkout_dir: Path
+    jobs: int = 1
+    offline: bool = False
+    mirrors: tuple[tuple[str, str], ...] = ()
+    retries: int = 2
+    backoff: float = 1.0
+    # Ask the remote even when the mirror could answer: re-verifies pins upstream.
+    refresh: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Checkout:
+    """One repo checked out, detached, at its pinned commit."""
+
+    name: str
+    url: str  # the manifest URL with any credentials removed
+    ref: str
+    commit: str
+    commit_time: int  # committer time, unix seconds: the SOURCE_DATE_EPOCH of builds
+    path: Path
+    fetched: bool  # False when the mirror answered without any network step
+
+
+class UnsafeSourceError(InputError):
+    """A repo name, URL or ref that git must never see (option injection, ext::)."""
+
+    def __init__(self, name: str, what: str, value: str, why: str) -> None:
+        super().__init__(f"{name}: refusing {what} {value!r}: {why}")
+        self.name = name
+
+
+class PinConflictError(PinError):
+    """The manifest's ``ref`` and ``commit`` contradict each other or are malformed."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"{name}: {problem}", hint="pin the full 40-hex commit id")
+        self.name = name
+
+
+class FetchFailed(OrchestratorError):
+    """One or more repos could not be fetched; ``failures`` maps repo -> its error.
+
+    Exit code 2 when every failure is bad input (a pin, ref or URL problem), else 1.
+    """
+
+    def __init__(self, failures: Mapping[str, OrchestratorError], *, total: int) -> None:
+        super().__init__(f"{len(failures)} of {total} repositories could not be fetched")
+        self.failures = dict(failures)
+        if all(isinstance(error, InputError) for error in self.failures.values()):
+            self.exit_code = EXIT_BAD_INPUT
+
+    @property
+    def missing(self) -> list[str]:
+        """Repos that an offline run found missing from the cache."""
+        return [n for n, e in self.failures.items() if isinstance(e, NotCachedError)]
+
+    def __str__(self) -> str:
+        lines = [f"{self.message}:"]
+        for error in self.failures.values():
+            lines += ["  " + line for line in str(error).splitlines()]
+        if self.missing:
+            lines.append("not in the cache (offline): " + ", ".join(self.missing))
+        return "\n".join(lines)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without userinfo (``user:token@``), fit for messages and records."""
+    return gitcmd.redact(url)
+
+
+def default_cache_dir() -> Path:
+    """The mirror cache: ``$ORCHESTRATOR_CACHE_DIR`` as is when set, else
+    ``$XDG_CACHE_HOME/orchestrator/git``, else ``~/.cache/orchestrator/git``."""
+    override = os.environ.get("ORCHESTRATOR_CACHE_DIR")
+    if override:
+        return Path(override).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    # The XDG spec says to ignore a relative value.
+    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "orchestrator" / "git"
+
+
+def mirror_name(url: str) -> str:
+    """Directory name of the mirror of ``url``: a readable tail plus a hash of the URL."""
+    clean = redact_url(url).rstrip("/").removesuffix(".git")
+    stem = re.sub(r"^[A-Za-z][A-Za-z0-9+.-]*://", "", clean)
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[-60:].strip("._-")
+    digest = hashlib.sha256(clean.encode()).hexdigest()[:12]
+    return f"{slug or 'repo'}-{digest}.git"
+
+
+def fetch(
+    repos: Sequence[RepoSource],
+    options: FetchOptions,
+    *,
+    on_event: EventHandler | None = None,
+) -> dict[str, Checkout]:
+    """Fetch every repo into its mirror and check it out, detached, at its commit.
+
+    Runs ``options.jobs`` repos at a time; ``on_event(repo, message)`` gets progress
+    lines, from worker threads. Raises ``FetchFailed`` naming every repo that failed;
+    a repo that failed is not checked out.
+    """
+    emit = _emitter(on_event)
+
+    def one(repo: RepoSource) -> Checkout:
+        source = _prepare(repo, options)
+        pinned = pin(source, options, emit)
+        path = options.checkout_dir.absolute() / source.name
+        commit_time = check_out(
+            name=source.name,
+            mirror=source.mirror,
+            path=path,
+            commit=pinned.commit,
+            tag=(source.ref, pinned.target) if pinned.kind == "tag" else None,
+            emit=emit,
+        )
+        return Checkout(
+            name=source.name,
+            url=source.url,
+            ref=source.ref,
+            commit=pinned.commit,
+            commit_time=commit_time,
+            path=path,
+            fetched=pinned.fetched,
+        )
+
+    return _run_all(repos, options.jobs, one)
+
+
+def resolve(
+    repos: Sequence[RepoSource],
+    options: FetchOptions,
+    *,
+    on_event: EventHandler | None = None,
+) -> dict[str, str]:
+    """The commit each repo's ref resolves to, fetched into the mirror (no checkout).
+
+    Same cache rules as ``fetch``: a tag already in the mirror is not asked for
+    again; set ``refresh=True`` in the options to ask every remote.
+    """
+    emit = _emitter(on_event)
+
+    def one(repo: RepoSource) -> str:
+        return pin(_prepare(repo, options), options, emit).commit
+
+    return _run_all(repos, options.jobs, one)
+
+
+def _run_all(repos: Sequence[RepoSource], jobs: int, work: Callable[[RepoSource], T]) -> dict[str, T]:
+    results: dict[str, T] = {}
+    failures: dict[str, OrchestratorError] = {}
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="fetch")
+    try:
+        futures = [(repo.name, pool.submit(_guarded, work, repo)) for repo in repos]
+        for name, future in futures:
+            try:
+                results[name] = future.result()
+            except OrchestratorError as error:
+                failures[name] = error
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    if failures:
+        raise FetchFailed(failures, total=len(repos))
+    return results
+
+
+def _guarded(work: Callable[[RepoSource], T], repo: RepoSource) -> T:
+    try:
+        return work(repo)
+    except OSError as error:
+        # A full disk or an unwritable cache is the user's to fix, not a traceback.
+        raise SourceError(
+            f"{repo.name}: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
+            hint="check free space and permissions of the cache and checkout directories",
+        ) from error
+
+
+def _emitter(on_event: EventHandler | None) -> Emit:
+    def emit(name: str, message: str) -> None:
+        if on_event is not None:
+            on_event(name, gitcmd.redact(message))
+
+    return emit
+
+
+def _prepare(repo: RepoSource, options: FetchOptions) -> RepoRef:
+    """Refuse what must never reach git's argv, and work out where things go."""
+    name, ref = repo.name, repo.ref
+    if not _NAME.fullmatch(name):
+        raise UnsafeSourceError(name, "repo name", name, "it must be one path component")
+    _check_url(name, repo.url, "URL")
+    if ref.startswith("-"):
+        raise UnsafeSourceError(name, "ref", ref, "it starts with '-' (a git option)")
+    if not ref or _BAD_REF.search(ref):
+        raise UnsafeSourceError(name, "ref", ref, "it is no valid tag, branch or commit")
+    expected = repo.commit.lower() if repo.commit is not None else None
+    if expected is not None and not FULL_SHA.fullmatch(expected):
+        raise PinConflictError(name, f"commit {repo.commit!r} is not a 40-hex commit id")
+    if FULL_SHA.fullmatch(ref.lower()):
+        ref = ref.lower()
+        if expected is not None and expected != ref:
+            raise PinConflictError(name, f"ref is commit {ref} but commit: is {expected}")
+    git_url = _rewrite(repo.url, options.mirrors)
+    url = redact_url(repo.url)
+    shown = url
+    if git_url != repo.url:
+        _check_url(name, git_url, "mirror URL")
+        shown = f"{url} (via {redact_url(git_url)})"
+    mirror = options.cache_dir.absolute() / mirror_name(repo.url)
+    return RepoRef(name=name, url=url, shown=shown, git_url=git_url, ref=ref, pin=expected, mirror=mirror)
+
+
+def _check_url(name: str, url: str, what: str) -> None:
+    shown = redact_url(url)
+    if not url.strip() or any(c in url for c in "\x00\r\n"):
+        raise UnsafeSourceError(name, what, shown, "it is empty or has control characters")
+    if url.startswith("-"):
+        raise UnsafeSourceError(name, what, shown, "it starts with '-' (a git option)")
+    if _HELPER.match(url):
+        helper = shown.split("::", 1)[0]
+        raise UnsafeSourceError(name, what, shown, f"'{helper}::' runs a program; use https, ssh, git or file")
+
+
+def _rewrite(url: str, mirrors: Sequence[tuple[str, str]]) -> str:
+    """Apply the longest matching mirror prefix (matched as written, or redacted)."""
+    best: tuple[str, str, str] | None = None
+    for old, new in mirrors:
+        for candidate in (url, redact_url(url)):
+            if old and candidate.startswith(old):
+                if best is None or len(old) > len(best[0]):
+                    best = (old, new, candidate)
+                break
+    if best is None:
+        return url
+    old, new, candidate = best
+    return new + candidate[len(old) :]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from orchestrator import builders
+from orchestrator import builders, cache
 from orchestrator.builders.common import ArtifactOutput, CommandRunner, Job, Source
 from orchestrator.errors import Interrupted, OrchestratorError
 from orchestrator.manifest import Manifest
@@ -27,7 +27,8 @@ from orchestrator.plan import Plan
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
 
-Status = Literal["ok", "failed", "skipped", "not-started"]
+Status = Literal["ok", "cached", "failed", "skipped", "not-started"]
+SUCCESS = ("ok", "cached")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,11 +39,12 @@ class Result:
     duration: float = 0.0
     log: Path | None = None
     error: str | None = None  # failed: the message; skipped/not-started: why
+    cache_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
-    """A state change, for progress displays: queued, running, ok, failed, skipped, not-started."""
+    """A state change, for progress displays: queued, running, ok, cached, failed, skipped, not-started."""
 
     artifact: str
     state: str
@@ -55,6 +57,8 @@ class Options:
     keep_going: bool = False
     log_dir: Path = Path(".build/logs")
     release_dir: Path = Path("dist")
+    state_dir: Path | None = None  # cache records; None: always rebuild
+    force: frozenset[str] | bool = False  # True: rebuild everything; names: rebuild those
 
 
 def log_path(log_dir: Path, artifact: str) -> Path:
@@ -154,7 +158,7 @@ class _Scheduler:
             result = self.results.get(dep)
             if result is None:
                 return "wait"
-            if result.status != "ok":
+            if result.status not in SUCCESS:
                 return f"skipped: dependency {dep} {'failed' if result.status == 'failed' else 'was not built'}"
         return "go"
 
@@ -164,24 +168,56 @@ class _Scheduler:
             self.stopping = result.artifact
         self.emit(Event(artifact=result.artifact, state=result.status, detail=result.error or ""))
 
+    def forced(self, name: str) -> bool:
+        force = self.options.force
+        return force if isinstance(force, bool) else name in force
+
+    def key_for(self, name: str) -> str:
+        artifact = self.manifest.artifacts[name]
+        builder_id = None
+        if artifact.builder and self.engine is not None:
+            builder_id = self.engine.image_id(artifact.builder)
+        return cache.cache_key(
+            self.manifest, artifact, commit=self.sources[artifact.repo].commit,
+            dependency_keys={dep: self.results[dep].cache_key or "" for dep in artifact.dependencies},
+            builder_id=builder_id,
+        )
+
     def build_one(self, name: str) -> Result:
         artifact = self.manifest.artifacts[name]
         path = log_path(self.options.log_dir, name)
         started = time.monotonic()
+        state = self.options.state_dir
         with path.open("w", encoding="utf-8") as log_file, self.repo_locks[artifact.repo]:
             def log(line: str) -> None:
                 log_file.write(line.rstrip("\n") + "\n")
                 log_file.flush()
 
-            staged = {
-                dest: tuple(self.options.release_dir / f.path for f in self.results[source].output.files)
-                for dest, source in artifact.stage
-            }
-            job = Job(manifest=self.manifest, artifact=artifact, source=self.sources[artifact.repo],
-                      release_dir=self.options.release_dir, log=log, runner=self.runner, engine=self.engine,
-                      staged=staged)
             try:
+                key = self.key_for(name)
+                log(f"cache key {key}")
+                if state is not None and not self.forced(name):
+                    output, why = cache.lookup(state, name, key, release_dir=self.options.release_dir,
+                                               engine=self.engine)
+                    if output is not None:
+                        log("cached: inputs unchanged and outputs intact; nothing to do")
+                        return Result(artifact=name, status="cached", output=output, log=path, cache_key=key,
+                                      duration=time.monotonic() - started)
+                    log(f"building: {why}")
+                elif state is not None:
+                    log("building: --force")
+                if state is not None:
+                    cache.forget(state, name)
+                staged = {
+                    dest: tuple(self.options.release_dir / f.path for f in self.results[source].output.files)
+                    for dest, source in artifact.stage
+                }
+                job = Job(manifest=self.manifest, artifact=artifact, source=self.sources[artifact.repo],
+                          release_dir=self.options.release_dir, log=log, runner=self.runner, engine=self.engine,
+                          staged=staged, cache_key=key)
                 output = builders.build(job)
+                if state is not None:
+                    cache.save(state, name, key, output)
             except OrchestratorError as e:
                 log(f"FAILED: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
@@ -190,4 +226,5 @@ class _Scheduler:
                 log(f"FAILED (unexpected): {type(e).__name__}: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
                               error=f"{name}: unexpected {type(e).__name__}: {e}")
-        return Result(artifact=name, status="ok", output=output, duration=time.monotonic() - started, log=path)
+        return Result(artifact=name, status="ok", output=output, duration=time.monotonic() - started, log=path,
+                      cache_key=key)

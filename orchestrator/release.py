@@ -37,7 +37,7 @@ class Outcome:
     @property
     def ok(self) -> bool:
         """True when nothing failed and nothing was left out because of a failure."""
-        return all(r.status == "ok" or (r.status == "skipped" and self.docker_problem and not self.failed)
+        return all(r.status in ("ok", "cached") or (r.status == "skipped" and self.docker_problem and not self.failed)
                    for r in self.results.values())
 
 
@@ -99,7 +99,7 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
                   on_event: Callable[[Event], None] | None = None,
                   on_fetch: Callable[[str, str], None] | None = None,
                   fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,
-                  names: Sequence[str] = ()) -> Outcome:
+                  force: frozenset[str] | bool = False) -> Outcome:
     """Build ``plan`` and write dist/<release>/ with release.json and SHA256SUMS."""
     from orchestrator.report import write_release
 
@@ -113,6 +113,8 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         keep_going=keep_going,
         log_dir=settings.build_dir / "logs" / manifest.release,
         release_dir=release_dir,
+        state_dir=settings.build_dir / "state" / manifest.release,
+        force=force,
     )
     results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event)
     record = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,

@@ -33,6 +33,7 @@ def _artifact_record(manifest: Manifest, result: Result, workspace: Path) -> dic
         "duration": round(result.duration, 3),
         "log": _shown(result.log, workspace),
         "error": result.error,
+        "cache_key": result.cache_key,
     }
 
 
@@ -44,7 +45,7 @@ def _shown(path: Path | None, workspace: Path) -> str | None:
 
 def _still_valid(record: Mapping[str, Any], release_dir: Path) -> bool:
     """A previous run's artifact whose files are all still there, unchanged."""
-    if record.get("status") != "ok":
+    if record.get("status") not in ("ok", "cached"):
         return False
     for file in record.get("files", []):
         path = release_dir / file["path"]
@@ -90,7 +91,7 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     record = {
         "format": REPORT_FORMAT,
         "release": manifest.release,
-        "status": "ok" if statuses == {"ok"} else "failed" if "failed" in statuses else "incomplete",
+        "status": "ok" if statuses <= {"ok", "cached"} else "failed" if "failed" in statuses else "incomplete",
         "manifest": {"path": str(manifest.path), "sha256": manifest.sha256},
         "started": _iso(started),
         "finished": _iso(datetime.datetime.now(datetime.UTC).timestamp()),
@@ -99,7 +100,7 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     }
     sums = sorted(
         (file["path"], file["sha256"])
-        for data in artifacts.values() if data["status"] == "ok"
+        for data in artifacts.values() if data["status"] in ("ok", "cached")
         for file in data["files"]
     )
     release_dir.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ from orchestrator.errors import tail
 from orchestrator.execute import Event
 from orchestrator.release import Outcome
 
-_STYLE = {"queued": "dim", "running": "cyan", "ok": "green", "failed": "bold red", "skipped": "yellow",
+_STYLE = {"queued": "dim", "running": "cyan", "ok": "green", "cached": "green", "failed": "bold red", "skipped": "yellow",
           "not-started": "yellow"}
 
 
@@ -93,7 +93,8 @@ def summary(outcome: Outcome, workspace: Path) -> str:
             ref for image in result.output.images for ref in image.refs)
         if result.status in ("skipped", "not-started") and result.error:
             what = result.error
-        rows.append((name, result.status, f"{result.duration:.1f}s" if result.status in ("ok", "failed") else "-",
+        rows.append((name, result.status,
+                     f"{result.duration:.1f}s" if result.status in ("ok", "failed", "cached") else "-",
                      what))
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3]

@@ -133,6 +133,7 @@ _BUILD_HELP = {
     "dry-run": "Print the plan (order, and what each step would run); fetch and build nothing.",
     "jobs": "Parallel workers (default: number of cores, at most 8).",
     "keep-going": "After a failure, keep building everything that does not depend on it.",
+    "force": "Rebuild even when cached: --force (everything) or --force=NAMES (those repos/artifacts).",
     "offline": "Use only the mirror cache; fail listing the repos that are not cached.",
     "mirror": "FROM=TO URL prefix rewrite for git (repeatable), e.g. https://github.com/=file:///srv/gh/.",
     "manifest": _MANIFEST_HELP,
@@ -141,18 +142,23 @@ _BUILD_HELP = {
 
 
 def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, keep_going: bool,
-               *, demo: bool = False) -> None:
+               *, demo: bool = False, force: str | bool | None = None) -> None:
     from orchestrator.manifest import load
-    from orchestrator.plan import make_plan
+    from orchestrator.plan import make_plan, select
     from orchestrator.release import build_release
     from orchestrator_cli.display import Progress, summary
 
     loaded = load(settings.manifest)
     plan = make_plan(loaded, names, everything=everything)
+    forced: frozenset[str] | bool = False
+    if force is True:
+        forced = True
+    elif isinstance(force, str) and force:
+        forced = frozenset(select(loaded, _check_names(force)))
     progress = Progress()
     with progress.showing():
         outcome = build_release(loaded, plan, settings, keep_going=keep_going, tolerate_missing_docker=demo,
-                                on_event=progress, on_fetch=progress.fetch_event)
+                                on_event=progress, on_fetch=progress.fetch_event, force=forced)
     _emit(summary(outcome, settings.workspace))
     if outcome.docker_problem:
         skipped = [n for n, r in outcome.results.items() if r.status == "skipped" and "Docker" in (r.error or "")]
@@ -163,10 +169,10 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
                    + ", ".join(r.artifact for r in outcome.failed), 1)
 
 
-@task(klass=NamesOrAllTask, iterable=["mirror"], help=_BUILD_HELP)
+@task(klass=NamesOrAllTask, iterable=["mirror"], optional=["force"], help=_BUILD_HELP)
 def build(c: Context, names: str, all_: bool = False, dry_run: bool = False, jobs: str = "",
-          keep_going: bool = False, offline: bool = False, mirror: list[str] | None = None, manifest: str = "",
-          workspace: str = "") -> None:
+          keep_going: bool = False, force: str | None = None, offline: bool = False,
+          mirror: list[str] | None = None, manifest: str = "", workspace: str = "") -> None:
     """Build artifacts with their dependencies: `build felix`, `build --all`."""
     with user_errors():
         from orchestrator import describe
@@ -179,7 +185,7 @@ def build(c: Context, names: str, all_: bool = False, dry_run: bool = False, job
         if dry_run:
             _emit(describe.plan_text(make_plan(load(settings.manifest), parsed, everything=all_)))
             return
-        _run_build(settings, parsed, all_, keep_going)
+        _run_build(settings, parsed, all_, keep_going, force=force)
 
 
 @task(
@@ -211,9 +217,11 @@ def fetch(c: Context, names: str, all_: bool = False, jobs: str = "", offline: b
             _emit(f"{name:<20} {source.ref:<12} {source.commit}  {source.path}")
 
 
-@task(help={"jobs": _BUILD_HELP["jobs"], "keep-going": _BUILD_HELP["keep-going"],
+@task(optional=["force"], help={"jobs": _BUILD_HELP["jobs"], "keep-going": _BUILD_HELP["keep-going"],
+            "force": _BUILD_HELP["force"],
             "workspace": "Directory for the demo's repositories, .build/ and dist/ (default: current directory)."})
-def demo(c: Context, jobs: str = "", keep_going: bool = False, workspace: str = "") -> None:
+def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None = None,
+         workspace: str = "") -> None:
     """Build the built-in demo release offline (local repos shaped like Calico's)."""
     with user_errors():
         from orchestrator.sandbox import create_demo
@@ -222,7 +230,7 @@ def demo(c: Context, jobs: str = "", keep_going: bool = False, workspace: str = 
         manifest_path = create_demo(base.build_dir / "demo")
         _emit(f"demo repositories and manifest: {manifest_path.parent}")
         settings = _settings(manifest=str(manifest_path), workspace=workspace, jobs=jobs)
-        _run_build(settings, (), True, keep_going, demo=True)
+        _run_build(settings, (), True, keep_going, demo=True, force=force)
 
 
 namespace = Collection(manifest, build, fetch, demo)

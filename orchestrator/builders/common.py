@@ -79,6 +79,7 @@ class Job:
     runner: CommandRunner
     engine: Engine | None = None
     staged: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)  # dest -> files to copy in
+    cache_key: str | None = None
 
     def environment(self, *, container: bool = False) -> dict[str, str]:
         """The explicit environment of this artifact's command."""

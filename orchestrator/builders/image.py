@@ -38,6 +38,10 @@ def build_image(job: Job) -> ArtifactOutput:
     relative = os.path.relpath(dockerfile, context)
     refs = image_refs(job.manifest, artifact, job.source.commit)
     labels = oci_labels(job)
+    if job.cache_key:
+        from orchestrator.cache import KEY_LABEL
+
+        labels[KEY_LABEL] = job.cache_key
     job.log(f"docker build -f {artifact.dockerfile} {' '.join('-t ' + r for r in refs)} {artifact.context}")
     built = job.engine.build_image(
         context=context,

@@ -1,0 +1,153 @@
+"""Rebuild only what changed: cache keys, intact outputs, --force."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from orchestrator.builders.common import Source
+from orchestrator.cache import KEY_LABEL
+from orchestrator.engine import Engine
+from orchestrator.execute import Options, Result, execute
+from orchestrator.manifest import Manifest, loads
+from orchestrator.plan import make_plan
+from tests.helpers.fake_docker import FakeDockerClient
+
+TEXT = """schema: 1
+release: v9
+defaults: {network: none}
+repos:
+  felix:
+    url: file:///up/felix
+    ref: v1
+    artifacts:
+      felix:
+        type: binary
+        command: mkdir -p bin && echo felix-1 > bin/calico-felix && echo ran >> ../felix.runs
+        outputs: [bin/calico-felix]
+  node:
+    url: file:///up/node
+    ref: v1
+    artifacts:
+      calico/node:
+        type: image
+        stage: {bin/calico-felix: felix}
+  other:
+    url: file:///up/other
+    ref: v1
+    artifacts:
+      other:
+        type: binary
+        command: echo other > other && echo ran >> ../other.runs
+        outputs: [other]
+"""
+
+
+class Workspace:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.client = FakeDockerClient()
+        self.commits = {"felix": "1" * 40, "node": "2" * 40, "other": "3" * 40}
+        for repo in self.commits:
+            (root / "src" / repo).mkdir(parents=True)
+        (root / "src/node/Dockerfile").write_text("FROM scratch\nCOPY bin/calico-felix /\n")
+
+    def build(self, text: str = TEXT, **options: object) -> dict[str, Result]:
+        m: Manifest = loads(text)
+        sources = {name: Source(repo=name, url=f"file:///up/{name}", ref="v1", commit=commit, commit_time=0,
+                                path=self.root / "src" / name) for name, commit in self.commits.items()}
+        opts = Options(log_dir=self.root / "logs", release_dir=self.root / "dist",
+                       state_dir=self.root / "state", **options)  # type: ignore[arg-type]
+        return execute(make_plan(m, everything=True), m, sources, opts, engine=Engine(self.client))
+
+    def runs(self, repo: str) -> int:
+        path = self.root / "src" / f"{repo}.runs"
+        return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def statuses(results: dict[str, Result]) -> dict[str, str]:
+    return {name: r.status for name, r in results.items()}
+
+
+def test_an_unchanged_release_is_entirely_cached_and_runs_nothing(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    first = ws.build()
+    assert set(statuses(first).values()) == {"ok"}
+    builds = len(ws.client.calls_to("api.build"))
+    second = ws.build()
+    assert set(statuses(second).values()) == {"cached"}
+    assert ws.runs("felix") == 1 and ws.runs("other") == 1
+    assert len(ws.client.calls_to("api.build")) == builds
+    assert {n: r.cache_key for n, r in first.items()} == {n: r.cache_key for n, r in second.items()}
+    assert second["calico/node"].output.images == first["calico/node"].output.images
+
+
+def test_a_recipe_change_rebuilds_that_artifact_and_its_dependents_only(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.build()
+    changed = ws.build(TEXT.replace("echo felix-1", "echo felix-2"))
+    assert statuses(changed) == {"felix": "ok", "calico/node": "ok", "other": "cached"}
+
+
+def test_a_description_change_rebuilds_nothing(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.build()
+    text = TEXT.replace("        type: binary\n", "        type: binary\n        description: now documented\n", 1)
+    assert set(statuses(ws.build(text)).values()) == {"cached"}
+
+
+def test_a_pin_change_rebuilds_that_repo_and_its_dependents(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.build()
+    ws.commits["felix"] = "4" * 40
+    assert statuses(ws.build()) == {"felix": "ok", "calico/node": "ok", "other": "cached"}
+
+
+def test_a_deleted_or_altered_output_file_is_rebuilt(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.build()
+    (tmp_path / "dist/bin/other").unlink()
+    assert statuses(ws.build())["other"] == "ok"
+    (tmp_path / "dist/bin/other").write_text("tampered\n")
+    assert statuses(ws.build())["other"] == "ok"
+    assert (tmp_path / "dist/bin/other").read_text() == "other\n"
+
+
+def test_a_deleted_image_is_rebuilt(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    first = ws.build()
+    image = first["calico/node"].output.images[0]
+    ws.client.images.remove(image.id, force=True)
+    assert statuses(ws.build())["calico/node"] == "ok"
+
+
+def test_images_carry_their_cache_key_as_a_label(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    result = ws.build()["calico/node"]
+    (build,) = ws.client.calls_to("api.build")
+    assert build["labels"][KEY_LABEL] == result.cache_key
+
+
+def test_force_rebuilds_everything_or_just_the_named(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.build()
+    assert set(statuses(ws.build(force=True)).values()) == {"ok"}
+    assert statuses(ws.build(force=frozenset({"other"}))) == {"felix": "cached", "calico/node": "cached",
+                                                              "other": "ok"}
+
+
+def test_a_failed_build_forgets_the_previous_success(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.build()
+    failing = TEXT.replace("echo other > other", "exit 1")
+    assert statuses(ws.build(failing, keep_going=True))["other"] == "failed"
+    # Back to the old recipe: its record is gone, so it builds again rather than trusting stale state.
+    assert not (tmp_path / "state/other.json").exists()
+    assert statuses(ws.build())["other"] == "ok"
+
+
+def test_key_changes_with_the_release_name(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    first = ws.build()
+    second = ws.build(TEXT.replace("release: v9", "release: v10"))
+    assert first["other"].cache_key != second["other"].cache_key
+    assert second["other"].status == "ok"

@@ -6,7 +6,7 @@ The library entry point behind ``invoke build`` and ``invoke demo``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any

@@ -18,8 +18,8 @@ from orchestrator.errors import tail
 from orchestrator.execute import Event
 from orchestrator.release import Outcome
 
-_STYLE = {"queued": "dim", "running": "cyan", "ok": "green", "cached": "green", "failed": "bold red", "skipped": "yellow",
-          "not-started": "yellow"}
+_STYLE = {"queued": "dim", "running": "cyan", "ok": "green", "cached": "green", "failed": "bold red",
+          "skipped": "yellow", "not-started": "yellow"}
 
 
 class Progress:

@@ -18,7 +18,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from orchestrator.errors import SourceError
-from orchestrator.gitcmd import must, rev_parse, run
+from orchestrator.gitcmd import has_commit, must, rev_parse, run
 
 Emit = Callable[[str, str], None]
 
@@ -90,7 +90,7 @@ def check_out(
     `git describe` in a build sees the release tag."""
     with locked(path.parent / ".locks" / f"{path.name}.lock", name, emit):
         git_dir = _ensure_worktree(path, name, emit)
-        present = rev_parse(git_dir, f"{commit}^{{commit}}") == commit
+        present = has_commit(git_dir, commit)
         wanted = commit
         if tag is not None:
             tag_ref, tag_object = f"refs/tags/{tag[0]}", tag[1]

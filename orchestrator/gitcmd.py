@@ -150,6 +150,22 @@ def rev_parse(git_dir: Path, rev: str) -> str | None:
     return result.stdout.strip() if result.ok else None
 
 
+def has_commit(git_dir: Path, commit: str) -> bool:
+    """``commit`` is in ``git_dir`` *and* its history is walkable.
+
+    A fetch killed after writing objects but before updating ``.git/shallow`` leaves
+    a commit whose parents are neither present nor grafted away: it resolves, but
+    ``git log`` (and a build's ``git describe``) fail on it. ``rev-list -1`` parses
+    the parents, so it tells the two apart; such a commit must be fetched again.
+    """
+    return rev_parse(git_dir, f"{commit}^{{commit}}") == commit and walkable(git_dir, commit)
+
+
+def walkable(git_dir: Path, commit: str) -> bool:
+    """The history of an existing ``commit`` can be walked (see has_commit)."""
+    return run(["rev-list", "--max-count=1", commit], git_dir=git_dir).ok
+
+
 def classify(stderr: str) -> Failure:
     """What kind of remote failure git's message describes; unknown ones are network."""
     for failure, pattern in _FAILURES:

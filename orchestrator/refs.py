@@ -150,13 +150,14 @@ def pin(source: RepoRef, options: Policy, emit: Emit) -> Pinned:
 def _lookup(source: RepoRef) -> tuple[RefKind, str, str] | None:
     """What the mirror knows about the ref already: (kind, target, commit)."""
     if FULL_SHA.fullmatch(source.ref):
-        found = _peel(source.mirror, source.ref) == source.ref
+        found = gitcmd.has_commit(source.mirror, source.ref)
         return ("commit", source.ref, source.ref) if found else None
     kinds: tuple[RefKind, ...] = ("tag", "branch")
     for kind in kinds:
         target = gitcmd.rev_parse(source.mirror, _refname(kind, source.ref))
         commit = _peel(source.mirror, target) if target else None
-        if target and commit:
+        # A walkable history, not just the object: see gitcmd.has_commit.
+        if target and commit and gitcmd.walkable(source.mirror, commit):
             return kind, target, commit
     return None
 

@@ -330,6 +330,17 @@ class Engine:
             except errors.ImageNotFound:
                 return None
 
+    def tag(self, image: str, ref: str) -> None:
+        """Tag ``image`` (an id or a reference) as ``ref``; a ``ref`` naming another image moves to this one."""
+        errors = _docker_errors()
+        with self._talking(f"tagging {image} as {ref}"):
+            try:
+                self._client.api.tag(image, *_split_ref(ref))
+            except errors.ImageNotFound as e:
+                raise ImageMissing(image) from e
+            except errors.APIError as e:
+                raise EngineError(f"tagging image {image} as {ref} failed: {_explain(e)}") from e
+
     def image_labels(self, ref: str) -> dict[str, str]:
         """The labels of image ``ref``; ImageMissing when the engine does not have it."""
         errors = _docker_errors()

@@ -20,6 +20,7 @@ from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
+    from orchestrator.sources import FetchOptions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,19 +69,28 @@ def connect_docker(
         return None, {name: f"no Docker engine ({reason})" for name in docker_steps}, str(e)
 
 
-def fetch_sources(manifest: Manifest, plan: Plan, settings: Settings,
-                  on_progress: Callable[[str, str], None] | None = None) -> dict[str, Source]:
-    """Check out every repo the plan needs at its pinned commit."""
+def fetch_options(settings: Settings, *, refresh: bool = False) -> FetchOptions:
+    """The sources layer's options from the run's settings. ``refresh`` asks every
+    remote even when the mirror could answer (locking and verifying pins)."""
     from orchestrator import sources
 
-    options = sources.FetchOptions(
+    return sources.FetchOptions(
         cache_dir=settings.cache_dir or sources.default_cache_dir(),
         checkout_dir=settings.build_dir / "src",
         jobs=settings.jobs or default_jobs(),
         offline=settings.offline,
         mirrors=settings.mirrors,
         retries=settings.retries,
+        refresh=refresh and not settings.offline,
     )
+
+
+def fetch_sources(manifest: Manifest, plan: Plan, settings: Settings,
+                  on_progress: Callable[[str, str], None] | None = None) -> dict[str, Source]:
+    """Check out every repo the plan needs at its pinned commit."""
+    from orchestrator import sources
+
+    options = fetch_options(settings)
     checkouts = sources.fetch([manifest.repos[name] for name in plan.repos], options, on_event=on_progress)
     return {
         name: Source(repo=name, url=c.url, ref=c.ref, commit=c.commit, commit_time=c.commit_time, path=c.path)
@@ -101,6 +111,7 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
                   fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,
                   force: frozenset[str] | bool = False) -> Outcome:
     """Build ``plan`` and write dist/<release>/ with release.json and SHA256SUMS."""
+    from orchestrator.provenance import write_provenance
     from orchestrator.report import write_release
 
     started = time.time()
@@ -119,5 +130,6 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event)
     record = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
                            started=started)
+    write_provenance(manifest, record, release_dir)
     return Outcome(plan=plan, results=results, release_dir=release_dir, record=record,
                    docker_problem=docker_problem)

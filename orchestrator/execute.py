@@ -98,6 +98,7 @@ class _Scheduler:
         self.results: dict[str, Result] = {}
         self.repo_locks = {repo: threading.Lock() for repo in plan.repos}
         self.stopping: str | None = None  # the first failure, when not keeping going
+        self.checked_out: set[str] = set()
 
     def run(self) -> dict[str, Result]:
         self.options.log_dir.mkdir(parents=True, exist_ok=True)
@@ -183,6 +184,13 @@ class _Scheduler:
             builder_id=builder_id,
         )
 
+    def ensure_checkout(self, repo: str) -> None:
+        """Check the repo out on first real use (called under the repo's lock)."""
+        prepare = self.sources[repo].prepare
+        if repo not in self.checked_out and prepare is not None:
+            prepare()
+        self.checked_out.add(repo)
+
     def build_one(self, name: str) -> Result:
         artifact = self.manifest.artifacts[name]
         path = log_path(self.options.log_dir, name)
@@ -208,6 +216,7 @@ class _Scheduler:
                     log("building: --force")
                 if state is not None:
                     cache.forget(state, name)
+                self.ensure_checkout(artifact.repo)
                 staged = {
                     dest: tuple(self.options.release_dir / f.path for f in self.results[source].output.files)
                     for dest, source in artifact.stage

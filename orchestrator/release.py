@@ -86,15 +86,32 @@ def fetch_options(settings: Settings, *, refresh: bool = False) -> FetchOptions:
 
 
 def fetch_sources(manifest: Manifest, plan: Plan, settings: Settings,
-                  on_progress: Callable[[str, str], None] | None = None) -> dict[str, Source]:
-    """Check out every repo the plan needs at its pinned commit."""
+                  on_progress: Callable[[str, str], None] | None = None, *, lazy: bool = False) -> dict[str, Source]:
+    """Every repo the plan needs, its pin verified in the mirror (fetching as needed).
+
+    Eager: each is checked out now. ``lazy``: a repo is checked out only when one of
+    its artifacts is really built, so a fully cached release touches no checkout.
+    """
     from orchestrator import sources
 
     options = fetch_options(settings)
-    checkouts = sources.fetch([manifest.repos[name] for name in plan.repos], options, on_event=on_progress)
+    repos = [manifest.repos[name] for name in plan.repos]
+    if not lazy:
+        return {
+            name: Source(repo=name, url=c.url, ref=c.ref, commit=c.commit, commit_time=c.commit_time, path=c.path)
+            for name, c in sources.fetch(repos, options, on_event=on_progress).items()
+        }
+
+    def checkout(resolved: sources.Resolved) -> Callable[[], None]:
+        def prepare() -> None:
+            sources.check_out_resolved(resolved, options, on_event=on_progress)
+
+        return prepare
+
     return {
-        name: Source(repo=name, url=c.url, ref=c.ref, commit=c.commit, commit_time=c.commit_time, path=c.path)
-        for name, c in checkouts.items()
+        name: Source(repo=name, url=r.url, ref=r.ref, commit=r.commit, commit_time=r.commit_time,
+                     path=options.checkout_dir.absolute() / name, prepare=checkout(r))
+        for name, r in sources.pin_all(repos, options, on_event=on_progress).items()
     }
 
 
@@ -117,7 +134,7 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     started = time.time()
     engine, unavailable, docker_problem = connect_docker(
         manifest, plan, tolerate_missing=tolerate_missing_docker, engine_factory=engine_factory)
-    sources = (fetch or (lambda m, p, s: fetch_sources(m, p, s, on_fetch)))(manifest, plan, settings)
+    sources = (fetch or (lambda m, p, s: fetch_sources(m, p, s, on_fetch, lazy=True)))(manifest, plan, settings)
     release_dir = settings.dist_dir / manifest.release
     options = Options(
         jobs=settings.jobs or default_jobs(),

@@ -182,6 +182,79 @@ def mirror_name(url: str) -> str:
     return f"{slug or 'repo'}-{digest}.git"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Resolved:
+    """A repo whose pin is verified in its mirror, not (yet) checked out.
+
+    Building asks for a checkout only when an artifact of the repo must really be
+    built: a release whose artifacts are all cached touches no working tree.
+    """
+
+    name: str
+    url: str  # the manifest URL, credentials removed
+    ref: str
+    commit: str
+    commit_time: int
+    fetched: bool
+    mirror: Path
+    tag: tuple[str, str] | None  # (tag name, tag object) to recreate in the checkout
+
+
+def pin_all(
+    repos: Sequence[RepoSource],
+    options: FetchOptions,
+    *,
+    on_event: EventHandler | None = None,
+) -> dict[str, Resolved]:
+    """Fetch every repo into its mirror as needed and verify its pin; no checkout.
+
+    Raises ``FetchFailed`` naming every repo that failed, before anything is built.
+    """
+    emit = _emitter(on_event)
+    return _run_all(repos, options.jobs, lambda repo: _resolve_one(repo, options, emit))
+
+
+def _resolve_one(repo: RepoSource, options: FetchOptions, emit: Emit) -> Resolved:
+    source = _prepare(repo, options)
+    pinned = pin(source, options, emit)
+    return Resolved(
+        name=source.name,
+        url=source.url,
+        ref=source.ref,
+        commit=pinned.commit,
+        commit_time=commit_time(source.mirror, pinned.commit, source.name),
+        fetched=pinned.fetched,
+        mirror=source.mirror,
+        tag=(source.ref, pinned.target) if pinned.kind == "tag" else None,
+    )
+
+
+def check_out_resolved(resolved: Resolved, options: FetchOptions, *,
+                       on_event: EventHandler | None = None) -> Checkout:
+    """Check a resolved repo out at ``checkout_dir/<name>``, detached and clean."""
+    path = options.checkout_dir.absolute() / resolved.name
+    when = check_out(
+        name=resolved.name,
+        mirror=resolved.mirror,
+        path=path,
+        commit=resolved.commit,
+        tag=resolved.tag,
+        emit=_emitter(on_event),
+    )
+    return Checkout(name=resolved.name, url=resolved.url, ref=resolved.ref, commit=resolved.commit,
+                    commit_time=when, path=path, fetched=resolved.fetched)
+
+
+def commit_time(git_dir: Path, commit: str, name: str) -> int:
+    """The committer time of ``commit`` (SOURCE_DATE_EPOCH), read from the mirror."""
+    result = gitcmd.run(["rev-list", "--max-count=1", "--timestamp", commit], git_dir=git_dir)
+    stamp = result.stdout.split()[0] if result.ok and result.stdout.strip() else ""
+    if not stamp.isdigit():
+        raise SourceError(f"{name}: cannot read the time of commit {commit} in {git_dir}",
+                          hint="delete the mirror to have it fetched again")
+    return int(stamp)
+
+
 def fetch(
     repos: Sequence[RepoSource],
     options: FetchOptions,
@@ -197,26 +270,7 @@ def fetch(
     emit = _emitter(on_event)
 
     def one(repo: RepoSource) -> Checkout:
-        source = _prepare(repo, options)
-        pinned = pin(source, options, emit)
-        path = options.checkout_dir.absolute() / source.name
-        commit_time = check_out(
-            name=source.name,
-            mirror=source.mirror,
-            path=path,
-            commit=pinned.commit,
-            tag=(source.ref, pinned.target) if pinned.kind == "tag" else None,
-            emit=emit,
-        )
-        return Checkout(
-            name=source.name,
-            url=source.url,
-            ref=source.ref,
-            commit=pinned.commit,
-            commit_time=commit_time,
-            path=path,
-            fetched=pinned.fetched,
-        )
+        return check_out_resolved(_resolve_one(repo, options, emit), options, on_event=on_event)
 
     return _run_all(repos, options.jobs, one)
 

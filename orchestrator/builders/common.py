@@ -65,6 +65,9 @@ class Source:
     commit: str
     commit_time: int
     path: Path
+    # Brings ``path`` to the commit, clean; None when it is there already. Called
+    # once, only before an artifact of the repo is really built (not when cached).
+    prepare: Callable[[], None] | None = None
 
 
 @dataclass(kw_only=True)

@@ -163,7 +163,29 @@ def has_commit(git_dir: Path, commit: str) -> bool:
 
 def walkable(git_dir: Path, commit: str) -> bool:
     """The history of an existing ``commit`` can be walked (see has_commit)."""
-    return run(["rev-list", "--max-count=1", commit], git_dir=git_dir).ok
+    return commit_timestamp(git_dir, commit) is not None
+
+
+# Successes only: a commit's time never changes, and a history that could be
+# walked stays walkable; a failure may be repaired by the next fetch.
+_TIMESTAMPS: dict[tuple[Path, str], int] = {}
+
+
+def commit_timestamp(git_dir: Path, commit: str) -> int | None:
+    """The committer time of ``commit``, or None when its history cannot be walked.
+
+    ``rev-list -1 --timestamp`` parses the commit's parents, so one git process
+    answers both "is it walkable" and "when was it committed".
+    """
+    key = (git_dir, commit)
+    if key in _TIMESTAMPS:
+        return _TIMESTAMPS[key]
+    result = run(["rev-list", "--max-count=1", "--timestamp", commit], git_dir=git_dir)
+    stamp = result.stdout.split()[0] if result.ok and result.stdout.strip() else ""
+    if not stamp.isdigit():
+        return None
+    _TIMESTAMPS[key] = int(stamp)
+    return int(stamp)
 
 
 def classify(stderr: str) -> Failure:

@@ -247,12 +247,11 @@ def check_out_resolved(resolved: Resolved, options: FetchOptions, *,
 
 def commit_time(git_dir: Path, commit: str, name: str) -> int:
     """The committer time of ``commit`` (SOURCE_DATE_EPOCH), read from the mirror."""
-    result = gitcmd.run(["rev-list", "--max-count=1", "--timestamp", commit], git_dir=git_dir)
-    stamp = result.stdout.split()[0] if result.ok and result.stdout.strip() else ""
-    if not stamp.isdigit():
+    stamp = gitcmd.commit_timestamp(git_dir, commit)
+    if stamp is None:
         raise SourceError(f"{name}: cannot read the time of commit {commit} in {git_dir}",
                           hint="delete the mirror to have it fetched again")
-    return int(stamp)
+    return stamp
 
 
 def fetch(

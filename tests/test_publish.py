@@ -36,6 +36,7 @@ from tests.helpers.registry import (
     registry,  # noqa: F401 (fixture)
     small_manifest,
 )
+from tests.helpers.releases import fake, manifest, release_dir  # noqa: F401  (fixtures)
 
 APP_V1 = "registry.example.invalid:5000/team/app/image:v1.0.0"
 APP_LATEST = "registry.example.invalid:5000/team/app/image:latest"
@@ -46,23 +47,6 @@ LEAK = 'Get "https://robot:s3cret-Pa55@registry.example.invalid:5000/v2/": read 
 class Lines(list[str]):
     def __call__(self, line: str) -> None:
         self.append(line)
-
-
-@pytest.fixture
-def manifest(tmp_path: Path) -> Manifest:
-    return small_manifest(tmp_path)
-
-
-@pytest.fixture
-def fake() -> FakeDockerClient:
-    return FakeDockerClient()
-
-
-@pytest.fixture
-def release_dir(tmp_path: Path, manifest: Manifest, fake: FakeDockerClient) -> Path:
-    release_dir = tmp_path / "dist" / manifest.release
-    make_release(release_dir, manifest, add_images(fake, manifest))
-    return release_dir
 
 
 def publish(release_dir: Path, manifest: Manifest, fake: FakeDockerClient, **kw: Any) -> Any:

@@ -18,25 +18,9 @@ from orchestrator.verify import ReleaseRecordError, VerifyReport, format_report,
 from tests.helpers.fake_docker import FakeDockerClient
 from tests.helpers.gitrepos import build_upstream
 from tests.helpers.registry import APP_COMMIT, LIB_COMMIT, add_images, make_release, small_manifest
+from tests.helpers.releases import fake, manifest, release_dir  # noqa: F401  (fixtures)
 
 COMMITS = {"app": APP_COMMIT, "lib": LIB_COMMIT}
-
-
-@pytest.fixture
-def manifest(tmp_path: Path) -> Manifest:
-    return small_manifest(tmp_path)
-
-
-@pytest.fixture
-def fake() -> FakeDockerClient:
-    return FakeDockerClient()
-
-
-@pytest.fixture
-def release_dir(tmp_path: Path, manifest: Manifest, fake: FakeDockerClient) -> Path:
-    release_dir = tmp_path / "dist" / manifest.release
-    make_release(release_dir, manifest, add_images(fake, manifest))
-    return release_dir
 
 
 def verify(release_dir: Path, manifest: Manifest, fake: FakeDockerClient | None, **kw: Any) -> VerifyReport:

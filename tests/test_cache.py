@@ -151,3 +151,20 @@ def test_key_changes_with_the_release_name(tmp_path: Path) -> None:
     second = ws.build(TEXT.replace("release: v9", "release: v10"))
     assert first["other"].cache_key != second["other"].cache_key
     assert second["other"].status == "ok"
+
+
+def test_a_fully_cached_release_checks_nothing_out_and_a_rebuild_checks_out_once(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    ws.build()
+    checkouts: list[str] = []
+    m = loads(TEXT)
+    sources = {name: Source(repo=name, url=f"file:///up/{name}", ref="v1", commit=commit, commit_time=0,
+                            path=tmp_path / "src" / name, prepare=lambda name=name: checkouts.append(name))
+               for name, commit in ws.commits.items()}
+    opts = Options(log_dir=tmp_path / "logs", release_dir=tmp_path / "dist", state_dir=tmp_path / "state")
+    results = execute(make_plan(m, everything=True), m, sources, opts, engine=Engine(ws.client))
+    assert {r.status for r in results.values()} == {"cached"} and checkouts == []
+    forced = Options(log_dir=tmp_path / "logs", release_dir=tmp_path / "dist", state_dir=tmp_path / "state",
+                     force=frozenset({"felix", "calico/node"}))
+    execute(make_plan(m, everything=True), m, sources, forced, engine=Engine(ws.client))
+    assert sorted(checkouts) == ["felix", "node"]

@@ -32,6 +32,10 @@ SAFE_CONFIG: tuple[str, ...] = (
     "-c", "core.hooksPath=/dev/null",
     "-c", "advice.detachedHead=false",
     "-c", "init.defaultBranch=main",
+    # git has no timeout of its own: an https transfer stalled below 1 KB/s for 60 s
+    # is abandoned (and then retried like any network fault) instead of hanging.
+    "-c", "http.lowSpeedLimit=1000",
+    "-c", "http.lowSpeedTime=60",
 )  # fmt: skip
 
 # Hooks and CI leak GIT_DIR, GIT_INDEX_FILE, GIT_CONFIG_PARAMETERS, GIT_ALLOW_PROTOCOL...

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from invoke import Exit, ParseError, Program
+from invoke.exceptions import Exit, ParseError
+from invoke.program import Program
 
 from orchestrator import __version__
 from orchestrator.errors import EXIT_BAD_INPUT
 from orchestrator_cli.tasks import namespace
 
 
-class OrchestratorProgram(Program):  # type: ignore[misc]
+class OrchestratorProgram(Program):
     """Like invoke's Program, but a malformed command line exits 2 (bad input), not 1."""
 
     def parse_core(self, argv: Any) -> None:

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from invoke import Task
-from invoke.parser import Argument
+from invoke.parser.argument import Argument
+from invoke.tasks import Task
 
 
-class _NamesArgument(Argument):  # type: ignore[misc]
+class _NamesArgument(Argument):
     all_flag: Argument | None = None
 
     @property
@@ -30,7 +30,7 @@ class _NamesArgument(Argument):  # type: ignore[misc]
         self.set_value(arg, cast=True)
 
 
-class NamesOrAllTask(Task):  # type: ignore[misc]
+class NamesOrAllTask(Task[Any]):
     """A task whose positional ``names`` is optional when ``--all`` is given."""
 
     def get_arguments(self, ignore_unknown_help: bool | None = None) -> list[Argument]:

@@ -13,7 +13,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from invoke import Collection, Context, Exit, task
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
 
 from orchestrator.errors import EXIT_INTERRUPTED, OrchestratorError
 from orchestrator.settings import Settings, load_settings, parse_int, parse_mirror
@@ -52,6 +55,11 @@ def _settings(**flags: Any) -> Settings:
         else:
             flags[key] = None
     return load_settings(flags)
+
+
+def _note(line: str) -> None:
+    """A progress line on stderr (stdout stays for results)."""
+    sys.stderr.write(line.rstrip("\n") + "\n")
 
 
 def _emit(text: str) -> None:
@@ -99,7 +107,7 @@ def _lock(loaded: Any, settings: Settings) -> None:
     # Locking asks where each ref points *now*: the old pins are what it replaces.
     unpinned = [replace(repo, commit=None) for repo in loaded.repos.values()]
     commits = sources.resolve(unpinned, options,
-                              on_event=lambda repo, message: sys.stderr.write(f"[fetch] {repo}: {message}\n"))
+                              on_event=lambda repo, message: _note(f"[fetch] {repo}: {message}"))
     for name, repo in loaded.repos.items():
         new = commits[name]
         if repo.commit is None:
@@ -208,7 +216,7 @@ def fetch(c: Context, names: str, all_: bool = False, jobs: str = "", offline: b
         loaded = load(settings.manifest)
         plan = make_plan(loaded, parsed, everything=all_)
         checkouts = fetch_sources(loaded, plan, settings,
-                                  lambda repo, message: sys.stderr.write(f"[fetch] {repo}: {message}\n"))
+                                  lambda repo, message: _note(f"[fetch] {repo}: {message}"))
         for name, source in checkouts.items():
             _emit(f"{name:<20} {source.ref:<12} {source.commit}  {source.path}")
 
@@ -256,7 +264,7 @@ def publish(c: Context, names: str, all_: bool = False, registry: str = "", retr
         report = publish_release(
             settings.dist_dir / loaded.release, loaded, Engine.from_env(), artifacts=selected,
             registry=registry or None, retries=settings.retries,
-            log=lambda line: sys.stderr.write(line.rstrip("\n") + "\n"),
+            log=_note,
         )
         _emit(format_report(report))
 

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from orchestrator.errors import BuildError, DockerUnavailableError, Interrupted, tail
+from orchestrator.redact import redact
 
 Log = Callable[[str], None]
 PushProblem = Literal["auth", "unreachable", "other"]
 MANAGED_LABEL = "orchestrator.managed"  # `docker ps -a --filter label=...` finds leftovers after a kill -9
 _RECHECK_SECONDS = 10.0  # after a log stream ends early, how long to wait for the exit before reopening it
 _START_HINT = "start Docker or set DOCKER_HOST to a running engine"
-_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _RUNNING_IN = re.compile(r"Running in ([0-9a-f]{12,64})")
 _BUILT = re.compile(r"Successfully built ([0-9a-f]{12,64})")
@@ -556,7 +556,7 @@ def _is_read_timeout(error: BaseException) -> bool:
 
 
 def _redact(text: str) -> str:
-    return _USERINFO.sub("***@", text)
+    return redact(text, mask="***@")
 
 
 def _push_problem(reason: str) -> PushProblem:

@@ -8,9 +8,10 @@ import re
 _USERINFO = re.compile(r"\b(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")
 
 
-def redact(text: str) -> str:
-    """``text`` with the userinfo (``user:token@``) of every URL in it removed."""
-    return _USERINFO.sub(r"\g<scheme>", text)
+def redact(text: str, *, mask: str = "") -> str:
+    """``text`` with the userinfo (``user:token@``) of every URL in it removed, or
+    replaced by ``mask`` (e.g. ``"***@"``, to show that credentials were there)."""
+    return _USERINFO.sub(lambda m: m.group("scheme") + mask, text)
 
 
 def redact_url(url: str) -> str:

@@ -161,12 +161,8 @@ def format_report(report: PublishReport) -> str:
 def retarget(ref: str, registry: str, default_registry: str = "") -> str:
     """``ref`` under ``registry``: the manifest's registry prefix (or any registry host) replaced."""
     if default_registry and ref.startswith(default_registry):
-        rest = ref[len(default_registry):]
-    else:
-        first, slash, rest = ref.partition("/")
-        if not (slash and ("." in first or ":" in first or first == "localhost")):
-            rest = ref
-    return registry + rest
+        return registry + ref[len(default_registry):]
+    return registry + _split_registry(ref)[1]
 
 
 def _select(manifest: Manifest, names: Sequence[str] | None) -> tuple[str, ...]:
@@ -273,6 +269,13 @@ def _record(release_dir: Path, manifest: Manifest, target: _Target, digest: str)
         provenance.write_provenance(manifest, current, release_dir)
 
 
+def _split_registry(ref: str) -> tuple[str | None, str]:
+    """(registry host, rest) of a reference; None when it names no registry (Docker Hub)."""
+    first, slash, rest = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return None, ref
+
+
 def _registry_of(ref: str) -> str:
-    first, slash, _ = ref.partition("/")
-    return first if slash and ("." in first or ":" in first or first == "localhost") else "docker.io"
+    return _split_registry(ref)[0] or "docker.io"

@@ -69,10 +69,10 @@ def write_provenance(manifest: Manifest, record: Mapping[str, Any], release_dir:
 def subjects(record: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The statement's subjects: files first, then image references, in record order."""
     found: dict[str, str] = {}
-    for artifact in _published(record):
+    for _, artifact in published_artifacts(record):
         for file in artifact.get("files") or []:
             found.setdefault(str(file["path"]), str(file["sha256"]))
-    for artifact in _published(record):
+    for _, artifact in published_artifacts(record):
         for image in artifact.get("images") or []:
             pushed: Mapping[str, Any] = image.get("pushed") or {}
             for ref in image.get("refs") or []:
@@ -97,10 +97,11 @@ def dependencies(manifest: Manifest, record: Mapping[str, Any]) -> list[dict[str
     ]
 
 
-def _published(record: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    for artifact in (record.get("artifacts") or {}).values():
+def published_artifacts(record: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(name, record) of each artifact whose outputs belong to the release."""
+    for name, artifact in (record.get("artifacts") or {}).items():
         if artifact.get("status") in PUBLISHED_STATUSES:
-            yield artifact
+            yield name, artifact
 
 
 def _hex(digest: str) -> str:

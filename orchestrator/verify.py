@@ -129,12 +129,6 @@ def format_report(report: VerifyReport) -> str:
     return "\n".join(lines)
 
 
-def _published(record: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:
-    for name, artifact in record["artifacts"].items():
-        if artifact.get("status") in provenance.PUBLISHED_STATUSES:
-            yield name, artifact
-
-
 def _record_checks(manifest: Manifest, record: Mapping[str, Any]) -> Iterator[Check]:
     release = record.get("release")
     yield Check(what="release.json release", ok=release == manifest.release,
@@ -166,7 +160,11 @@ def _read_sums(path: Path) -> tuple[dict[str, str], list[str]]:
 
 
 def _file_checks(release_dir: Path, record: Mapping[str, Any]) -> Iterator[Check]:
-    recorded = {str(f["path"]): str(f["sha256"]) for _, a in _published(record) for f in a.get("files") or []}
+    recorded = {
+        str(f["path"]): str(f["sha256"])
+        for _, a in provenance.published_artifacts(record)
+        for f in a.get("files") or []
+    }
     sums_path = release_dir / "SHA256SUMS"
     if not sums_path.is_file():
         yield Check(what="SHA256SUMS", ok=False, detail="missing; nothing can be checked against it")
@@ -204,7 +202,7 @@ def _file_checks(release_dir: Path, record: Mapping[str, Any]) -> Iterator[Check
 
 
 def _image_checks(record: Mapping[str, Any], engine: Engine | None) -> Iterator[Check]:
-    for name, artifact in _published(record):
+    for name, artifact in provenance.published_artifacts(record):
         for image in artifact.get("images") or []:
             for ref in image.get("refs") or []:
                 what = f"image {ref} ({name})"

@@ -5,6 +5,7 @@ Pure functions returning strings or JSON-ready dicts; printing is the caller's j
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from orchestrator import graph
@@ -83,7 +84,8 @@ def manifest_json(manifest: Manifest) -> dict[str, Any]:
     }
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
+def table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Rows as left-aligned columns two spaces apart, without trailing blanks."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=False)).rstrip() for row in rows]
 
@@ -102,7 +104,7 @@ def manifest_table(manifest: Manifest) -> str:
         f"release {manifest.release}: {len(manifest.repos)} repos, "
         f"{len(manifest.artifacts)} artifacts ({manifest.path})"
     )
-    return "\n".join([header, "", *_table(rows)])
+    return "\n".join([header, "", *table(rows)])
 
 
 def plan_text(plan: Plan) -> str:

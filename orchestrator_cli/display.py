@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
+from orchestrator.describe import table
 from orchestrator.errors import tail
 from orchestrator.execute import Event
 from orchestrator.release import Outcome
@@ -96,9 +97,7 @@ def summary(outcome: Outcome, workspace: Path) -> str:
         rows.append((name, result.status,
                      f"{result.duration:.1f}s" if result.status in ("ok", "failed", "cached") else "-",
                      what))
-    widths = [max(len(row[i]) for row in rows) for i in range(3)]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths, strict=True)) + "  " + row[3]
-             for row in rows]
+    lines = table(rows)
     for result in outcome.failed:
         lines.append("")
         lines.append(f"FAILED {result.artifact}: {(result.error or '').splitlines()[0]}")

@@ -18,7 +18,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.builders.common import ArtifactOutput, FileRecord, ImageRecord, sha256_file, write_atomic
+from orchestrator.builders.common import ArtifactOutput, FileRecord, ImageRecord, first_damaged, write_atomic
 from orchestrator.manifest import Artifact, Manifest, image_refs
 
 if TYPE_CHECKING:
@@ -79,10 +79,8 @@ def lookup(state_dir: Path, artifact: str, key: str, *, release_dir: Path,
     if data.get("key") != key:
         return None, "inputs changed"
     files = tuple(FileRecord(**f) for f in data.get("files", []))
-    for record in files:
-        published = release_dir / record.path
-        if not published.is_file() or sha256_file(published) != record.sha256:
-            return None, f"{record.path} is missing or changed"
+    if (damaged := first_damaged(release_dir, files)) is not None:
+        return None, f"{damaged} is missing or changed"
     images = tuple(
         ImageRecord(id=i["id"], refs=tuple(i["refs"]), labels=tuple(sorted(i.get("labels", {}).items())))
         for i in data.get("images", [])

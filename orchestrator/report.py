@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from orchestrator.builders.common import Source, sha256_file, write_atomic
+from orchestrator.builders.common import FileRecord, Source, first_damaged, write_atomic
 from orchestrator.execute import Result
 from orchestrator.manifest import Manifest
 from orchestrator.redact import redact_url
@@ -47,11 +47,7 @@ def _still_valid(record: Mapping[str, Any], release_dir: Path) -> bool:
     """A previous run's artifact whose files are all still there, unchanged."""
     if record.get("status") not in ("ok", "cached"):
         return False
-    for file in record.get("files", []):
-        path = release_dir / file["path"]
-        if not path.is_file() or sha256_file(path) != file["sha256"]:
-            return False
-    return True
+    return first_damaged(release_dir, (FileRecord(**f) for f in record.get("files", []))) is None
 
 
 def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Mapping[str, Result], *,

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -104,6 +104,15 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def first_damaged(release_dir: Path, files: Iterable[FileRecord]) -> str | None:
+    """The path of the first recorded file that is missing or changed, or None."""
+    for record in files:
+        published = release_dir / record.path
+        if not published.is_file() or sha256_file(published) != record.sha256:
+            return record.path
+    return None
 
 
 def publish(source: Path, release_dir: Path, relative: str) -> FileRecord:

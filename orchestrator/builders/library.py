@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import gzip
-import io
 import os
 import subprocess
 
 from orchestrator.builders.common import ArtifactOutput, FileRecord, Job, sha256_file, write_atomic
+from orchestrator.builders.normalize import gzip_timeless
 from orchestrator.errors import BuildError
 
 
@@ -30,12 +29,9 @@ def build_library(job: Job) -> ArtifactOutput:
     )
     if result.returncode != 0:
         raise BuildError(f"{job.artifact.name}: git archive failed: {result.stderr.decode(errors='replace').strip()}")
-    buffer = io.BytesIO()
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, mtime=0, compresslevel=9) as gz:
-        gz.write(result.stdout)
     relative = f"src/{archive_name(job)}.tar.gz"
     dest = job.release_dir / relative
-    data = buffer.getvalue()
+    data = gzip_timeless(result.stdout)
     write_atomic(dest, data)
 
     record = FileRecord(path=relative, sha256=sha256_file(dest), size=len(data))

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
 import tarfile
 from pathlib import Path
+
+from orchestrator.builders.common import write_atomic
 
 
 def normalize_tar_gz(path: Path, epoch: int) -> None:
@@ -29,12 +30,12 @@ def normalize_tar_gz(path: Path, epoch: int) -> None:
             member.pax_headers = {}
             data = source.extractfile(member) if member.isfile() else None
             target.addfile(member, data)
+    write_atomic(path, gzip_timeless(out.getvalue()))
+
+
+def gzip_timeless(data: bytes) -> bytes:
+    """``data`` gzip-compressed with no time and no file name in the header."""
     compressed = io.BytesIO()
     with gzip.GzipFile(filename="", mode="wb", fileobj=compressed, mtime=0, compresslevel=9) as gz:
-        gz.write(out.getvalue())
-    tmp = path.with_name(f".{path.name}.normalize-{os.getpid()}")
-    try:
-        tmp.write_bytes(compressed.getvalue())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        gz.write(data)
+    return compressed.getvalue()

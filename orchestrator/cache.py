@@ -18,8 +18,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.builders.common import ArtifactOutput, FileRecord, ImageRecord, first_damaged, write_atomic
+from orchestrator.fileops import first_damaged, write_atomic
 from orchestrator.manifest import Artifact, Manifest, image_refs
+from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine

@@ -19,9 +19,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from orchestrator import builders, cache
-from orchestrator.builders.common import ArtifactOutput, CommandRunner, Job, Source
+from orchestrator.builders.common import Job
+from orchestrator.commands import CommandRunner
 from orchestrator.errors import Interrupted, OrchestratorError
 from orchestrator.manifest import Manifest
+from orchestrator.outputs import ArtifactOutput, Source
 from orchestrator.plan import Plan
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import __version__
-from orchestrator.builders.common import write_atomic
+from orchestrator.fileops import write_atomic
 from orchestrator.manifest import Manifest
 from orchestrator.redact import redact_url
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import provenance
-from orchestrator.builders.common import write_atomic
 from orchestrator.engine import Engine, EngineError, PushFailed
 from orchestrator.errors import InputError, Interrupted, OrchestratorError, tail
+from orchestrator.fileops import write_atomic
 from orchestrator.manifest import IMAGE_REF_RE, Manifest
 from orchestrator.plan import select
 from orchestrator.redact import redact

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.builders.common import Source
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.execute import Event, Options, Result, execute
 from orchestrator.manifest import Manifest
+from orchestrator.outputs import Source
 from orchestrator.plan import Plan
 from orchestrator.settings import Settings
 

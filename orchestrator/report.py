@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from orchestrator.builders.common import FileRecord, Source, first_damaged, write_atomic
 from orchestrator.execute import Result
+from orchestrator.fileops import first_damaged, write_atomic
 from orchestrator.manifest import Manifest
+from orchestrator.outputs import FileRecord, Source
 from orchestrator.redact import redact_url
 
 REPORT_FORMAT = 1

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import provenance
-from orchestrator.builders.common import sha256_file
 from orchestrator.engine import Engine
 from orchestrator.errors import DockerUnavailableError, OrchestratorError
+from orchestrator.fileops import sha256_file
 from orchestrator.manifest import Manifest
 from orchestrator.sources import FetchFailed, FetchOptions, resolve
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.builders.common import Source
 from orchestrator.cache import KEY_LABEL
 from orchestrator.engine import Engine
 from orchestrator.execute import Options, Result, execute
 from orchestrator.manifest import Manifest, loads
+from orchestrator.outputs import Source
 from orchestrator.plan import make_plan
 from tests.helpers.fake_docker import FakeDockerClient
 

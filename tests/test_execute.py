@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.builders.common import Source
 from orchestrator.engine import Engine
 from orchestrator.errors import Interrupted
 from orchestrator.execute import Event, Options, execute
 from orchestrator.manifest import Manifest, loads
+from orchestrator.outputs import Source
 from orchestrator.plan import make_plan
 from orchestrator.report import write_release
 from tests.helpers.fake_docker import FakeDockerClient

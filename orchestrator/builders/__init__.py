@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from orchestrator.builders.common import ArtifactOutput, Job
+from orchestrator.builders.common import Job
 from orchestrator.manifest import FILE_TYPES
+from orchestrator.outputs import ArtifactOutput
 
 __all__ = ["ArtifactOutput", "Job", "build", "FILE_TYPES"]
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from orchestrator.builders.common import ArtifactOutput, Job, collect_outputs, publish, run_command, stage_inputs
+from orchestrator.builders.common import Job, collect_outputs, publish, run_command, stage_inputs
 from orchestrator.builders.normalize import normalize_tar_gz
+from orchestrator.outputs import ArtifactOutput
 
 
 def _build_files(job: Job, folder: str) -> ArtifactOutput:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime
 import os
 
-from orchestrator.builders.common import ArtifactOutput, ImageRecord, Job, run_command, stage_inputs
+from orchestrator.builders.common import Job, run_command, stage_inputs
 from orchestrator.errors import BuildError
 from orchestrator.manifest import image_refs
+from orchestrator.outputs import ArtifactOutput, ImageRecord
 
 
 def oci_labels(job: Job) -> dict[str, str]:

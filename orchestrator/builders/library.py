@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 
-from orchestrator.builders.common import ArtifactOutput, FileRecord, Job, sha256_file, write_atomic
+from orchestrator.builders.common import Job
 from orchestrator.builders.normalize import gzip_timeless
 from orchestrator.errors import BuildError
+from orchestrator.fileops import sha256_file, write_atomic
+from orchestrator.outputs import ArtifactOutput, FileRecord
 
 
 def archive_name(job: Job) -> str:

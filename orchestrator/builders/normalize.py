@@ -15,7 +15,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from orchestrator.builders.common import write_atomic
+from orchestrator.fileops import write_atomic
 
 
 def normalize_tar_gz(path: Path, epoch: int) -> None:

@@ -184,9 +184,10 @@ def make_release(
     image artifacts record ``image_ids[artifact]`` under all their refs. ``failed`` maps
     artifact -> error message for artifacts whose build failed.
     """
-    from orchestrator.builders.common import ArtifactOutput, FileRecord, ImageRecord, Source, sha256_file
     from orchestrator.execute import Result
+    from orchestrator.fileops import sha256_file
     from orchestrator.manifest import image_refs
+    from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord, Source
     from orchestrator.provenance import write_provenance
     from orchestrator.report import write_release
 

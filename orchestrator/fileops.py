@@ -7,9 +7,11 @@ policy: write to a temporary name in the same directory, then rename.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
+import stat
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -58,3 +60,40 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+# Manifests, config files and records are kilobytes; 16 MiB leaves room for a
+# 20,000-artifact manifest and still refuses /dev/zero or a runaway file at once.
+MAX_INPUT_BYTES = 16 * 1024 * 1024
+
+
+class InputFileError(OSError):
+    """An input file that is not a regular file, or is larger than the limit."""
+
+
+def read_limited(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of the regular file ``path``, refusing anything else before reading.
+
+    A FIFO, a device (``/dev/zero``), a directory or a file over ``limit`` bytes raises
+    ``InputFileError`` (an OSError, with ``strerror`` saying why); opening never blocks
+    (O_NONBLOCK), so a FIFO with no writer is refused instead of waited for.
+    Other OSErrors (missing, unreadable) propagate unchanged.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+            raise InputFileError(errno.EINVAL, kind, str(path))
+        if info.st_size > limit:
+            raise InputFileError(errno.EFBIG, f"larger than {limit // (1024 * 1024)} MiB", str(path))
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := os.read(fd, 1 << 20):
+            total += len(chunk)
+            if total > limit:  # grew while we read
+                raise InputFileError(errno.EFBIG, f"larger than {limit // (1024 * 1024)} MiB", str(path))
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

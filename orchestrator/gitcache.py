@@ -99,10 +99,10 @@ def check_out(
         if not present:
             fetch = ["fetch", "--quiet", "--depth", "1", "--no-tags", "--"]
             must(run([*fetch, mirror.as_uri(), wanted], git_dir=git_dir), name)
-        tree = {"git_dir": git_dir, "work_tree": path, "cwd": path}
-        must(run(["checkout", "--quiet", "--force", "--detach", commit], **tree), name)
+        must(run(["checkout", "--quiet", "--force", "--detach", commit], git_dir=git_dir, work_tree=path, cwd=path),
+             name)
         # -ff also removes nested repositories that an earlier build left behind.
-        must(run(["clean", "-ffdxq"], **tree), name)
+        must(run(["clean", "-ffdxq"], git_dir=git_dir, work_tree=path, cwd=path), name)
         head = must(run(["log", "-1", "--format=%H %ct"], git_dir=git_dir), name)
     found, _, when = head.stdout.strip().partition(" ")
     if found != commit:

@@ -119,12 +119,14 @@ def run(
     cwd: Path | None = None,
     git_dir: Path | None = None,
     work_tree: Path | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> GitResult:
     """Run one git command and return its result; a git failure is not raised.
 
     Pass ``git_dir``/``work_tree`` for our own repositories: were one damaged, git's
     discovery would walk up into an enclosing repository (the project itself) and
-    check out or clean *that*.
+    check out or clean *that*. ``env`` adds variables for this command only (values
+    reach the process environment, never its argv).
     """
     import git  # noqa: PLC0415  (lazy: see the module docstring)
 
@@ -139,13 +141,25 @@ def run(
     unset = [arg for name in scrubbed_git_vars() for arg in ("-u", name)]
     program = ["env", *unset] if unset else []
     program.append(command.GIT_PYTHON_GIT_EXECUTABLE or "git")
-    status, stdout, stderr = command.execute(
+    process = command.execute(
         [*program, *argv, *args],
-        with_extended_output=True,
-        with_exceptions=False,
-        env=OWN_ENV,
+        as_process=True,
+        env={**OWN_ENV, **(env or {})},
     )
-    return GitResult(args=tuple(args), status=status, stdout=stdout, stderr=stderr)
+    proc = process.proc
+    assert proc is not None  # as_process always starts one
+    stdout, stderr = proc.communicate()
+    return GitResult(
+        args=tuple(args),
+        status=proc.returncode,
+        stdout=_text(stdout),
+        stderr=_text(stderr),
+    )
+
+
+def _text(data: bytes | None) -> str:
+    """git's output as text, without the final newline (as GitPython returns it)."""
+    return (data or b"").decode("utf-8", "replace").removesuffix("\n")
 
 
 def rev_parse(git_dir: Path, rev: str) -> str | None:

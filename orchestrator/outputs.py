@@ -12,11 +12,12 @@ from pathlib import Path
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class FileRecord:
-    """One published file: its path relative to dist/<release>/, its sha256 and size."""
+    """One published file: its path relative to dist/<release>/, sha256, size and mode."""
 
     path: str
     sha256: str
     size: int
+    mode: int = 0o644  # permission bits as published (0o644 or 0o755)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,6 +13,11 @@ from orchestrator.manifest import Artifact, Manifest, image_refs
 from orchestrator.plan import Plan, build_order
 from orchestrator.redact import redact_url
 
+def count(number: int, noun: str) -> str:
+    """``3 artifacts``, ``1 artifact``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 JSON_FORMAT = 1  # bump when the shape of `invoke manifest --json` changes incompatibly
 
 
@@ -109,7 +114,8 @@ def manifest_table(manifest: Manifest) -> str:
 
 def plan_text(plan: Plan) -> str:
     """The dry-run view of a plan: order, and what each step would run."""
-    lines = [f"plan for release {plan.release}: {len(plan.steps)} artifacts from {len(plan.repos)} repos"]
+    lines = [f"plan for release {plan.release}: {count(len(plan.steps), 'artifact')} from "
+             f"{count(len(plan.repos), 'repo')}"]
     for i, step in enumerate(plan.steps, 1):
         why = "" if step.requested else "  (dependency)"
         after = f"  after {', '.join(step.dependencies)}" if step.dependencies else ""

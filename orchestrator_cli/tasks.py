@@ -13,14 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from invoke.collection import Collection
 from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from orchestrator.errors import EXIT_INTERRUPTED, OrchestratorError
+from orchestrator.errors import EXIT_INTERRUPTED, InputError, OrchestratorError
 from orchestrator.settings import Settings, load_settings, parse_int, parse_mirror
-from orchestrator_cli.parsing import NamesOrAllTask
+from orchestrator_cli.parsing import OrchestratorCollection, OrchestratorTask
 
 _MANIFEST_HELP = "Manifest file (default: manifest.yaml; config `manifest`, env ORCHESTRATOR_MANIFEST)."
 
@@ -68,6 +67,7 @@ def _emit(text: str) -> None:
 
 
 @task(
+    klass=OrchestratorTask,
     help={
         "json": "Print the resolved manifest as JSON (defaults applied, images, dependencies, build order).",
         "schema": "Print the manifest's JSON Schema (the same as manifest.schema.json).",
@@ -78,6 +78,7 @@ def _emit(text: str) -> None:
 def manifest(c: Context, json_: bool = False, schema: bool = False, lock: bool = False, manifest: str = "") -> None:
     """Show the release manifest: a table, or --json, or the --schema; --lock pins it."""
     with user_errors():
+        _dry_run(c, "manifest")
         if schema:
             from orchestrator.schema import json_schema
 
@@ -120,19 +121,33 @@ def _lock(loaded: Any, settings: Settings) -> None:
     _emit(f"{settings.manifest}: {'updated' if changed else 'already locked'}")
 
 
-def _check_names(names: str) -> tuple[str, ...]:
-    from orchestrator.errors import InputError
+def _check_names(names: str | None) -> tuple[str, ...]:
     from orchestrator.plan import split_names
 
-    parsed = split_names(names or "")
-    for name in parsed:
-        if name.startswith("-"):
-            raise InputError(f"unknown flag {name!r}", hint="`invoke --help build` lists the flags")
+    return split_names(names or "")
+
+
+def _names_or_all(task_name: str, names: str | None, everything: bool) -> tuple[str, ...]:
+    """The names given, after refusing neither-names-nor---all (both forms shown)."""
+    parsed = _check_names(names)
+    if not parsed and not everything:
+        raise InputError(f"{task_name}: name what to {task_name}, or pass --all",
+                         hint=f"`{task_name} felix calico/node` (repos or artifacts) or `{task_name} --all`")
     return parsed
 
 
+def _dry_run(c: Context, task_name: str) -> bool:
+    """invoke's own --dry (`invoke --dry build`) means --dry-run for build, and is refused elsewhere:
+    invoke's meaning (print shell commands instead of running them) does not apply to our tasks."""
+    dry = bool(c.config.get("run", {}).get("dry", False))
+    if dry and task_name != "build":
+        raise InputError(f"invoke's --dry does not apply to {task_name}",
+                         hint="drop --dry; only build has a dry run (build --dry-run prints the plan)")
+    return dry
+
+
 _BUILD_HELP = {
-    "names": "Repos or artifacts, comma-separated (felix,calico/node). A repo means all its artifacts.",
+    "names": "Repos or artifacts (felix calico/node, or felix,calico/node). A repo means all its artifacts.",
     "all": "Build every artifact of the manifest.",
     "dry-run": "Print the plan (order, and what each step would run); fetch and build nothing.",
     "jobs": "Parallel workers (default: number of cores, at most 8).",
@@ -173,8 +188,8 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
                    + ", ".join(r.artifact for r in outcome.failed), 1)
 
 
-@task(klass=NamesOrAllTask, iterable=["mirror"], optional=["force"], help=_BUILD_HELP)
-def build(c: Context, names: str, all_: bool = False, dry_run: bool = False, jobs: str = "",
+@task(klass=OrchestratorTask, positional=["names"], iterable=["mirror"], optional=["force"], help=_BUILD_HELP)
+def build(c: Context, names: str | None = None, all_: bool = False, dry_run: bool = False, jobs: str = "",
           keep_going: bool = False, force: str | None = None, offline: bool = False,
           mirror: list[str] | None = None, manifest: str = "", workspace: str = "") -> None:
     """Build artifacts with their dependencies: `build felix`, `build --all`."""
@@ -183,7 +198,8 @@ def build(c: Context, names: str, all_: bool = False, dry_run: bool = False, job
         from orchestrator.manifest import load
         from orchestrator.plan import make_plan
 
-        parsed = _check_names(names)
+        parsed = _names_or_all("build", names, all_)
+        dry_run = dry_run or _dry_run(c, "build")
         settings = _settings(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
                              mirrors=mirror or [])
         if dry_run:
@@ -193,7 +209,8 @@ def build(c: Context, names: str, all_: bool = False, dry_run: bool = False, job
 
 
 @task(
-    klass=NamesOrAllTask,
+    klass=OrchestratorTask,
+    positional=["names"],
     iterable=["mirror"],
     help={**{k: v for k, v in _BUILD_HELP.items() if k in ("names", "jobs", "offline", "mirror", "manifest",
                                                           "workspace")},
@@ -201,7 +218,7 @@ def build(c: Context, names: str, all_: bool = False, dry_run: bool = False, job
           "retries": "Extra tries for network steps, with backoff (default 2).",
           "cache-dir": "Mirror cache (default $XDG_CACHE_HOME/orchestrator/git; env ORCHESTRATOR_CACHE_DIR)."},
 )
-def fetch(c: Context, names: str, all_: bool = False, jobs: str = "", offline: bool = False,
+def fetch(c: Context, names: str | None = None, all_: bool = False, jobs: str = "", offline: bool = False,
           mirror: list[str] | None = None, retries: str = "", cache_dir: str = "", manifest: str = "",
           workspace: str = "") -> None:
     """Fetch repositories at their pinned commits into .build/src/: `fetch --all`."""
@@ -210,7 +227,8 @@ def fetch(c: Context, names: str, all_: bool = False, jobs: str = "", offline: b
         from orchestrator.plan import make_plan
         from orchestrator.release import fetch_sources
 
-        parsed = _check_names(names)
+        _dry_run(c, "fetch")
+        parsed = _names_or_all("fetch", names, all_)
         settings = _settings(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
                              mirrors=mirror or [], retries=retries, cache_dir=cache_dir)
         loaded = load(settings.manifest)
@@ -221,8 +239,8 @@ def fetch(c: Context, names: str, all_: bool = False, jobs: str = "", offline: b
             _emit(f"{name:<20} {source.ref:<12} {source.commit}  {source.path}")
 
 
-@task(optional=["force"], help={"jobs": _BUILD_HELP["jobs"], "keep-going": _BUILD_HELP["keep-going"],
-            "force": _BUILD_HELP["force"],
+@task(klass=OrchestratorTask, optional=["force"],
+      help={"jobs": _BUILD_HELP["jobs"], "keep-going": _BUILD_HELP["keep-going"], "force": _BUILD_HELP["force"],
             "workspace": "Directory for the demo's repositories, .build/ and dist/ (default: current directory)."})
 def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None = None,
          workspace: str = "") -> None:
@@ -230,6 +248,7 @@ def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None
     with user_errors():
         from orchestrator.sandbox import create_demo
 
+        _dry_run(c, "demo")
         base = _settings(workspace=workspace, jobs=jobs)
         manifest_path = create_demo(base.build_dir / "demo")
         _emit(f"demo repositories and manifest: {manifest_path.parent}")
@@ -238,9 +257,10 @@ def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None
 
 
 @task(
-    klass=NamesOrAllTask,
+    klass=OrchestratorTask,
+    positional=["names"],
     help={
-        "names": "Repos or artifacts whose images to push, comma-separated.",
+        "names": "Repos or artifacts whose images to push.",
         "all": "Push the images of every artifact of the release.",
         "registry": "Push under this registry instead of the manifest's (HOST[:PORT]/, ending in '/').",
         "retries": "Extra tries for transient registry errors, with backoff (default 2).",
@@ -248,7 +268,7 @@ def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None
         "workspace": "Directory holding dist/ (default: the current directory).",
     },
 )
-def publish(c: Context, names: str, all_: bool = False, registry: str = "", retries: str = "",
+def publish(c: Context, names: str | None = None, all_: bool = False, registry: str = "", retries: str = "",
             manifest: str = "", workspace: str = "") -> None:
     """Push a built release's images, only if every selected artifact built."""
     with user_errors():
@@ -257,7 +277,8 @@ def publish(c: Context, names: str, all_: bool = False, registry: str = "", retr
         from orchestrator.plan import select
         from orchestrator.publish import format_report, publish_release
 
-        parsed = _check_names(names)
+        _dry_run(c, "publish")
+        parsed = _names_or_all("publish", names, all_)
         settings = _settings(manifest=manifest, workspace=workspace, retries=retries)
         loaded = load(settings.manifest)
         selected = select(loaded, parsed, everything=all_)
@@ -270,6 +291,7 @@ def publish(c: Context, names: str, all_: bool = False, registry: str = "", retr
 
 
 @task(
+    klass=OrchestratorTask,
     help={
         "offline": "Check pins against the mirror cache instead of asking the remotes.",
         "manifest": _MANIFEST_HELP,
@@ -284,6 +306,7 @@ def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str
         from orchestrator.release import fetch_options
         from orchestrator.verify import format_report, resolve_pins, verify_release
 
+        _dry_run(c, "verify")
         settings = _settings(manifest=manifest, workspace=workspace, offline=offline)
         loaded = load(settings.manifest)
         engine = None
@@ -300,4 +323,4 @@ def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str
             raise Exit(f"error: release {loaded.release} does not verify: {len(report.failures)} mismatch(es)", 1)
 
 
-namespace = Collection(manifest, build, fetch, demo, publish, verify)
+namespace = OrchestratorCollection(manifest, build, fetch, demo, publish, verify)

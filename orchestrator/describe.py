@@ -13,6 +13,7 @@ from orchestrator.manifest import Artifact, Manifest, image_refs
 from orchestrator.plan import Plan, build_order
 from orchestrator.redact import redact_url
 
+
 def count(number: int, noun: str) -> str:
     """``3 artifacts``, ``1 artifact``."""
     return f"{number} {noun}{'' if number == 1 else 's'}"

@@ -241,19 +241,63 @@ def fetch(c: Context, names: str | None = None, all_: bool = False, jobs: str = 
 
 @task(klass=OrchestratorTask, optional=["force"],
       help={"jobs": _BUILD_HELP["jobs"], "keep-going": _BUILD_HELP["keep-going"], "force": _BUILD_HELP["force"],
+            "registry": "Image prefix of the demo's images (default orchestrator-demo.invalid/, which never "
+                        "resolves); HOST[:PORT]/ ending in '/'.",
             "workspace": "Directory for the demo's repositories, .build/ and dist/ (default: current directory)."})
-def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None = None,
+def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None = None, registry: str = "",
          workspace: str = "") -> None:
     """Build the built-in demo release offline (local repos shaped like Calico's)."""
     with user_errors():
-        from orchestrator.sandbox import create_demo
+        from orchestrator.sandbox import DEMO_REGISTRY, create_demo
 
         _dry_run(c, "demo")
         base = _settings(workspace=workspace, jobs=jobs)
-        manifest_path = create_demo(base.build_dir / "demo")
+        manifest_path = create_demo(base.build_dir / "demo", registry=_registry_prefix(registry or DEMO_REGISTRY))
         _emit(f"demo repositories and manifest: {manifest_path.parent}")
         settings = _settings(manifest=str(manifest_path), workspace=workspace, jobs=jobs)
-        _run_build(settings, (), True, keep_going, demo=True, force=force)
+        try:
+            _run_build(settings, (), True, keep_going, demo=True, force=force)
+        finally:
+            _emit(_next_steps(manifest_path, workspace))
+
+
+def _registry_prefix(value: str) -> str:
+    host = value.partition("/")[0]
+    if not value.endswith("/") or "://" in value or not host or any(c.isspace() or c.isupper() for c in value):
+        raise InputError(f"--registry {value!r} is not an image registry prefix",
+                         hint="give HOST[:PORT]/ with the trailing '/', e.g. 127.0.0.1:5000/")
+    return value
+
+
+def _program() -> str:
+    """How the user ran us: `invoke` (in a checkout) or the `orchestrator` script."""
+    return "invoke" if Path(sys.argv[0]).name in ("invoke", "inv") else "orchestrator"
+
+
+def _shown_path(path: Path) -> str:
+    """``path`` as short as it can be from the current directory."""
+    import os
+
+    relative = os.path.relpath(path.absolute())
+    return relative if not relative.startswith("..") else str(path.absolute())
+
+
+def _next_steps(manifest_path: Path, workspace: str) -> str:
+    """The commands that act on the demo release, ready to paste."""
+    import shlex
+
+    where = f" -m {shlex.quote(_shown_path(manifest_path))}"
+    if workspace:
+        where += f" -w {shlex.quote(workspace)}"
+    run = _program()
+    steps = [
+        (f"{run} build felix{where}", "rebuild one artifact (and what it needs); cached ones are kept"),
+        (f"{run} verify --offline{where}", "re-check the release: files, images, provenance, pins"),
+        (f"{run} publish --all{where} -r 127.0.0.1:5000/", "push its images to a local registry"),
+    ]
+    width = max(len(command) for command, _ in steps)
+    return "\nwork on the demo release with:\n" + "\n".join(
+        f"  {command:<{width}}  # {why}" for command, why in steps)
 
 
 @task(

@@ -118,7 +118,7 @@ def test_ctrl_c_exits_130_leaves_nothing_partial_and_the_next_run_works(demo_man
     proc = subprocess.Popen([str(BIN / "orchestrator"), "build", "felix", "--manifest", str(slow), "--workspace",
                              str(tmp_path)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    log = tmp_path / ".build/logs/v3.2.0/felix.log"
+    log = tmp_path / ".build/logs/v3.2.0-demo/felix.log"
     for _ in range(300):
         if log.exists() and "sleep 60" in log.read_text():
             break
@@ -127,9 +127,9 @@ def test_ctrl_c_exits_130_leaves_nothing_partial_and_the_next_run_works(demo_man
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    assert not (tmp_path / "dist/v3.2.0/bin/calico-felix").exists()
-    assert not (tmp_path / "dist/v3.2.0/release.json").exists()
+    assert not (tmp_path / "dist/v3.2.0-demo/bin/calico-felix").exists()
+    assert not (tmp_path / "dist/v3.2.0-demo/release.json").exists()
     assert subprocess.run(["pgrep", "-f", "sleep 60; sh build.sh"]).returncode == 1
     again = cli(tmp_path, "build", "felix", "--manifest", str(demo_manifest))
     assert again.returncode == 0, again.stderr
-    assert (tmp_path / "dist/v3.2.0/bin/calico-felix").exists()
+    assert (tmp_path / "dist/v3.2.0-demo/bin/calico-felix").exists()

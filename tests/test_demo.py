@@ -27,8 +27,8 @@ def env_for(workspace: Path, **extra: str) -> dict[str, str]:
 
 def demo(workspace: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     workspace.mkdir(parents=True, exist_ok=True)
-    return run_cli("demo", "--workspace", str(workspace), "--registry", IMAGE_PREFIX, *args, program="orchestrator", cwd=workspace,
-                   env=env_for(workspace, **env), timeout=600)
+    return run_cli("demo", "--workspace", str(workspace), "--registry", IMAGE_PREFIX, *args, program="orchestrator",
+                   cwd=workspace, env=env_for(workspace, **env), timeout=600)
 
 
 def build(workspace: Path, manifest: Path, *args: str) -> subprocess.CompletedProcess[str]:

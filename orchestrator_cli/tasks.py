@@ -136,13 +136,14 @@ def _names_or_all(task_name: str, names: str | None, everything: bool) -> tuple[
     return parsed
 
 
-def _dry_run(c: Context, task_name: str) -> bool:
-    """invoke's own --dry (`invoke --dry build`) means --dry-run for build, and is refused elsewhere:
-    invoke's meaning (print shell commands instead of running them) does not apply to our tasks."""
+def _dry_run(c: Context, task_name: str, *, allowed: bool = False) -> bool:
+    """invoke's own --dry (`invoke --dry build`) means --dry-run for the tasks that have one
+    (``allowed``), and is refused elsewhere: invoke's meaning (print shell commands instead of
+    running them) does not apply to our tasks."""
     dry = bool(c.config.get("run", {}).get("dry", False))
-    if dry and task_name != "build":
+    if dry and not allowed:
         raise InputError(f"invoke's --dry does not apply to {task_name}",
-                         hint="drop --dry; only build has a dry run (build --dry-run prints the plan)")
+                         hint="drop --dry; build and clean have a dry run (--dry-run)")
     return dry
 
 
@@ -199,7 +200,7 @@ def build(c: Context, names: str | None = None, all_: bool = False, dry_run: boo
         from orchestrator.plan import make_plan
 
         parsed = _names_or_all("build", names, all_)
-        dry_run = dry_run or _dry_run(c, "build")
+        dry_run = dry_run or _dry_run(c, "build", allowed=True)
         settings = _settings(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
                              mirrors=mirror or [])
         if dry_run:
@@ -367,4 +368,52 @@ def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str
             raise Exit(f"error: release {loaded.release} does not verify: {len(report.failures)} mismatch(es)", 1)
 
 
-namespace = OrchestratorCollection(manifest, build, fetch, demo, publish, verify)
+@task(
+    klass=OrchestratorTask,
+    help={
+        "all": "Remove the whole workspace's .build/ and dist/ (every release, checkouts, logs), not one release.",
+        "cache": "Also prune the mirror cache: mirrors of repos the manifest does not name, and leftovers of "
+                 "interrupted fetches.",
+        "dry-run": "Show what would be removed; remove nothing.",
+        "manifest": _MANIFEST_HELP,
+        "workspace": "Directory holding .build/ and dist/ (default: the current directory).",
+        "cache-dir": "Mirror cache (default $XDG_CACHE_HOME/orchestrator/git; env ORCHESTRATOR_CACHE_DIR).",
+    },
+)
+def clean(c: Context, all_: bool = False, cache: bool = False, dry_run: bool = False, manifest: str = "",
+          workspace: str = "", cache_dir: str = "") -> None:
+    """Remove a release's outputs, logs and cache records (--all: the workspace; --cache: unused mirrors)."""
+    with user_errors():
+        from orchestrator import housekeeping, sources
+        from orchestrator.manifest import load
+
+        dry_run = dry_run or _dry_run(c, "clean", allowed=True)
+        settings = _settings(manifest=manifest, workspace=workspace, cache_dir=cache_dir)
+        loaded = load(settings.manifest) if cache or not all_ else None
+        paths = (housekeeping.workspace_paths(settings.workspace) if all_ or loaded is None
+                 else housekeeping.release_paths(settings.workspace, loaded.release))
+        roots = [settings.workspace]
+        if cache and loaded is not None:
+            cache_root = settings.cache_dir or sources.default_cache_dir()
+            keep = {sources.mirror_name(repo.url) for repo in loaded.repos.values()}
+            paths += housekeeping.cache_paths(cache_root, keep)
+            roots.append(cache_root)
+        removed = housekeeping.remove(paths, roots=roots, dry_run=dry_run)
+        verb = "would remove" if dry_run else "removed"
+        for item in removed:
+            _emit(f"{verb} {_shown_path(item.path)}  ({item.what}, {_size(item.size)})")
+        total = sum(item.size for item in removed)
+        _emit("nothing to remove" if not removed else
+              f"{'would free' if dry_run else 'freed'} {_size(total)} in {len(removed)} "
+              f"{'place' if len(removed) == 1 else 'places'}")
+
+
+def _size(size: int) -> str:
+    for unit in ("bytes", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size} {unit}" if unit == "bytes" else f"{size:.1f} {unit}"
+        size /= 1024  # type: ignore[assignment]
+    return f"{size} bytes"
+
+
+namespace = OrchestratorCollection(manifest, build, fetch, demo, publish, verify, clean)

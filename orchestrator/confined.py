@@ -68,25 +68,18 @@ def parts_of(relative: str | PurePosixPath) -> tuple[str, ...]:
     return parts
 
 
-def resolve_inside(root: Path, relative: str) -> PurePosixPath:
+def resolve_inside(root: Path, relative: str, *, where: str) -> PurePosixPath:
     """``relative`` with every symlink in it resolved, relative to the real ``root``.
 
-    Raises ``UnsafePath`` naming where it points when the real path leaves ``root``.
-    Components that do not exist yet are kept as they are.
+    Raises ``UnsafePath`` naming where it points when the real path leaves ``root``
+    (``where`` names the root in that message: "the checkout"). Components that do
+    not exist yet are kept as they are.
     """
     real_root = os.path.realpath(root)
     real = os.path.realpath(os.path.join(real_root, relative))
     if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
-        raise UnsafePath(root, relative, f"resolves to {real}, outside {root}")
+        raise UnsafePath(root, relative, f"resolves to {real}, outside {where} {root}")
     return PurePosixPath(os.path.relpath(real, real_root))
-
-
-def symlink_target(root: Path, relative: str) -> str | None:
-    """Where ``root/relative`` points when it is itself a symlink, for messages."""
-    try:
-        return os.readlink(root / relative)
-    except OSError:
-        return None
 
 
 @contextlib.contextmanager
@@ -174,7 +167,8 @@ def write_file(
     """Write ``chunks`` to ``root/relative`` through a temporary name and a rename.
 
     Parent directories are reached (and made) without following symlinks; a symlink at
-    the destination itself is replaced, never written through.
+    the destination itself is replaced, never written through. File and directory are
+    synced, so after a crash the name holds the whole new file or the old one.
     """
     parts = parts_of(relative)
     name = parts[-1]
@@ -193,12 +187,14 @@ def write_file(
                 os.fchmod(fd, mode)
                 if mtime_ns is not None:
                     os.utime(fd, ns=(mtime_ns, mtime_ns))
+                os.fsync(fd)  # the bytes are on disk before the name points at them
             finally:
                 os.close(fd)
             try:
                 os.replace(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
             except IsADirectoryError as e:
                 raise UnsafePath(root, str(relative), "is a directory; cannot put a file there") from e
+            os.fsync(parent)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp, dir_fd=parent)

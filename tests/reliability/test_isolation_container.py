@@ -91,11 +91,11 @@ def test_a_directory_symlink_a_container_makes_cannot_redirect_a_later_host_writ
     outside.mkdir()
     # The container points bin/ out of the checkout; the next artifact stages into bin/.
     ws = workspace(tmp_path, busybox, f"mkdir -p out && echo tool > out/tool && ln -s {outside} bin\n",
-                   "[out/tool]", f"""staged:
+                   "[out/tool]", """staged:
   type: binary
   command: "true"
   outputs: [README]
-  stage: {{bin/tool: tool}}""")
+  stage: {bin/tool: tool}""")
 
     code, output = ws.run("build", "staged")
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import os
 import stat
+import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -95,7 +97,7 @@ def test_a_file_below_a_symlinked_directory_is_refused_and_nothing_is_written_an
     before = snapshot(tree)
 
     with pytest.raises(HostileArchive) as caught:
-        bring_back(tree, SRC, Entry("src/bin", "symlink", target=str(outside)), Entry("src/bin/passwd", data=b"root::0"))
+        bring_back(tree, SRC, Entry("src/bin", "symlink", target=str(outside)), Entry("src/bin/passwd", data=b"x"))
 
     assert str(caught.value) == (
         f"the builder container's /src holds 'src/bin/passwd', which lies below src/bin, which is a symlink "
@@ -228,3 +230,67 @@ def test_engine_run_brings_nothing_back_from_a_failed_command(tree: Path) -> Non
 
     assert snapshot(tree) == before
     assert fake.calls_to("container.get_archive") == []
+
+
+# -- kill -9 midway ---------------------------------------------------------------------------
+
+KILLED = """
+import os, sys, time
+from pathlib import Path
+from orchestrator import treecopy
+
+tree, stop, tar = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]).read_bytes()
+
+
+def chunks():
+    yield tar[: len(tar) // 2]
+    if stop == "extracting":
+        print("stopped", flush=True)
+        time.sleep(60)
+    yield tar[len(tar) // 2 :]
+
+
+renames = []
+real_rename = os.rename
+
+
+def rename(source, dest):
+    real_rename(source, dest)
+    renames.append(source)
+    if stop == f"rename-{len(renames)}":
+        print("stopped", flush=True)
+        time.sleep(60)
+
+
+os.rename = rename
+treecopy.replace_tree(chunks(), tree, log=print)
+"""
+
+
+@pytest.mark.parametrize("stop", ["extracting", "rename-1", "rename-2"])
+def test_a_run_killed_while_bringing_a_tree_back_leaves_a_checkout_the_next_fetch_repairs(
+    stop: str, tmp_path: Path
+) -> None:
+    from orchestrator.sources import FetchOptions, fetch
+    from tests.helpers.gitrepos import RepoSpec, build_upstream, git
+
+    upstream = build_upstream(tmp_path / "upstream")
+    options = FetchOptions(cache_dir=tmp_path / "cache", checkout_dir=tmp_path / "src", backoff=0.0)
+    repo = RepoSpec(name="felix", url=upstream.url, ref="v1.0")
+    checkout = fetch([repo], options)["felix"].path
+    tar = tmp_path / "back.tar"
+    tar.write_bytes(tar_of(SRC, Entry("src/big", data=os.urandom(1 << 21)), Entry("src/out", data=b"built")))
+    process = subprocess.Popen([sys.executable, "-c", KILLED, str(checkout), stop, str(tar)],
+                               cwd=Path(__file__).resolve().parents[2], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None and process.stdout.readline() == "stopped\n"
+    finally:
+        process.kill()
+        process.wait()
+
+    again = fetch([repo], options)["felix"].path
+
+    assert again == checkout
+    assert git("rev-parse", "HEAD", cwd=checkout) == upstream.commits["c2"]
+    assert git("status", "--porcelain", "--ignored", cwd=checkout) == ""
+    assert sorted(p.name for p in options.checkout_dir.iterdir()) == [".locks", "felix"]

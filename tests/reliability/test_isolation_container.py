@@ -3,19 +3,23 @@ the host's .git, runs on the host, or leads a host write or read outside the che
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
 import subprocess
 from pathlib import Path
 
+import docker  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
-from tests.reliability.isolation_helpers import Workspace, busybox, docker_engine, make_repo
+from orchestrator.engine import Engine
+from tests.reliability.isolation_helpers import Link, Workspace, busybox, docker_engine, make_repo
 
 __all__ = ["busybox", "docker_engine"]  # fixtures, used by name
 
 pytestmark = pytest.mark.docker
+LEAK = "orchestrator-test/leak:v1"
 
 
 def tree_digest(root: Path) -> str:
@@ -139,3 +143,30 @@ def test_files_the_container_deletes_are_gone_on_the_host_and_git_came_in_as_a_c
     assert code == 0, output
     assert not (ws.checkout / "README").exists()
     assert (ws.release / "bin/tool").read_text().strip() == (ws.checkout / ".git/HEAD").read_text().strip()
+
+
+def test_a_committed_symlink_as_the_build_context_sends_no_host_file_to_the_engine(
+    busybox: str, docker_engine: Engine, tmp_path: Path
+) -> None:
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "id_rsa").write_text("PRIVATE KEY\n")
+    ws = Workspace(tmp_path / "ws")
+    ws.root.mkdir()
+    commit = make_repo(tmp_path / "repo", {"ctx": Link(str(home)), "Dockerfile": "FROM scratch\nCOPY id_rsa /id_rsa\n"})
+    ws.manifest(tmp_path / "repo", commit, f"""
+leak:
+  type: image
+  dockerfile: Dockerfile
+  context: ctx
+  tags: ["{LEAK}"]
+""")
+    try:
+        code, output = ws.run("build", "leak")
+
+        assert code == 1
+        assert f"leak: ctx: resolves to {home}, outside the checkout {ws.checkout}" in output
+        assert docker_engine.image_id(LEAK) is None
+    finally:
+        with contextlib.suppress(Exception):
+            docker.from_env().images.remove(LEAK, force=True)

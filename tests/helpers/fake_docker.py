@@ -37,6 +37,7 @@ import tempfile
 import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -510,6 +511,7 @@ class FakeContainer:
         # The container's file system; like the engine, create() makes the working_dir.
         self.root = Path(tempfile.mkdtemp(prefix="fake-container-"))
         self.root.chmod(0o755)
+        weakref.finalize(self, shutil.rmtree, self.root, True)  # a test that never removes it
         (self.root / (kwargs.get("working_dir") or "/").lstrip("/")).mkdir(parents=True, exist_ok=True)
 
     @property

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import stat
@@ -129,8 +130,9 @@ def collect_outputs(job: Job) -> list[Output]:
                 raise BuildError(f"{job.artifact.name}: output {match!r} {e.why}",
                                  hint="an output must be a file inside the checkout; "
                                       "a symlink may only point inside it") from e
-            if stat.S_ISREG(os.stat(root / real, follow_symlinks=False).st_mode):
-                files.append(Output(shown=match, real=real))
+            with contextlib.suppress(FileNotFoundError):  # a dangling symlink is no file
+                if stat.S_ISREG(os.stat(root / real, follow_symlinks=False).st_mode):
+                    files.append(Output(shown=match, real=real))
         if not files:
             raise BuildError(
                 f"{job.artifact.name}: declared output {pattern!r} does not exist in "

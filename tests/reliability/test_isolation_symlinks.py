@@ -189,3 +189,14 @@ def test_staging_never_reads_a_release_file_through_a_symlink(tmp_path: Path) ->
         stage_inputs(job)
 
     assert not os.path.lexists(checkout / "bin" / "calico-felix")
+
+
+def test_a_dangling_symlink_output_is_a_missing_output_not_a_crash(tmp_path: Path) -> None:
+    ws = workspace(tmp_path, {"dangling": Link("missing")}, "tool:\n  type: binary\n  command: 'true'\n"
+                   "  outputs: [dangling]")
+
+    code, output = ws.run("build", "tool")
+
+    assert code == 1
+    assert "tool: declared output 'dangling' does not exist in" in output
+    assert "unexpected" not in output

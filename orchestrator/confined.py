@@ -174,8 +174,13 @@ def write_file(
     name = parts[-1]
     temp = f".{name}.tmp-{os.getpid()}-{threading.get_ident()}"
     digest, size = hashlib.sha256(), 0
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     with opened_dir(root, parts[:-1], create=True) as parent:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=parent)
+        try:
+            fd = os.open(temp, flags, 0o600, dir_fd=parent)
+        except FileExistsError:  # left by a killed run whose pid was ours, or planted: never followed
+            os.unlink(temp, dir_fd=parent)
+            fd = os.open(temp, flags, 0o600, dir_fd=parent)
         try:
             try:
                 for block in chunks:

@@ -15,7 +15,7 @@ others and their content comes from remote repositories.
 - Hooks (``$GIT_DIR/hooks/*``, ``core.hooksPath``): ``core.hooksPath=/dev/null`` on
   every command, so no hook ever runs, whoever wrote it.
 - ``core.fsmonitor`` (a command run by every index refresh: checkout, clean, status):
-  ``core.fsmonitor=false`` on every command.
+  an empty ``core.fsmonitor`` on every command.
 - Replace refs and grafts (``refs/replace/*``, ``info/grafts``) make git substitute
   other objects for the pinned ones: ``core.useReplaceRefs=false``; grafts are refused
   by the repository check below.
@@ -73,8 +73,9 @@ SAFE_CONFIG: tuple[str, ...] = (
     "-c", "protocol.version=2",
     # No hook runs, whoever wrote it: a user's global hooksPath, or one planted in a repository.
     "-c", "core.hooksPath=/dev/null",
-    # A command of the repository's (or the user's) run at every index refresh.
-    "-c", "core.fsmonitor=false",
+    # A command of the repository's (or the user's) run at every index refresh. Empty
+    # rather than "false": git before 2.36 takes the value as a program to run.
+    "-c", "core.fsmonitor=",
     # refs/replace/<pinned commit> would make checkout and archive use another tree.
     "-c", "core.useReplaceRefs=false",
     "-c", "submodule.recurse=false",

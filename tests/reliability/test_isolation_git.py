@@ -183,3 +183,14 @@ def test_a_library_archive_depends_on_the_commit_alone_not_on_the_users_git_conf
     assert code == 0, output
     assert (ws.release / "src" / "tool-v1.tar.gz").read_bytes() == clean
     assert not marker.exists()
+
+
+def test_git_through_the_door_never_runs_a_repositorys_fsmonitor_even_unchecked(tmp_path: Path, marker: Path) -> None:
+    repo = tmp_path / "repo"
+    make_repo(repo, {"a": "a\n"})
+    git("config", "core.fsmonitor", f"touch {marker}", cwd=repo)
+
+    for args in (["status", "--porcelain"], ["checkout", "--quiet", "--force", "--detach", "v1"], ["clean", "-fdxq"]):
+        assert gitcmd.run(args, git_dir=repo / ".git", work_tree=repo, cwd=repo).ok
+
+    assert not marker.exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -200,3 +201,22 @@ def test_a_dangling_symlink_output_is_a_missing_output_not_a_crash(tmp_path: Pat
     assert code == 1
     assert "tool: declared output 'dangling' does not exist in" in output
     assert "unexpected" not in output
+
+
+def test_a_symlink_planted_at_the_temporary_name_of_a_published_file_is_never_followed(
+    tmp_path: Path, outside: Path
+) -> None:
+    from orchestrator.confined import write_file
+
+    release = tmp_path / "dist" / "v1"
+    (release / "bin").mkdir(parents=True)
+    victim = outside / "victim"
+    victim.write_text("precious\n")
+    planted = release / "bin" / f".tool.tmp-{os.getpid()}-{threading.get_ident()}"
+    planted.symlink_to(victim)
+
+    written = write_file(release, "bin/tool", iter([b"tool\n"]), mode=0o755)
+
+    assert victim.read_text() == "precious\n"
+    assert (release / "bin" / "tool").read_bytes() == b"tool\n" and written.mode == 0o755
+    assert not os.path.lexists(planted)

@@ -258,15 +258,12 @@ class Engine:
         log: Log,
         deadline: float | None = None,
     ) -> None:
-        """Run ``command`` in a new container of ``image``, on a copy of ``workdir`` at /src.
+        """Run ``command`` in a new container of ``image`` on a copy of ``workdir`` at /src
+        (``orchestrator.treecopy``: /src comes back only when it succeeds; never the .git).
 
-        No bind mount: the work tree and a copy of its .git go in through put_archive, and when
-        the command succeeds, /src comes back through get_archive and replaces the work tree
-        (``orchestrator.treecopy``: hostile input; the host's .git is never touched). A string
-        runs under ``sh -c``, a list is the argv. It runs as the caller's uid:gid with exactly
-        ``env``. The container is always removed; on Ctrl-C, cancel_all or a passed deadline it
-        is killed first and nothing comes back.
-        """
+        A string runs under ``sh -c``, a list is the argv. It runs as the caller's uid:gid with
+        exactly ``env``. The container is always removed; on Ctrl-C, cancel_all or a passed
+        deadline it is killed first."""
         errors = _docker_errors()
         argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
         shown = command if isinstance(command, str) else shlex.join(argv)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import re
 import stat
 import sys
 import threading
@@ -23,6 +24,9 @@ from orchestrator.plan import command_text
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
+
+# A newline in a published name would let a file write its own line into SHA256SUMS.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 class Claims:
@@ -130,6 +134,10 @@ def collect_outputs(job: Job) -> list[Output]:
                 raise BuildError(f"{job.artifact.name}: output {match!r} {e.why}",
                                  hint="an output must be a file inside the checkout; "
                                       "a symlink may only point inside it") from e
+            if _UNPRINTABLE.search(match):
+                raise BuildError(f"{job.artifact.name}: output {match!r} has a control character or backslash "
+                                 "in its name, which SHA256SUMS cannot list as it is",
+                                 hint="rename the file, or narrow the pattern in `outputs`")
             with contextlib.suppress(FileNotFoundError):  # a dangling symlink is no file
                 if stat.S_ISREG(os.stat(root / real, follow_symlinks=False).st_mode):
                     files.append(Output(shown=match, real=real))

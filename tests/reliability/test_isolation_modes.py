@@ -137,3 +137,19 @@ tool:
 
     assert code == 0, output
     assert sums(ws) == ["bin/tool"]
+
+
+def test_an_output_whose_name_could_forge_a_sha256sums_line_is_refused(tmp_path: Path) -> None:
+    forged = "x\\n" + "0" * 64 + "  bin\\\\evil"
+    ws = workspace(tmp_path, f"""
+tool:
+  type: binary
+  command: mkdir -p out && printf tool > "out/$(printf '{forged}')"
+  outputs: ["out/*"]
+""")
+
+    code, output = ws.run("build", "tool")
+
+    assert code == 1
+    assert "has a control character or backslash in its name" in output
+    assert not (ws.release / "SHA256SUMS").exists() or "evil" not in (ws.release / "SHA256SUMS").read_text()

@@ -31,11 +31,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from orchestrator.errors import BuildError
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _BLOCK = 1 << 20
 
 
-class UnsafePath(OSError):
+class UnsafePath(BuildError):
     """A path that leaves its root, or runs through a symlink or a non-directory.
 
     ``relative`` is the path as asked for (relative to ``root``), ``why`` says what was
@@ -43,11 +45,8 @@ class UnsafePath(OSError):
     """
 
     def __init__(self, root: Path, relative: str, why: str) -> None:
-        super().__init__(errno.ELOOP, why, str(root / relative))
+        super().__init__(f"{relative}: {why}")
         self.root, self.relative, self.why = root, relative, why
-
-    def __str__(self) -> str:
-        return f"{self.relative}: {self.why}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

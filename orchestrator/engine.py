@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
+from orchestrator import treecopy
 from orchestrator.errors import BuildError, DockerUnavailableError, Interrupted, tail
 from orchestrator.redact import redact
 
@@ -43,7 +44,8 @@ _UNREACHABLE = re.compile(
 
 class DockerClient(Protocol):
     """The subset of ``docker.DockerClient`` used: ``api.build/tag/push/kill/import_image_from_file``,
-    ``containers.create`` (and the container's start/wait/logs/kill/remove), ``images.get``."""
+    ``containers.create`` (and the container's put_archive/start/wait/logs/get_archive/kill/remove),
+    ``images.get``."""
 
     api: Any
     containers: Any
@@ -256,12 +258,12 @@ class Engine:
         log: Log,
         deadline: float | None = None,
     ) -> None:
-        """Run ``command`` in a new container of ``image`` with ``workdir`` bind-mounted at /src.
+        """Run ``command`` in a new container of ``image`` on a copy of ``workdir`` at /src
+        (``orchestrator.treecopy``: /src comes back only when it succeeds; never the .git).
 
-        A string runs under ``sh -c``, a list is the argv. It runs as the caller's uid:gid (so
-        outputs belong to the caller) with exactly ``env``. The container is always removed;
-        on Ctrl-C, cancel_all or a passed deadline it is killed first.
-        """
+        A string runs under ``sh -c``, a list is the argv. It runs as the caller's uid:gid with
+        exactly ``env``. The container is always removed; on Ctrl-C, cancel_all or a passed
+        deadline it is killed first."""
         errors = _docker_errors()
         argv = ["sh", "-c", command] if isinstance(command, str) else list(command)
         shown = command if isinstance(command, str) else shlex.join(argv)
@@ -271,7 +273,6 @@ class Engine:
             with self._talking(f"creating a container for {what}"):
                 container = self._client.containers.create(
                     image, argv, environment=dict(env), network_mode=network_mode, working_dir="/src",
-                    volumes={str(workdir.resolve()): {"bind": "/src", "mode": "rw"}},
                     user=f"{os.getuid()}:{os.getgid()}", labels={MANAGED_LABEL: "true"}, use_config_proxy=False,
                 )  # fmt: skip
         except errors.ImageNotFound as e:
@@ -295,6 +296,7 @@ class Engine:
             with self._talking(f"running {what}"):
                 if cancelled:
                     raise Cancelled(what)
+                treecopy.send(container, workdir)
                 container.start()
                 if deadline is not None:
                     timer.start()
@@ -313,6 +315,8 @@ class Engine:
                 raise DeadlineExceeded(what, budget or 0, out.text)
             if exit_code != 0:
                 raise ContainerFailed(shown, image, exit_code, out.text)
+            with self._talking(f"copying /src back from {what}"):
+                treecopy.bring_back(container, workdir, log=log)
         except errors.APIError as e:  # start() refused (no such command, network), or cancel_all removed it
             _quietly(container.kill)
             if self._cancelled:

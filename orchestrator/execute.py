@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from orchestrator import builders, cache
-from orchestrator.builders.common import Job
+from orchestrator.builders.common import Claims, Job
 from orchestrator.commands import CommandRunner
 from orchestrator.errors import Interrupted, OrchestratorError
 from orchestrator.manifest import Manifest
@@ -101,6 +101,7 @@ class _Scheduler:
         self.repo_locks = {repo: threading.Lock() for repo in plan.repos}
         self.stopping: str | None = None  # the first failure, when not keeping going
         self.checked_out: set[str] = set()
+        self.claims = Claims()  # paths of the release directory, by artifact: no two outputs share one
 
     def run(self) -> dict[str, Result]:
         self.options.log_dir.mkdir(parents=True, exist_ok=True)
@@ -210,6 +211,8 @@ class _Scheduler:
                     output, why = cache.lookup(state, name, key, release_dir=self.options.release_dir,
                                                engine=self.engine)
                     if output is not None:
+                        for record in output.files:
+                            self.claims.claim(record.path, name, record.path)
                         log("cached: inputs unchanged and outputs intact; nothing to do")
                         return Result(artifact=name, status="cached", output=output, log=path, cache_key=key,
                                       duration=time.monotonic() - started)
@@ -225,7 +228,7 @@ class _Scheduler:
                 }
                 job = Job(manifest=self.manifest, artifact=artifact, source=self.sources[artifact.repo],
                           release_dir=self.options.release_dir, log=log, runner=self.runner, engine=self.engine,
-                          staged=staged, cache_key=key)
+                          staged=staged, cache_key=key, claims=self.claims)
                 output = builders.build(job)
                 if state is not None:
                     cache.save(state, name, key, output)

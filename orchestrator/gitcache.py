@@ -17,19 +17,13 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from orchestrator import repoconfig
 from orchestrator.errors import SourceError
 from orchestrator.gitcmd import has_commit, must, rev_parse, run
 
 Emit = Callable[[str, str], None]
 
 LOCK_TIMEOUT = 1800.0
-_MIRROR_CONFIG = (
-    # Auto-gc must not outlive the fetch that started it, nor the lock we hold.
-    ("gc.autoDetach", "false"),
-    # Checkouts fetch commits by id from the mirror, whatever protocol is spoken.
-    ("uploadpack.allowAnySHA1InWant", "true"),
-    ("core.logAllRefUpdates", "false"),
-)
 
 
 @contextmanager
@@ -65,14 +59,14 @@ def ensure_mirror(mirror: Path, name: str, emit: Emit) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(cache, mirror.name, name, emit)
     if mirror.exists():
-        if _is_repo(mirror, bare=True):
+        if _trusted(mirror, repoconfig.MIRROR, name, emit) and _is_repo(mirror, bare=True):
             _clear_stale_locks(mirror, name, emit)
             return
         emit(name, f"discarding damaged mirror {mirror}")
         _discard(mirror, mirror.name)
     temp = Path(tempfile.mkdtemp(prefix=f".tmp~{mirror.name}~", dir=cache))
-    must(run(["init", "--bare", "--quiet", "--", str(temp)], cwd=cache), name)
-    _configure(temp, name)
+    must(run(["init", "--bare", "--quiet", "--template=", "--", str(temp)], cwd=cache), name)
+    repoconfig.write(temp, repoconfig.MIRROR)
     os.rename(temp, mirror)
 
 
@@ -112,12 +106,14 @@ def check_out(
 
 def _ensure_worktree(path: Path, name: str, emit: Emit) -> Path:
     _remove_leftovers(path.parent, path.name, name, emit)
-    if path.exists() and not _is_repo(path / ".git", bare=False):
+    trusted = _trusted(path / ".git", repoconfig.CHECKOUT, name, emit)
+    if path.exists() and not (trusted and _is_repo(path / ".git", bare=False)):
         emit(name, f"discarding damaged checkout {path}")
         _discard(path, path.name)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        must(run(["init", "--quiet", "--", str(path)], cwd=path.parent), name)
+        must(run(["init", "--quiet", "--template=", "--", str(path)], cwd=path.parent), name)
+        repoconfig.write(path / ".git", repoconfig.CHECKOUT)
     else:
         _clear_stale_locks(path / ".git", name, emit)
     return path / ".git"
@@ -133,9 +129,12 @@ def _is_repo(git_dir: Path, *, bare: bool) -> bool:
     return result.ok and result.stdout.strip() == ("true" if bare else "false")
 
 
-def _configure(git_dir: Path, name: str) -> None:
-    for key, value in _MIRROR_CONFIG:
-        must(run(["config", key, value], git_dir=git_dir), name)
+def _trusted(git_dir: Path, expected: bytes, name: str, emit: Emit) -> bool:
+    """False, and says why, when someone else wrote git_dir's config (see repoconfig)."""
+    problem = repoconfig.tampering(git_dir, expected)
+    if problem is not None:
+        emit(name, f"not trusting {git_dir}: {problem}")
+    return problem is None
 
 
 def _clear_stale_locks(git_dir: Path, name: str, emit: Emit) -> None:

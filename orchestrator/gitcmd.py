@@ -1,15 +1,58 @@
 """The one door to the git executable, and what its failures mean.
 
-Every git command of the sources layer runs here: argv lists through GitPython, an
-environment scrubbed of leaked ``GIT_*`` variables, and only the transports a manifest
-may use. GitPython is imported lazily, so importing this module costs nothing on
-paths that never run git (``invoke manifest`` must not load it).
+Every git process of the orchestrator runs here (the sources layer, library archives,
+the demo's repositories): argv lists through GitPython, an environment scrubbed of
+leaked ``GIT_*`` variables, and only the transports a manifest may use. GitPython is
+imported lazily, so importing this module costs nothing on paths that never run git
+(``invoke manifest`` must not load it).
+
+Which git settings can run a program or send git elsewhere, and how each is
+neutralised. The user's own global and system config is trusted (their credential
+helper, ``core.sshCommand``, ``url.*.insteadOf`` keep working); a repository's config,
+hooks and attributes are not, since the mirror cache and checkouts are writable by
+others and their content comes from remote repositories.
+
+- Hooks (``$GIT_DIR/hooks/*``, ``core.hooksPath``): ``core.hooksPath=/dev/null`` on
+  every command, so no hook ever runs, whoever wrote it.
+- ``core.fsmonitor`` (a command run by every index refresh: checkout, clean, status):
+  an empty ``core.fsmonitor`` on every command.
+- Replace refs and grafts (``refs/replace/*``, ``info/grafts``) make git substitute
+  other objects for the pinned ones: ``core.useReplaceRefs=false``; grafts are refused
+  by the repository check below.
+- Submodules (``submodule.*.update=!cmd``, recursion into ``.gitmodules`` URLs):
+  ``submodule.recurse=false`` and ``fetch.recurseSubmodules=false``.
+- Transports that run commands (``ext::``, ``fd::``, any remote helper, including
+  after a ``url.*.insteadOf`` rewrite): ``protocol.allow=never`` with only https, ssh,
+  git and file allowed; ``-c`` beats every config file.
+- Everything else that runs a program lives in config *files*, where ``-c`` cannot
+  reach all of it (names are free-form: ``filter.<driver>.smudge``/``clean``/``process``,
+  ``diff.<driver>.textconv``/``command``, ``merge.<driver>.driver``,
+  ``remote.<name>.uploadpack``/``vcs``/``proxy``, ``credential.helper``,
+  ``core.sshCommand``, ``core.gitProxy``, ``core.askPass``, ``core.alternateRefsCommand``,
+  ``core.pager``/``core.editor``, ``gpg.program``, ``include.path``/``includeIf``
+  pulling in any of those, and ``core.worktree``/``extensions.*`` redirecting git).
+  So the repository config is pinned: ``orchestrator.repoconfig`` writes the
+  ``config`` of every mirror and checkout itself, and before each use compares its
+  bytes with what it wrote and checks that no ``commondir``, ``info/grafts``,
+  ``info/attributes`` or ``objects/info/alternates`` appeared. Anything else means
+  someone else wrote it: the repository is discarded and made again (a mirror is
+  fetched again, a checkout re-made from the mirror). A filter or diff driver named
+  by ``.gitattributes`` in the work tree therefore finds no command to run, unless
+  the user's own config defines one.
+- ``uploadpack.packObjectsHook`` and ``safe.directory`` are read only from the user's
+  and the command line's config, never a repository's.
+- Environment variables that retarget git or add config (``GIT_DIR``,
+  ``GIT_CONFIG_*``, ``GIT_EXEC_PATH`` aside) are dropped; see ``KEPT_GIT_VARS``.
+
+And a builder container never gets the host's ``.git``, only a copy that is never
+brought back (``orchestrator.treecopy``).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,8 +71,15 @@ SAFE_CONFIG: tuple[str, ...] = (
     "-c", "protocol.git.allow=always",
     "-c", "protocol.file.allow=always",
     "-c", "protocol.version=2",
-    # A user's global hooksPath would otherwise run post-checkout hooks in our checkouts.
+    # No hook runs, whoever wrote it: a user's global hooksPath, or one planted in a repository.
     "-c", "core.hooksPath=/dev/null",
+    # A command of the repository's (or the user's) run at every index refresh. Empty
+    # rather than "false": git before 2.36 takes the value as a program to run.
+    "-c", "core.fsmonitor=",
+    # refs/replace/<pinned commit> would make checkout and archive use another tree.
+    "-c", "core.useReplaceRefs=false",
+    "-c", "submodule.recurse=false",
+    "-c", "fetch.recurseSubmodules=false",
     "-c", "advice.detachedHead=false",
     "-c", "init.defaultBranch=main",
     # git has no timeout of its own: an https transfer stalled below 1 KB/s for 60 s
@@ -101,6 +151,7 @@ class GitResult:
     stdout: str
     stderr: str
     tries: int = 1
+    data: bytes = b""  # stdout as bytes, when run with binary=True (stdout is then "")
 
     @property
     def ok(self) -> bool:
@@ -120,13 +171,17 @@ def run(
     git_dir: Path | None = None,
     work_tree: Path | None = None,
     env: Mapping[str, str] | None = None,
+    stdin: bytes | None = None,
+    binary: bool = False,
 ) -> GitResult:
     """Run one git command and return its result; a git failure is not raised.
 
     Pass ``git_dir``/``work_tree`` for our own repositories: were one damaged, git's
     discovery would walk up into an enclosing repository (the project itself) and
     check out or clean *that*. ``env`` adds variables for this command only (values
-    reach the process environment, never its argv).
+    reach the process environment, never its argv; a ``GIT_*`` name given here is
+    kept even though an inherited one would be dropped). ``stdin`` is fed to git;
+    with ``binary`` stdout is kept as bytes in ``data`` (``git archive``).
     """
     import git  # noqa: PLC0415  (lazy: see the module docstring)
 
@@ -138,22 +193,28 @@ def run(
         argv.append(f"--work-tree={work_tree}")
     # GitPython always starts from a copy of os.environ and can only add to it, so
     # leaked variables are removed by `env -u` (their names only reach argv).
-    unset = [arg for name in scrubbed_git_vars() for arg in ("-u", name)]
+    extra = {**OWN_ENV, **(env or {})}
+    unset = [arg for name in scrubbed_git_vars() if name not in extra for arg in ("-u", name)]
     program = ["env", *unset] if unset else []
     program.append(command.GIT_PYTHON_GIT_EXECUTABLE or "git")
-    process = command.execute(
-        [*program, *argv, *args],
-        as_process=True,
-        env={**OWN_ENV, **(env or {})},
-    )
+    try:
+        process = command.execute(
+            [*program, *argv, *args],
+            as_process=True,
+            env=extra,
+            istream=subprocess.PIPE if stdin is not None else None,
+        )
+    except (OSError, git.exc.GitCommandNotFound) as e:
+        raise SourceError(f"cannot run git: {e}", hint="install git (it must be on PATH)") from e
     proc = process.proc
     assert proc is not None  # as_process always starts one
-    stdout, stderr = proc.communicate()
+    stdout, stderr = proc.communicate(stdin)
     return GitResult(
         args=tuple(args),
         status=proc.returncode,
-        stdout=_text(stdout),
+        stdout="" if binary else _text(stdout),
         stderr=_text(stderr),
+        data=(stdout or b"") if binary else b"",
     )
 
 

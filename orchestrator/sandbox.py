@@ -7,8 +7,8 @@ bare commit pin), so the demo exercises every path of the fetcher, while the rec
 are a few lines of POSIX sh and ``FROM scratch`` Dockerfiles that build offline.
 
 Histories are written with ``git fast-import`` from a stream built here, with fixed
-identities and dates, so every machine gets the same commit ids. Only the ``git``
-executable is used (no GitPython, no docker): this module runs on the lean path.
+identities and dates, so every machine gets the same commit ids. Git runs through
+``orchestrator.gitcmd`` like every other git process (no docker here).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 
 import yaml
 
+from orchestrator import gitcmd
 from orchestrator.errors import SourceError, tail
 
 # The demo lives in its own namespace: its own release name, and an image registry
@@ -244,9 +244,9 @@ def _current_pin(path: Path, spec: _Repo, stamp: str) -> str | None:
         return None
     git_dir = ("--git-dir", str(path))
     recorded = _git(*git_dir, "config", "--get", _STAMP_KEY, check=False)
-    if recorded.returncode != 0 or recorded.stdout.decode().strip() != stamp:
+    if not recorded.ok or recorded.stdout.strip() != stamp:
         return None
-    if _git(*git_dir, "fsck", "--no-progress", "--no-dangling", check=False).returncode != 0:
+    if not _git(*git_dir, "fsck", "--no-progress", "--no-dangling", check=False).ok:
         return None
     return _rev_parse(path, spec)
 
@@ -255,7 +255,7 @@ def _rev_parse(git_dir: Path, spec: _Repo) -> str | None:
     # Without a tag the pin is on main, one commit below its head (see _history).
     ref = f"refs/tags/{spec.tag}" if spec.tag else "refs/heads/main~1"
     result = _git("--git-dir", str(git_dir), "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False)
-    return result.stdout.decode().strip() if result.returncode == 0 else None
+    return result.stdout.strip() if result.ok else None
 
 
 def _replace(path: Path, new: Path) -> None:
@@ -328,28 +328,23 @@ def _commit(out: bytearray, ref: str, mark: int, parent: int | None, when: int, 
 
 
 def _git_env() -> dict[str, str]:
-    """The caller's environment without GIT_*, plus fixed identity and no user/system config."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    """Fixed identity and dates, and no user or system config: the same ids everywhere."""
     date = f"{_PIN_TIME} +0000"
-    env.update(
+    return dict(
         GIT_CONFIG_NOSYSTEM="1",
         GIT_CONFIG_GLOBAL=os.devnull,
         GIT_AUTHOR_NAME=_NAME, GIT_AUTHOR_EMAIL=_EMAIL, GIT_AUTHOR_DATE=date,
         GIT_COMMITTER_NAME=_NAME, GIT_COMMITTER_EMAIL=_EMAIL, GIT_COMMITTER_DATE=date,
-        LC_ALL="C",
     )  # fmt: skip
-    return env
 
 
-def _git(*args: str, stdin: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
-    argv = ["git", "-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", "-c", "init.defaultBranch=main", *args]
-    try:
-        result = subprocess.run(argv, input=stdin, capture_output=True, env=_git_env(), check=False)
-    except OSError as e:
-        raise SourceError(f"cannot run git: {e.strerror}", hint="install git; the demo needs it") from e
-    if check and result.returncode != 0:
-        output = result.stderr.decode(errors="replace") or result.stdout.decode(errors="replace")
-        raise SourceError(f"creating the demo: `{' '.join(argv)}` exited with {result.returncode}:\n{tail(output)}")
+def _git(*args: str, stdin: bytes | None = None, check: bool = True) -> gitcmd.GitResult:
+    """One git command through the one door (gitcmd), with the demo's fixed identity."""
+    argv = ["-c", "commit.gpgsign=false", "-c", "tag.gpgsign=false", "-c", "init.defaultBranch=main", *args]
+    result = gitcmd.run(argv, env=_git_env(), stdin=stdin)
+    if check and not result.ok:
+        output = result.stderr or result.stdout
+        raise SourceError(f"creating the demo: `git {' '.join(argv)}` exited with {result.status}:\n{tail(output)}")
     return result
 
 

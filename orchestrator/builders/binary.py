@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.builders.common import Job, collect_outputs, publish, run_command, stage_inputs
+from orchestrator.builders.common import Job, collect_outputs, publish_all, run_command, stage_inputs
 from orchestrator.builders.normalize import normalize_tar_gz
 from orchestrator.outputs import ArtifactOutput
 
@@ -10,13 +10,13 @@ from orchestrator.outputs import ArtifactOutput
 def _build_files(job: Job, folder: str) -> ArtifactOutput:
     stage_inputs(job)
     run_command(job)
-    files = collect_outputs(job)
+    outputs = collect_outputs(job)
     if job.artifact.type == "python-package":
-        for path in files:
-            if path.name.endswith(".tar.gz"):
-                normalize_tar_gz(path, job.source.commit_time)
-                job.log(f"normalized {path.name}: times clamped to SOURCE_DATE_EPOCH, owner 0/0")
-    records = tuple(publish(path, job.release_dir, f"{folder}/{path.name}") for path in files)
+        for output in outputs:
+            if output.name.endswith(".tar.gz"):
+                normalize_tar_gz(job.source.path / output.real, job.source.commit_time)
+                job.log(f"normalized {output.name}: times clamped to SOURCE_DATE_EPOCH, owner 0/0")
+    records = tuple(publish_all(job, outputs, folder))
     for record in records:
         job.log(f"published {record.path} sha256:{record.sha256}")
     return ArtifactOutput(files=records)

@@ -3,24 +3,60 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
-import shutil
+import re
+import stat
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from orchestrator.commands import PASSTHROUGH, CommandRunner
+from orchestrator.confined import UnsafePath, copy_file, resolve_inside
 from orchestrator.errors import BuildError
-from orchestrator.fileops import copy_atomic, sha256_file
 from orchestrator.manifest import DEFAULT_PYTHON_COMMAND, Artifact, Manifest
 from orchestrator.outputs import FileRecord, Source
 from orchestrator.plan import command_text
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
+
+# A newline in a published name would let a file write its own line into SHA256SUMS.
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+class Claims:
+    """Which artifact publishes each path of dist/<release>/ in this run (thread-safe).
+
+    Two outputs that would land on one path (two patterns giving ``bin/tool``, in one
+    artifact or in two) must not silently overwrite each other: the later one fails,
+    naming both, so SHA256SUMS never lists a path twice.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owners: dict[str, tuple[str, str]] = {}
+
+    def claim(self, relative: str, artifact: str, source: str) -> bool:
+        """Claim ``relative`` for ``artifact``'s ``source``: True when new, False when
+        that very source claimed it already (one file matched by two patterns)."""
+        with self._lock:
+            owner = self._owners.get(relative)
+            if owner is None:
+                self._owners[relative] = (artifact, source)
+                return True
+        if owner == (artifact, source):
+            return False
+        raise BuildError(
+            f"{artifact}: output {source!r} would be published as {relative}, where {owner[0]}'s output "
+            f"{owner[1]!r} is published already",
+            hint="outputs are published by file name; rename one of them or drop one from `outputs`",
+        )
+
 
 @dataclass(kw_only=True)
 class Job:
@@ -35,6 +71,7 @@ class Job:
     engine: Engine | None = None
     staged: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)  # dest -> files to copy in
     cache_key: str | None = None
+    claims: Claims = field(default_factory=Claims)  # shared by all jobs of a run
 
     def environment(self, *, container: bool = False) -> dict[str, str]:
         """The explicit environment of this artifact's command."""
@@ -50,19 +87,60 @@ class Job:
         return env
 
 
-def publish(source: Path, release_dir: Path, relative: str) -> FileRecord:
-    """Copy ``source`` to ``release_dir/relative`` atomically, so a reader never sees a half-written file."""
-    dest = release_dir / relative
-    copy_atomic(source, dest)
-    return FileRecord(path=relative, sha256=sha256_file(dest), size=dest.stat().st_size)
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Output:
+    """A declared output found in the checkout: ``shown`` as matched, ``real`` with
+    symlinks resolved (both relative to the checkout); published as ``name``."""
+
+    shown: str
+    real: PurePosixPath
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.shown).name
 
 
-def collect_outputs(job: Job) -> list[Path]:
-    """The files the artifact's ``outputs`` name; a pattern matching nothing fails."""
-    found: list[Path] = []
+def publish(job: Job, output: Output, relative: str) -> FileRecord:
+    """Copy ``output`` to ``release_dir/relative``, whole or not at all, no symlink
+    followed on either side, with mode 0o755 or 0o644."""
+    try:
+        copied = copy_file(job.source.path, output.real, job.release_dir, relative)
+    except UnsafePath as e:
+        raise BuildError(f"{job.artifact.name}: cannot publish {output.shown!r} as {relative}: {e}",
+                         hint="nothing in a release directory is a symlink; delete what is in the way") from e
+    return FileRecord(path=relative, sha256=copied.sha256, size=copied.size, mode=copied.mode)
+
+
+def publish_all(job: Job, outputs: list[Output], folder: str) -> list[FileRecord]:
+    """Claim every destination first, then publish: a collision overwrites nothing."""
+    wanted = [(output, f"{folder}/{output.name}") for output in outputs]
+    fresh = [(output, relative) for output, relative in wanted
+             if job.claims.claim(relative, job.artifact.name, output.shown)]
+    job.release_dir.mkdir(parents=True, exist_ok=True)
+    return [publish(job, output, relative) for output, relative in fresh]
+
+
+def collect_outputs(job: Job) -> list[Output]:
+    """The files the artifact's ``outputs`` name; a pattern matching nothing fails, and so
+    does a match whose real path (symlinks resolved) leaves the checkout."""
+    root = job.source.path
+    found: list[Output] = []
     for pattern in job.artifact.outputs:
-        matches = sorted(glob.glob(str(job.source.path / pattern)))
-        files = [Path(m) for m in matches if Path(m).is_file()]
+        files = []
+        for match in sorted(glob.glob(pattern, root_dir=root)):
+            try:
+                real = resolve_inside(root, match, where="the checkout")
+            except UnsafePath as e:
+                raise BuildError(f"{job.artifact.name}: output {match!r} {e.why}",
+                                 hint="an output must be a file inside the checkout; "
+                                      "a symlink may only point inside it") from e
+            if _UNPRINTABLE.search(match):
+                raise BuildError(f"{job.artifact.name}: output {match!r} has a control character or backslash "
+                                 "in its name, which SHA256SUMS cannot list as it is",
+                                 hint="rename the file, or narrow the pattern in `outputs`")
+            with contextlib.suppress(FileNotFoundError):  # a dangling symlink is no file
+                if stat.S_ISREG(os.stat(root / real, follow_symlinks=False).st_mode):
+                    files.append(Output(shown=match, real=real))
         if not files:
             raise BuildError(
                 f"{job.artifact.name}: declared output {pattern!r} does not exist in "
@@ -74,18 +152,28 @@ def collect_outputs(job: Job) -> list[Path]:
 
 
 def stage_inputs(job: Job) -> None:
-    """Copy staged artifacts' files into this checkout at their declared paths."""
+    """Copy staged artifacts' files into this checkout at their declared paths.
+
+    A destination's parent may be a symlink only when it resolves inside the checkout;
+    a symlink at the destination itself is replaced, never written through.
+    """
     for dest, files in job.staged.items():
-        target = job.source.path / dest
-        if len(files) > 1 or dest.endswith("/"):
-            target.mkdir(parents=True, exist_ok=True)
-            for file in files:
-                shutil.copy2(file, target / file.name)
-                job.log(f"staged {file.name} -> {dest.rstrip('/')}/{file.name}")
-        elif files:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(files[0], target)
-            job.log(f"staged {files[0].name} -> {dest}")
+        into_dir = len(files) > 1 or dest.endswith("/")
+        for file in files:
+            target = f"{dest.rstrip('/')}/{file.name}" if into_dir else dest
+            _stage_one(job, file, target)
+            job.log(f"staged {file.name} -> {target}")
+
+
+def _stage_one(job: Job, file: Path, target: str) -> None:
+    root = job.source.path
+    parent, name = os.path.split(target)
+    try:
+        real_parent = resolve_inside(root, parent or ".", where="the checkout")
+        copy_file(job.release_dir, str(file.relative_to(job.release_dir)), root, real_parent / name)
+    except UnsafePath as e:
+        raise BuildError(f"{job.artifact.name}: cannot stage {file.name} at {target!r}: {e}",
+                         hint="staging writes only inside the checkout, never through a symlink") from e
 
 
 def run_command(job: Job) -> None:

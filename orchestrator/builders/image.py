@@ -6,6 +6,7 @@ import datetime
 import os
 
 from orchestrator.builders.common import Job, run_command, stage_inputs
+from orchestrator.confined import UnsafePath, resolve_inside
 from orchestrator.errors import BuildError
 from orchestrator.manifest import image_refs
 from orchestrator.outputs import ArtifactOutput, ImageRecord
@@ -31,8 +32,14 @@ def build_image(job: Job) -> ArtifactOutput:
         raise BuildError(f"{artifact.name}: an image build needs Docker", hint="start Docker or set DOCKER_HOST")
     stage_inputs(job)
     run_command(job)
-    context = job.source.path / artifact.context
-    dockerfile = job.source.path / artifact.dockerfile
+    # docker-py walks the context from its real path: a committed `ctx -> /home/me`
+    # would send that directory to the engine, and a COPY could put it in the image.
+    try:
+        context = job.source.path / resolve_inside(job.source.path, artifact.context, where="the checkout")
+        dockerfile = job.source.path / resolve_inside(job.source.path, artifact.dockerfile, where="the checkout")
+    except UnsafePath as e:
+        hint = "the build context and the Dockerfile must be inside the checkout"
+        raise BuildError(f"{artifact.name}: {e}", hint=hint) from e
     if not dockerfile.is_file():
         raise BuildError(f"{artifact.name}: Dockerfile {artifact.dockerfile!r} not found in {job.source.path}",
                          hint="fix `dockerfile` in the manifest")

@@ -1,4 +1,4 @@
-"""Engine.run against the fake client, which runs commands on the host in the bind mount."""
+"""Engine.run against the fake client, which runs commands on the host in the container's own directory."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def created(fake: FakeDockerClient) -> list[dict[str, Any]]:
     return fake.calls_to("containers.create")
 
 
-def test_a_command_runs_in_the_bind_mounted_workdir_and_logs_whole_lines(
+def test_a_command_runs_on_a_copy_of_the_workdir_whose_result_comes_back_and_logs_whole_lines(
     engine: Engine, fake: FakeDockerClient, tmp_path: Path, lines: Lines
 ) -> None:
     run(engine, tmp_path, "mkdir -p bin && echo built > bin/calico-felix && echo done", lines, env={"ARCH": "amd64"})
@@ -52,7 +52,6 @@ def test_a_command_runs_in_the_bind_mounted_workdir_and_logs_whole_lines(
         "environment": {"ARCH": "amd64"},
         "network_mode": "none",
         "working_dir": "/src",
-        "volumes": {str(tmp_path.resolve()): {"bind": "/src", "mode": "rw"}},
         "user": f"{os.getuid()}:{os.getgid()}",
         "labels": {MANAGED_LABEL: "true"},
         "use_config_proxy": False,

@@ -10,7 +10,10 @@ docker-py raises as ``APIError`` on the first ``next()`` of the stream.
 
 from __future__ import annotations
 
+import datetime
 import json
+import os
+import stat
 from typing import Any
 
 import requests
@@ -106,12 +109,32 @@ EXEC_NOT_FOUND = (
     'process: exec: "{command}": executable file not found in $PATH: unknown'
 )
 NETWORK_NOT_FOUND = "network {name} not found"
+NO_SUCH_PATH = "Could not find the file {path} in container {id}"
+ARCHIVE_CHUNK_SIZE = 2 * 1024 * 1024  # docker-py's DEFAULT_DATA_CHUNK_SIZE
 NO_IMAGE_GENERATED = "No image was generated. Is your Dockerfile empty?"
 IMPORT_NOT_A_FILE = 'Get "http://{src}": http: no Host in request URL'
 
 
 def import_reply(image_id: str) -> str:
     return json.dumps({"status": image_id}, separators=(",", ":")) + "\r\n"
+
+
+# Go's os.FileMode bits, as the engine reports them in X-Docker-Container-Path-Stat.
+_GO_MODE_BITS = (
+    (stat.S_ISDIR, 1 << 31), (stat.S_ISLNK, 1 << 27), (stat.S_ISFIFO, 1 << 25),
+    (stat.S_ISCHR, (1 << 26) | (1 << 21)), (stat.S_ISBLK, 1 << 26), (stat.S_ISSOCK, 1 << 24),
+)  # fmt: skip
+
+
+def path_stat(name: str, info: os.stat_result, link_target: str = "") -> dict[str, Any]:
+    """The stat dict ``get_archive`` returns, e.g. for /src of a fresh container:
+    ``{'name': 'src', 'size': 4096, 'mode': 2147484141, 'mtime': '1970-01-01T00:00:00Z', 'linkTarget': ''}``."""
+    mode = info.st_mode & 0o777
+    mode |= (1 << 23 if info.st_mode & stat.S_ISUID else 0) | (1 << 22 if info.st_mode & stat.S_ISGID else 0)
+    mode |= 1 << 20 if info.st_mode & stat.S_ISVTX else 0
+    mode |= next((bit for test, bit in _GO_MODE_BITS if test(info.st_mode)), 0)
+    when = datetime.datetime.fromtimestamp(info.st_mtime, tz=datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"name": name, "size": info.st_size, "mode": mode, "mtime": when, "linkTarget": link_target}
 
 
 def wait_reply(exit_code: int) -> dict[str, Any]:

@@ -8,9 +8,13 @@ and an explanation), and requests/urllib3 exceptions for a lost or silent engine
 - ``api.build`` reads the context and the Dockerfile and walks it like the classic
   builder (steps, FROM a known image or scratch, COPY sources, LABEL, target stages).
   ``script_build(tag, ...)`` makes a build fail mid-stream, emit output, or go slowly.
-- ``containers.create(...).start()`` runs the command *on the host* in the host side of
-  the bind mount, with the image's PATH and exactly the given environment, so a command
-  really writes files; ``script_container(image, ...)`` fakes a result instead.
+- Each container has its own root directory on the host (a temporary directory, gone
+  with ``remove()``): ``put_archive`` extracts into it, ``get_archive`` returns a tar of
+  it shaped like the engine's (entries ``src/...`` for ``/src``, plus the path stat), and
+  ``start()`` runs the command *on the host* in its working_dir there (or in the host
+  side of a bind mount), with the image's PATH and exactly the given environment, so a
+  command really writes files; ``script_container(image, ...)`` fakes a result instead,
+  and its ``archive`` makes ``get_archive`` return those bytes (an engine that lies).
 - ``make_unreachable()`` makes every call fail the way docker-py does without dockerd.
 
 Every call is recorded in ``calls`` as ``(name, kwargs)``.
@@ -29,9 +33,11 @@ import shutil
 import signal
 import subprocess
 import tarfile
+import tempfile
 import threading
 import time
 import urllib.parse
+import weakref
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,6 +106,7 @@ class ContainerScript:
     output: bytes = b""
     duration: float = 0.0
     block: threading.Event | None = None
+    archive: bytes | None = None  # what get_archive returns instead of a tar of the container's files
 
 
 @dataclass
@@ -478,7 +485,8 @@ class FakeContainerCollection:
 
 
 class FakeContainer:
-    """``docker.models.containers.Container``: start/wait/logs/kill/remove over a host process."""
+    """``docker.models.containers.Container``: put_archive/start/wait/logs/get_archive/kill/remove
+    over a host process and a directory that stands for its file system."""
 
     def __init__(
         self,
@@ -500,20 +508,61 @@ class FakeContainer:
         self._output = bytearray()
         self._changed = threading.Condition()
         self._process: subprocess.Popen[bytes] | None = None
+        # The container's file system; like the engine, create() makes the working_dir.
+        self.root = Path(tempfile.mkdtemp(prefix="fake-container-"))
+        self.root.chmod(0o755)
+        weakref.finalize(self, shutil.rmtree, self.root, True)  # a test that never removes it
+        (self.root / (kwargs.get("working_dir") or "/").lstrip("/")).mkdir(parents=True, exist_ok=True)
 
     @property
     def short_id(self) -> str:
         return self.id[:12]
 
     @property
-    def host_workdir(self) -> Path | None:
-        """The host directory that the container's working_dir is bind-mounted from."""
+    def host_workdir(self) -> Path:
+        """Where the container's working_dir is on the host: a bind mount's host side, else in ``root``."""
         workdir = self.kwargs.get("working_dir") or "/"
         for host, bind in (self.kwargs.get("volumes") or {}).items():
             inside = bind["bind"] if isinstance(bind, dict) else str(bind)
             if workdir == inside or workdir.startswith(inside.rstrip("/") + "/"):
                 return Path(host) / os.path.relpath(workdir, inside)
-        return None
+        return self.root / workdir.lstrip("/")
+
+    def put_archive(self, path: str, data: bytes | Any) -> bool:
+        """Extract the tar ``data`` at ``path``, which must be a directory; owners as in the tar (as root)."""
+        self._call("put_archive", path=path)
+        target = self.root / path.lstrip("/")
+        if not target.is_dir():
+            raise fake_api.api_error(404, f"/containers/{self.id}/archive", fake_api.NO_SUCH_PATH.format(
+                path=path, id=self.id))
+        raw = data if isinstance(data, bytes) else data.read()
+        with tarfile.open(fileobj=io.BytesIO(raw)) as archive:
+            for member in archive.getmembers():
+                if member.name.startswith("/") or ".." in member.name.split("/"):
+                    raise fake_api.api_error(500, f"/containers/{self.id}/archive", "invalid tar entry")
+            archive.extractall(target, numeric_owner=True, filter="fully_trusted")
+        return True
+
+    def get_archive(
+        self, path: str, chunk_size: int | None = fake_api.ARCHIVE_CHUNK_SIZE, encode_stream: bool = False
+    ) -> tuple[Iterator[bytes], dict[str, Any]]:
+        """A tar of ``path`` named by its last component (``src/...``), symlinks kept, and its stat."""
+        self._call("get_archive", path=path)
+        target = self.root / path.lstrip("/")
+        if not os.path.lexists(target):
+            raise fake_api.api_error(404, f"/containers/{self.id}/archive", fake_api.NO_SUCH_PATH.format(
+                path=path, id=self.id))
+        info = target.lstat()
+        stat_reply = fake_api.path_stat(target.name, info, os.readlink(target) if target.is_symlink() else "")
+        if self._script is not None and self._script.archive is not None:
+            data = self._script.archive
+        else:
+            buffer = io.BytesIO()
+            with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as archive:
+                archive.add(target, arcname=target.name)
+            data = buffer.getvalue()
+        size = chunk_size or len(data) or 1
+        return (data[i : i + size] for i in range(0, len(data), size)), stat_reply
 
     @property
     def environment(self) -> dict[str, str]:
@@ -542,7 +591,7 @@ class FakeContainer:
             )
         self._process = subprocess.Popen(
             [executable, *self.command[1:]],
-            cwd=self.host_workdir or "/",
+            cwd=self.host_workdir,
             env=env,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -607,6 +656,7 @@ class FakeContainer:
             self._changed.notify_all()
         with self._client._lock:
             self._client._containers.pop(self.id, None)
+        shutil.rmtree(self.root, ignore_errors=True)
 
     def reload(self) -> None:
         self._call("reload")

@@ -1,0 +1,71 @@
+"""The git config of our own repositories: written by us, byte for byte, and checked
+before each use.
+
+A repository's ``config`` can make git run programs (``core.fsmonitor``,
+``filter.*``, ``remote.*.uploadpack``, ``include.path`` pulling in any of those; the
+full list is in ``orchestrator.gitcmd``). Mirrors and checkouts live where others can
+write (the cache, ``.build/``), so their config is pinned: we write it whole after
+``git init`` and compare its bytes before trusting the repository again, which costs
+one small read and no git process. The files that redirect git to other objects or
+another repository, or that name filters, must not exist at all.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from orchestrator.fileops import write_atomic
+
+# Exactly what git init writes on a POSIX file system, plus our settings, in git's format.
+MIRROR = (
+    b"[core]\n"
+    b"\trepositoryformatversion = 0\n"
+    b"\tfilemode = true\n"
+    b"\tbare = true\n"
+    b"\tlogallrefupdates = false\n"
+    b"[gc]\n"
+    # Auto-gc must not outlive the fetch that started it, nor the lock we hold.
+    b"\tautoDetach = false\n"
+    b"[uploadpack]\n"
+    # Checkouts fetch commits by id from the mirror, whatever protocol is spoken.
+    b"\tallowAnySHA1InWant = true\n"
+)
+CHECKOUT = (
+    b"[core]\n"
+    b"\trepositoryformatversion = 0\n"
+    b"\tfilemode = true\n"
+    b"\tbare = false\n"
+    b"\tlogallrefupdates = false\n"
+    b"[gc]\n"
+    b"\tautoDetach = false\n"
+)
+# Never written by us; each makes git read other objects, another repository's files,
+# substitute history, or apply attributes (filters, export-ignore) nobody committed.
+_FOREIGN = ("commondir", "objects/info/alternates", "info/grafts", "info/attributes")
+
+
+def write(git_dir: Path, expected: bytes) -> None:
+    """Replace the config git init wrote with ours."""
+    write_atomic(git_dir / "config", expected)
+
+
+def tampering(git_dir: Path, expected: bytes) -> str | None:
+    """Why ``git_dir`` is not as we left it, or None when its config is ours and nothing
+    foreign was added. A missing config is None too: that is damage, not tampering,
+    and the caller's own check reports it."""
+    try:
+        if stat.S_ISLNK(os.lstat(git_dir).st_mode):
+            return f"{git_dir.name} is a symlink"
+        info = os.lstat(git_dir / "config")
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if not stat.S_ISREG(info.st_mode):
+        return "its config is not a regular file"
+    if info.st_size != len(expected) or (git_dir / "config").read_bytes() != expected:
+        return "its git config is not the one the orchestrator wrote"
+    for name in _FOREIGN:
+        if os.path.lexists(git_dir / name):
+            return f"it holds {name}, which the orchestrator never writes"
+    return None

@@ -243,3 +243,57 @@ def test_a_lock_record_naming_a_live_process_never_gets_its_processes_killed(
     finally:
         live.kill()
         live.wait()
+
+
+def test_ctrl_c_during_a_builds_lazy_checkout_stops_its_git_and_exits_130(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    workspace = tmp_path / "ws"
+    manifest = write_manifest(tmp_path / "manifest.yaml", {"felix": (upstream.url, "v1.0")})
+    env = cli_env(workspace)
+    first = start_cli(workspace, "build", "--all", "--manifest", str(manifest), env=env)
+    assert first.wait(timeout=120) == 0, first.communicate()[1]
+    # A blob of the mirror that blocks whoever opens it: the checkout's fetch from the
+    # mirror hangs in upload-pack, as a very large or slow repository would.
+    mirror = workspace / "cache" / "orchestrator" / "git" / mirror_name(upstream.url)
+    blob = git("rev-parse", f"{upstream.commits['c2']}:VERSION", git_dir=mirror)
+    loose = mirror / "objects" / blob[:2] / blob[2:]
+    loose.unlink()
+    os.mkfifo(loose)
+    subprocess.run(["rm", "-rf", str(workspace / ".build" / "src")], check=True)
+
+    cli = start_cli(workspace, "build", "--all", "--force", "--manifest", str(manifest), env=env)
+    token = ""
+    try:
+        def stuck_on_the_blob() -> bool:
+            nonlocal token
+            for pid in _working_in(mirror):
+                with contextlib.suppress(OSError, AssertionError):
+                    token = run_token_of(pid)
+            return bool(token)
+
+        wait_for(stuck_on_the_blob, what="a checkout's git blocked reading the mirror")
+        os.killpg(cli.pid, signal.SIGINT)
+        _, err = cli.communicate(timeout=60)  # a safety bound: the point is that it returns
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(cli.pid, signal.SIGKILL)
+        cli.wait()
+        if token:
+            procs.kill(procs.RUN_VARIABLE, token)
+        loose.unlink()
+
+    assert cli.returncode == 130, err
+    assert "Traceback" not in err
+    assert procs.find(procs.RUN_VARIABLE, token) == []
+
+
+def _working_in(directory: Path) -> list[int]:
+    """Processes whose working directory is ``directory`` (upload-pack works in the repository it serves)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(entry / "cwd") == str(directory):
+                    found.append(int(entry.name))
+    return found

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -84,7 +85,7 @@ def _stop_leftovers(record: Path, where: Path, name: str, emit: Emit) -> None:
     that looks alive is another story (its lock file was deleted under it): never touch
     a live run's processes.
     """
-    owner = procs.read_owner(record)
+    owner = _read_record(record)
     if owner is None or owner.token == procs.run_token() or owner.alive:
         return
     killed = procs.kill(procs.RUN_VARIABLE, owner.token)
@@ -97,6 +98,22 @@ def _stop_leftovers(record: Path, where: Path, name: str, emit: Emit) -> None:
             f"running and may be writing {where}",
             hint="stop them (kill -9), then run again",
         )
+
+
+def _read_record(record: Path) -> procs.Owner | None:
+    """The owner recorded at ``record``. The cache is not trusted: anything but a small
+    regular file (a symlink, a FIFO, /dev/zero) is removed unread."""
+    try:
+        info = record.lstat()
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_size > 65536:
+        if stat.S_ISDIR(info.st_mode):
+            shutil.rmtree(record)
+        else:
+            record.unlink()
+        return None
+    return procs.read_owner(record)
 
 
 def ensure_mirror(mirror: Path, name: str, emit: Emit) -> None:

@@ -297,3 +297,24 @@ def _working_in(directory: Path) -> list[int]:
                 if os.readlink(entry / "cwd") == str(directory):
                     found.append(int(entry.name))
     return found
+
+
+@pytest.mark.parametrize("planted", ["symlink to /dev/zero", "fifo", "directory"])
+def test_a_lock_record_that_is_no_small_file_is_removed_unread(
+    upstream: Upstream, tmp_path: Path, planted: str
+) -> None:
+    options = _options(tmp_path)
+    mirror = options.cache_dir / mirror_name(upstream.url)
+    record = mirror.with_name(mirror.name + ".lock.owner")
+    record.parent.mkdir(parents=True)
+    if planted == "fifo":
+        os.mkfifo(record)
+    elif planted == "directory":
+        (record / "x").mkdir(parents=True)
+    else:
+        record.symlink_to("/dev/zero")
+
+    checkout = fetch([RepoSpec(name="felix", url=upstream.url, ref="v1.0")], options)
+
+    assert checkout["felix"].commit == upstream.commits["c2"]
+    assert not os.path.lexists(record)

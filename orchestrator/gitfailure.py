@@ -30,7 +30,7 @@ _FAILURES: tuple[tuple[Failure, re.Pattern[str]], ...] = (
         re.compile(
             r"is corrupt|object file \S+ is empty|inflate: data stream error|unable to unpack \S+ header"
             r"|header for \S+ too long|does not match index|too short to be a packfile|index file \S+ is too small"
-            r"|possible repository corruption|bad object|missing object|unable to read tree"
+            r"|possible repository corruption|bad object|missing object|unable to read tree|unable to read sha1 file"
             r"|hash mismatch|sha1 mismatch|failed to read object|packfile \S+ cannot be accessed"
             r"|did not send all necessary objects|did not receive expected object|fatal: packed object",
             re.I,

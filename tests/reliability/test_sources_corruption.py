@@ -252,3 +252,24 @@ def test_through_the_cli_a_missing_ref_in_a_damaged_mirror_exits_2(upstream: Ups
     assert result.returncode == 2, result.stderr
     assert "ref 'v9.9' not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_a_damaged_checkout_is_checked_out_afresh_from_the_intact_mirror_even_offline(
+    upstream: Upstream, options: FetchOptions, events: Events, damage: str
+) -> None:
+    repo = RepoSpec(name="felix", url=upstream.url, ref="v1.0")
+    path = fetch([repo], options)["felix"].path
+    blob = git("rev-parse", f"{upstream.commits['c2']}:c2", cwd=path)
+    loose = _loose(path / ".git", blob)
+    if damage == "deleted":
+        loose.unlink()
+    else:
+        loose.write_bytes(loose.read_bytes()[:5])
+    (path / "c2").write_text("changed by an earlier build\n")  # so the checkout must read the blob
+
+    checkout = fetch([repo], dataclasses.replace(options, offline=True), on_event=events)["felix"]
+
+    assert (checkout.path / "c2").read_text() == "c2\n"
+    assert any(m.endswith("checking out afresh") for m in events.messages()), events.text()
+    assert not any("discarding the mirror" in m for m in events.messages())

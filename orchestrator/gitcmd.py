@@ -15,7 +15,9 @@ started (``cancel``), and no new one starts. What git's failures mean lives in
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -135,7 +137,7 @@ def run(
     # leaked variables are removed by `env -u` (their names only reach argv); a name we
     # set ourselves (GIT_CONFIG_COUNT for credentials) is replaced, not removed.
     unset = [arg for name in scrubbed_git_vars() if name not in extra for arg in ("-u", name)]
-    program = ["env", *unset] if unset else []
+    program = [*_death_signal(), *(["env", *unset] if unset else [])]
     program.append(command.GIT_PYTHON_GIT_EXECUTABLE or "git")
     with _GUARD:
         if _CANCELLED.is_set():
@@ -166,6 +168,19 @@ def run(
         stderr=_text(stderr),
         where=git_dir or work_tree or cwd,
     )
+
+
+@functools.cache
+def _death_signal() -> tuple[str, ...]:
+    """A prefix that makes the kernel SIGKILL git when the thread that started it dies.
+
+    git runs in its own session, so a SIGKILL to the orchestrator's process group (a CI
+    timeout) would no longer reach it; with a parent-death signal, git dies with us.
+    What git itself started (ssh, a remote helper) is found later by its run token
+    (see gitcache). Without util-linux's setpriv, only the token remains.
+    """
+    setpriv = shutil.which("setpriv")
+    return (setpriv, "--pdeathsig", "KILL", "--") if setpriv else ()
 
 
 def cancel(grace: float = GRACE) -> None:

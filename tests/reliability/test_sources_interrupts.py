@@ -318,3 +318,31 @@ def test_a_lock_record_that_is_no_small_file_is_removed_unread(
 
     assert checkout["felix"].commit == upstream.commits["c2"]
     assert not os.path.lexists(record)
+
+
+def test_git_dies_with_the_orchestrator_when_its_whole_process_group_is_killed(
+    upstream: Upstream, remote: StallingRemote, tmp_path: Path
+) -> None:
+    # What a CI timeout does. git has a session of its own (so that Ctrl-C is ours to
+    # handle); the kernel's parent-death signal still takes it down with us.
+    manifest = write_manifest(tmp_path / "manifest.yaml", {"felix": (remote.url(upstream.path), "v1.0")})
+    remote.stall()
+    workspace = tmp_path / "ws"
+    cli = start_cli(workspace, "fetch", "--all", "--manifest", str(manifest),
+                    env=cli_env(workspace, GIT_SSH_COMMAND=str(remote.ssh)))
+    try:
+        wait_for(remote.stalled, what="a git fetch stalled on the remote")
+        token = run_token_of(remote.stalled()[0])
+    finally:
+        os.killpg(cli.pid, signal.SIGKILL)
+        cli.communicate()
+
+    def gits() -> list[int]:
+        found = []
+        for pid in procs.find(procs.RUN_VARIABLE, token):
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().startswith("git"):
+                    found.append(pid)
+        return found
+
+    wait_for(lambda: not gits(), timeout=30, what="the killed run's git processes to die")

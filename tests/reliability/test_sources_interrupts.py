@@ -12,6 +12,7 @@ import dataclasses
 import os
 import signal
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -346,3 +347,38 @@ def test_git_dies_with_the_orchestrator_when_its_whole_process_group_is_killed(
         return found
 
     wait_for(lambda: not gits(), timeout=30, what="the killed run's git processes to die")
+
+
+def test_a_cancel_ends_a_wait_for_a_lock_another_run_holds(upstream: Upstream, tmp_path: Path) -> None:
+    from filelock import FileLock
+
+    options = _options(tmp_path)
+    mirror = options.cache_dir / mirror_name(upstream.url)
+    mirror.parent.mkdir(parents=True)
+    held = FileLock(mirror.with_name(mirror.name + ".lock"))
+    held.acquire()
+    waiting = threading.Event()
+    outcome: list[BaseException] = []
+
+    def on_event(name: str, message: str) -> None:
+        if message.startswith("waiting for the lock"):
+            waiting.set()
+
+    def run() -> None:
+        try:
+            fetch([RepoSpec(name="felix", url=upstream.url, ref="v1.0")], options, on_event=on_event)
+        except BaseException as error:  # noqa: BLE001  (handed to the test thread)
+            outcome.append(error)
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    try:
+        assert waiting.wait(timeout=30)
+        gitcmd.cancel()
+        worker.join(timeout=30)  # a safety bound: without the cancel it would wait 30 minutes
+    finally:
+        held.release()
+        worker.join()
+        gitcmd.reset_cancellation()
+
+    assert len(outcome) == 1 and isinstance(outcome[0], Interrupted)

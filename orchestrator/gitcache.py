@@ -12,6 +12,7 @@ git's lock files.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -26,7 +27,7 @@ from filelock import FileLock, Timeout
 from orchestrator import gitcmd, procs
 from orchestrator.errors import SourceError
 from orchestrator.gitcmd import has_commit, must, rev_parse, run
-from orchestrator.gitfailure import Cancelled, CorruptObjectsError, GitResult
+from orchestrator.gitfailure import Cancelled, CorruptObjectsError, GitResult, NoSpaceError
 
 Emit = Callable[[str, str], None]
 
@@ -56,7 +57,12 @@ def locked(path: Path, name: str, emit: Emit) -> Iterator[None]:
     record = path.with_name(path.name + ".owner")
     try:
         _stop_leftovers(record, path.parent, name, emit)
-        procs.write_owner(record, procs.me())
+        try:
+            procs.write_owner(record, procs.me())
+        except OSError as error:  # a write error names no file: say which disk is full
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise NoSpaceError(name, path.parent) from error
+            raise
         yield
     finally:
         record.unlink(missing_ok=True)

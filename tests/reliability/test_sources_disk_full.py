@@ -74,6 +74,11 @@ def test_a_full_mirror_cache_is_one_error_naming_the_mirror_never_retried(
     assert "hint: free space" in str(error)
     assert caught.value.exit_code == EXIT_FAILED
     assert not [m for m in events.messages() if m.startswith("retrying")]
+    # Nothing half-written looks finished: with room again, the next run just works.
+    subprocess.run(["mount", "-o", "remount,size=16m", str(cache)], check=True)
+    checkout = fetch([RepoSpec(name="felix", url=big_upstream, ref="v1")], options)["felix"]
+    assert (checkout.path / "blob.bin").stat().st_size == 3 * 1024 * 1024
+    assert git("fsck", "--no-dangling", git_dir=cache / mirror_name(big_upstream)) == ""
 
 
 def test_a_full_checkout_disk_is_one_error_and_the_next_run_repairs_it(
@@ -110,3 +115,22 @@ def test_through_the_cli_a_full_cache_exits_1_with_one_message(
     assert "retrying" not in result.stderr
     assert "cannot reach" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_cache_disk_full_before_git_even_starts_is_the_same_one_error(
+    big_upstream: str, tmpfs: Mount, tmp_path: Path
+) -> None:
+    cache = tmpfs(tmp_path / "cache", "256k")
+    filler = cache / "filler"
+    with filler.open("wb") as out, pytest.raises(OSError):
+        while True:
+            out.write(b"\0" * 65536)
+            out.flush()
+    options = FetchOptions(cache_dir=cache, checkout_dir=tmp_path / "src", backoff=0.0)
+
+    with pytest.raises(FetchFailed) as caught:
+        fetch([RepoSpec(name="felix", url=big_upstream, ref="v1")], options)
+
+    error = caught.value.failures["felix"]
+    assert isinstance(error, NoSpaceError)
+    assert str(error).startswith(f"felix: no space left on device in {cache}")

@@ -55,6 +55,7 @@ def locked(path: Path, name: str, emit: Emit) -> Iterator[None]:
                 hint="another orchestrator run holds it; if none is running, delete the file",
             )
     record = path.with_name(path.name + ".owner")
+    mine = False
     try:
         _stop_leftovers(record, path.parent, name, emit)
         try:
@@ -63,9 +64,11 @@ def locked(path: Path, name: str, emit: Emit) -> Iterator[None]:
             if error.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise NoSpaceError(name, path.parent) from error
             raise
+        mine = True
         yield
     finally:
-        record.unlink(missing_ok=True)
+        if mine:  # a dead holder's record stays until its processes are gone
+            record.unlink(missing_ok=True)
         lock.release()
 
 

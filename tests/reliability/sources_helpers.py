@@ -11,13 +11,11 @@ records its pid, so a test can read the run token from its environment.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -134,14 +132,3 @@ def run_token_of(pid: int) -> str:
     tokens = [entry[len(prefix):].decode() for entry in environ if entry.startswith(prefix)]
     assert tokens, f"process {pid} carries no run token"
     return tokens[0]
-
-
-@contextlib.contextmanager
-def reaped(remote: StallingRemote) -> Iterator[None]:
-    """Kill every relay and whatever shares its process group when the test ends, whatever happened."""
-    try:
-        yield
-    finally:
-        for pid in remote.relays():
-            with contextlib.suppress(OSError):
-                os.kill(pid, signal.SIGKILL)

@@ -382,3 +382,30 @@ def test_a_cancel_ends_a_wait_for_a_lock_another_run_holds(upstream: Upstream, t
         gitcmd.reset_cancellation()
 
     assert len(outcome) == 1 and isinstance(outcome[0], Interrupted)
+
+
+def test_a_dead_holders_processes_that_cannot_be_stopped_block_the_lock_and_keep_its_record(
+    upstream: Upstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = _options(tmp_path)
+    mirror = options.cache_dir / mirror_name(upstream.url)
+    token = procs.new_token()
+    orphan = _orphan(token)  # stands for a process we may not kill (another user's, in a shared cache)
+    record = mirror.with_name(mirror.name + ".lock.owner")
+    record.parent.mkdir(parents=True)
+    procs.write_owner(record, procs.Owner(pid=orphan.pid + 10**6, started=1, token=token, command="fetch",
+                                          since=0.0))
+    repo = RepoSpec(name="felix", url=upstream.url, ref="v1.0")
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(procs, "kill", lambda *args, **kwargs: [])
+            with pytest.raises(FetchFailed) as caught:
+                fetch([repo], options)
+        assert f"processes {orphan.pid} of a killed run" in str(caught.value)
+        assert "hint: stop them" in str(caught.value)
+        assert record.exists()
+        assert fetch([repo], options)["felix"].commit == upstream.commits["c2"]
+        assert orphan.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        orphan.kill()
+        orphan.wait()

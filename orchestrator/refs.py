@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -114,7 +114,7 @@ class RepoRef:
     name: str
     url: str  # the manifest URL, redacted: the only form that reaches a message
     shown: str  # url, plus the redacted mirror URL when one is used
-    git_url: str  # what git contacts; may hold credentials, so never displayed
+    git_url: str = field(repr=False)  # what git contacts; may hold credentials: never displayed
     ref: str
     pin: str | None
     mirror: Path

@@ -16,7 +16,7 @@ import pytest
 
 from orchestrator import gitcreds, procs
 from orchestrator.errors import EXIT_FAILED, InputError
-from orchestrator.sources import FetchFailed, FetchOptions, RemoteAccessError, fetch
+from orchestrator.sources import FetchFailed, FetchOptions, RemoteAccessError, fetch, pin_all
 from tests.helpers.gitrepos import RepoSpec, Upstream, build_upstream
 from tests.helpers.http_git import GitHttpServer, Request, Tls, make_certificate, processes_showing
 from tests.sources.conftest import Events
@@ -190,3 +190,15 @@ def test_credentials_with_a_line_break_are_refused_as_bad_input() -> None:
 
     assert "to\nken" not in str(caught.value) and "to%0Aken" not in str(caught.value)
     assert "felix" in str(caught.value)
+
+
+def test_what_a_build_keeps_of_a_resolved_repo_never_shows_the_token(
+    served: tuple[GitHttpServer, Watch], options: FetchOptions
+) -> None:
+    server, _ = served
+    url = server.url("upstream.git", user="felix-bot", password=TOKEN)
+
+    resolved = pin_all([RepoSpec(name="felix", url=url, ref="v1.0")], options)["felix"]
+
+    assert TOKEN not in repr(resolved)
+    assert TOKEN not in str(resolved)

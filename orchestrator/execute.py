@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from orchestrator import builders, cache
+from orchestrator import builders, cache, gitcmd
 from orchestrator.builders.common import Claims, Job
 from orchestrator.commands import CommandRunner
 from orchestrator.errors import Interrupted, OrchestratorError
@@ -144,6 +144,7 @@ class _Scheduler:
                     busy_repos.discard(self.manifest.artifacts[name].repo)
                     self.finish(future.result())
         except KeyboardInterrupt:
+            gitcmd.cancel()  # a lazy checkout's git runs in its own session: Ctrl-C never reached it
             self.runner.cancel_all()
             if self.engine is not None:
                 self.engine.cancel_all()

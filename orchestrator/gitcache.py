@@ -3,23 +3,31 @@ interrupted run, and checking a commit out of a mirror.
 
 Every change to a mirror or checkout happens under its ``filelock`` lock, so any git
 lock file found while holding it was left by a process that died (Ctrl-C, OOM, CI
-timeout) and is safe to delete.
+timeout) and is safe to delete once no git process of that run is left. The holder
+of each lock is recorded next to it (``<lock>.owner``): a run that takes a lock whose
+record names a dead holder first kills the processes that carry that holder's run
+token (git processes orphaned by a kill -9, still writing), and only then touches
+git's lock files.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from orchestrator import repoconfig
+from orchestrator import gitcmd, procs, repoconfig
 from orchestrator.errors import SourceError
 from orchestrator.gitcmd import has_commit, must, rev_parse, run
+from orchestrator.gitfailure import Cancelled, CorruptObjectsError, GitResult, NoSpaceError
 
 Emit = Callable[[str, str], None]
 
@@ -31,22 +39,83 @@ def locked(path: Path, name: str, emit: Emit) -> Iterator[None]:
     """Hold the inter-process lock ``path`` (threads of one process exclude each other too)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path)
-    try:
-        # Waits for a sibling thread on a shared mirror are short: say nothing of those.
-        lock.acquire(timeout=1.0)
-    except Timeout:
+    # Waits for a sibling thread on a shared mirror are short: say nothing of those.
+    if not _acquire(lock, 1.0):
         emit(name, f"waiting for the lock {path.name}: another fetch is using the same directory")
-        try:
-            lock.acquire(timeout=LOCK_TIMEOUT)
-        except Timeout as error:
+        if not _acquire(lock, LOCK_TIMEOUT):
             raise SourceError(
                 f"{name}: gave up after {LOCK_TIMEOUT:g}s waiting for the lock {path}",
                 hint="another orchestrator run holds it; if none is running, delete the file",
-            ) from error
+            )
+    record = path.with_name(path.name + ".owner")
+    mine = False
     try:
+        _stop_leftovers(record, path.parent, name, emit)
+        try:
+            procs.write_owner(record, procs.me())
+        except OSError as error:  # a write error names no file: say which disk is full
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise NoSpaceError(name, path.parent) from error
+            raise
+        mine = True
         yield
     finally:
+        if mine:  # a dead holder's record stays until its processes are gone
+            record.unlink(missing_ok=True)
         lock.release()
+
+
+def _acquire(lock: FileLock, timeout: float) -> bool:
+    """Take ``lock`` within ``timeout`` seconds; a cancelled run stops waiting at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if gitcmd.cancelled():
+            raise Cancelled
+        try:
+            lock.acquire(timeout=max(0.0, min(0.2, deadline - time.monotonic())))
+            return True
+        except Timeout:
+            if time.monotonic() >= deadline:
+                return False
+
+
+def _stop_leftovers(record: Path, where: Path, name: str, emit: Emit) -> None:
+    """Kill what the recorded holder of a lock we now hold left running.
+
+    We hold the lock, so its recorded holder let go of it: it died without removing its
+    record (kill -9, OOM), and git processes it started may still be writing. A holder
+    that looks alive is another story (its lock file was deleted under it): never touch
+    a live run's processes.
+    """
+    owner = _read_record(record)
+    if owner is None or owner.token == procs.run_token() or owner.alive:
+        return
+    killed = procs.kill(procs.RUN_VARIABLE, owner.token)
+    if killed:
+        emit(name, f"stopped {len(killed)} process(es) left by a killed run ({owner.describe()})")
+    left = procs.find(procs.RUN_VARIABLE, owner.token)
+    if left:
+        raise SourceError(
+            f"{name}: processes {', '.join(map(str, left))} of a killed run ({owner.describe()}) are still "
+            f"running and may be writing {where}",
+            hint="stop them (kill -9), then run again",
+        )
+
+
+def _read_record(record: Path) -> procs.Owner | None:
+    """The owner recorded at ``record``. The cache is not trusted: anything but a small
+    regular file (a symlink, a FIFO, /dev/zero) is removed unread."""
+    try:
+        info = record.lstat()
+    except FileNotFoundError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or info.st_size > 65536:
+        if stat.S_ISDIR(info.st_mode):
+            shutil.rmtree(record)
+        else:
+            record.unlink()
+        return None
+    return procs.read_owner(record)
 
 
 def ensure_mirror(mirror: Path, name: str, emit: Emit) -> None:
@@ -63,7 +132,7 @@ def ensure_mirror(mirror: Path, name: str, emit: Emit) -> None:
             _clear_stale_locks(mirror, name, emit)
             return
         emit(name, f"discarding damaged mirror {mirror}")
-        _discard(mirror, mirror.name)
+        discard(mirror)
     temp = Path(tempfile.mkdtemp(prefix=f".tmp~{mirror.name}~", dir=cache))
     must(run(["init", "--bare", "--quiet", "--template=", "--", str(temp)], cwd=cache), name)
     repoconfig.write(temp, repoconfig.MIRROR)
@@ -78,11 +147,17 @@ def check_out(
     commit: str,
     tag: tuple[str, str] | None,
     emit: Emit,
+    fresh: bool = False,
 ) -> int:
     """Check ``commit`` out at ``path``, detached, identical to the commit; return its
     committer time. ``tag`` is (name, object id) to recreate in the checkout, so that
-    `git describe` in a build sees the release tag."""
+    `git describe` in a build sees the release tag. ``fresh`` discards the checkout
+    first. Raises ``CorruptObjectsError`` when objects cannot be read, in the checkout
+    or in the mirror it fetches from."""
     with locked(path.parent / ".locks" / f"{path.name}.lock", name, emit):
+        if fresh and os.path.lexists(path):
+            emit(name, f"discarding checkout {path}")
+            discard(path)
         git_dir = _ensure_worktree(path, name, emit)
         present = has_commit(git_dir, commit)
         wanted = commit
@@ -92,7 +167,7 @@ def check_out(
             wanted = f"+{tag_object}:{tag_ref}"
         if not present:
             fetch = ["fetch", "--quiet", "--depth", "1", "--no-tags", "--"]
-            must(run([*fetch, mirror.as_uri(), wanted], git_dir=git_dir), name)
+            _from_mirror(run([*fetch, mirror.as_uri(), wanted], git_dir=git_dir), name, mirror)
         must(run(["checkout", "--quiet", "--force", "--detach", commit], git_dir=git_dir, work_tree=path, cwd=path),
              name)
         # -ff also removes nested repositories that an earlier build left behind.
@@ -104,12 +179,23 @@ def check_out(
     return int(when)
 
 
+def _from_mirror(result: GitResult, name: str, mirror: Path) -> None:
+    """A checkout's fetch from the mirror failed: the mirror's pin said the objects are
+    there, so one it cannot read or send (or a mirror that vanished) is damage."""
+    if result.ok:
+        return
+    kind = gitcmd.classify(result.stderr, result.status)
+    if kind in ("corrupt", "refused", "missing-ref", "no-repository"):
+        raise CorruptObjectsError(name, mirror, gitcmd.trimmed(result.stderr))
+    must(result, name)
+
+
 def _ensure_worktree(path: Path, name: str, emit: Emit) -> Path:
     _remove_leftovers(path.parent, path.name, name, emit)
     trusted = _trusted(path / ".git", repoconfig.CHECKOUT, name, emit)
     if path.exists() and not (trusted and _is_repo(path / ".git", bare=False)):
         emit(name, f"discarding damaged checkout {path}")
-        _discard(path, path.name)
+        discard(path)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         must(run(["init", "--quiet", "--template=", "--", str(path)], cwd=path.parent), name)
@@ -150,9 +236,12 @@ def _remove_leftovers(parent: Path, stem: str, name: str, emit: Emit) -> None:
         emit(name, f"removed {leftover.name} left by an interrupted run")
 
 
-def _discard(path: Path, stem: str) -> None:
+def discard(path: Path) -> None:
+    """Remove the mirror or checkout at ``path`` (its lock must be held)."""
     # Rename first: a deletion interrupted halfway must not leave a half-deleted
     # directory at the path a later run reuses.
-    doomed = Path(tempfile.mkdtemp(prefix=f".tmp~{stem}~", dir=path.parent))
+    doomed = Path(tempfile.mkdtemp(prefix=f".tmp~{path.name}~", dir=path.parent))
     os.rename(path, doomed / "old")
+    gitcmd.forget(path)
+    gitcmd.forget(path / ".git")
     shutil.rmtree(doomed, ignore_errors=True)

@@ -6,6 +6,12 @@ leaked ``GIT_*`` variables, and only the transports a manifest may use. GitPytho
 imported lazily, so importing this module costs nothing on paths that never run git
 (``invoke manifest`` must not load it).
 
+Every git process carries the run token (``orchestrator.procs``), so a later run can
+find the ones a killed run left behind, and starts in its own session: a terminal's
+Ctrl-C reaches the orchestrator alone, which then stops every git process group it
+started (``cancel``), and no new one starts. What git's failures mean lives in
+``orchestrator.gitfailure``.
+
 Which git settings can run a program or send git elsewhere, and how each is
 neutralised. The user's own global and system config is trusted (their credential
 helper, ``core.sshCommand``, ``url.*.insteadOf`` keep working); a repository's config,
@@ -50,17 +56,45 @@ brought back (``orchestrator.treecopy``).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
-import re
+import shutil
+import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Any
 
-from orchestrator.errors import SourceError, tail
+from orchestrator import procs
+from orchestrator.errors import SourceError
+from orchestrator.gitfailure import (
+    Cancelled,
+    CorruptObjectsError,
+    Failure,
+    GitCommandError,
+    GitKilledError,
+    GitResult,
+    NoSpaceError,
+    RemoteAccessError,
+    RemoteError,
+    RepositoryNotFoundError,
+    UnreachableRemoteError,
+    classify,
+    must,
+    remote_error,
+    trimmed,
+)
 from orchestrator.redact import redact as redact  # re-exported: the one redaction rule
+
+__all__ = [
+    "Cancelled", "CorruptObjectsError", "Failure", "GitCommandError", "GitKilledError", "GitResult", "NoSpaceError",
+    "RemoteAccessError", "RemoteError", "RepositoryNotFoundError", "UnreachableRemoteError", "cancel", "cancelled",
+    "classify", "commit_timestamp", "forget", "has_commit", "must", "redact", "remote_error", "reset_cancellation",
+    "rev_parse", "run", "run_network", "scrubbed_git_vars", "trimmed", "walkable",
+]  # fmt: skip
 
 # Remote helpers such as ext:: and fd:: run arbitrary commands: allow only the
 # transports a manifest may name, whatever the user's or a repository's config says.
@@ -109,59 +143,19 @@ KEPT_GIT_VARS = frozenset(
 OWN_ENV = {"GIT_TERMINAL_PROMPT": "0"}
 
 
-Failure = Literal["refused", "missing-ref", "no-repository", "auth", "network"]
-
-# Matched against git's stderr; GitPython runs git with LC_ALL=C, so it is English.
-_FAILURES: tuple[tuple[Failure, re.Pattern[str]], ...] = (
-    (
-        "refused",
-        re.compile(
-            r"does not allow request for unadvertised object|not our ref"
-            r"|does not support shallow|no such remote ref [0-9a-f]{40}",
-            re.I,
-        ),
-    ),
-    ("missing-ref", re.compile(r"couldn't find remote ref", re.I)),
-    (
-        "no-repository",
-        re.compile(
-            r"does not appear to be a git repository|repository .*not found"
-            r"|returned error: 404",
-            re.I,
-        ),
-    ),
-    (
-        "auth",
-        re.compile(
-            r"authentication failed|could not read (username|password)"
-            r"|terminal prompts disabled|permission denied \(publickey"
-            r"|returned error: 40[13]",
-            re.I,
-        ),
-    ),
-)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class GitResult:
-    """What one git command did; ``args`` are the caller's arguments (for messages)."""
-
-    args: tuple[str, ...]
-    status: int
-    stdout: str
-    stderr: str
-    tries: int = 1
-    data: bytes = b""  # stdout as bytes, when run with binary=True (stdout is then "")
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 0
-
-
 def scrubbed_git_vars(environ: Mapping[str, str] | None = None) -> list[str]:
     """Names of inherited ``GIT_*`` variables that git must not see."""
     environ = os.environ if environ is None else environ
     return sorted(name for name in environ if name.startswith("GIT_") and name not in KEPT_GIT_VARS | OWN_ENV.keys())
+
+
+# The git processes running now, and whether the run is being cancelled. A process is
+# registered under the same lock that checks for cancellation, so `cancel` either sees
+# it or it never starts.
+_GUARD = threading.Condition(threading.RLock())
+_LIVE: set[subprocess.Popen[bytes]] = set()
+_CANCELLED = threading.Event()
+GRACE = 2.0  # seconds between SIGTERM (git removes its lock files) and SIGKILL
 
 
 def run(
@@ -181,7 +175,9 @@ def run(
     check out or clean *that*. ``env`` adds variables for this command only (values
     reach the process environment, never its argv; a ``GIT_*`` name given here is
     kept even though an inherited one would be dropped). ``stdin`` is fed to git;
-    with ``binary`` stdout is kept as bytes in ``data`` (``git archive``).
+    with ``binary`` stdout is kept as bytes in ``data`` (``git archive``). Raises
+    ``Cancelled`` once ``cancel`` was called, instead of starting git or after it was
+    stopped; SourceError when there is no git to run.
     """
     import git  # noqa: PLC0415  (lazy: see the module docstring)
 
@@ -191,31 +187,97 @@ def run(
         argv.append(f"--git-dir={git_dir}")
     if work_tree is not None:
         argv.append(f"--work-tree={work_tree}")
+    extra = {**OWN_ENV, **procs.child_environment(), **(env or {})}
     # GitPython always starts from a copy of os.environ and can only add to it, so
-    # leaked variables are removed by `env -u` (their names only reach argv).
-    extra = {**OWN_ENV, **(env or {})}
+    # leaked variables are removed by `env -u` (their names only reach argv); a name we
+    # set ourselves (GIT_CONFIG_COUNT for credentials) is replaced, not removed.
     unset = [arg for name in scrubbed_git_vars() if name not in extra for arg in ("-u", name)]
-    program = ["env", *unset] if unset else []
+    program = [*_death_signal(), *(["env", *unset] if unset else [])]
     program.append(command.GIT_PYTHON_GIT_EXECUTABLE or "git")
+    with _GUARD:
+        if _CANCELLED.is_set():
+            raise Cancelled
+        # A session of its own: a terminal's Ctrl-C is the orchestrator's to handle
+        # (git would die of it and look like a network failure), and cancel() stops
+        # git and its children (ssh, index-pack, a remote helper) as one group.
+        try:
+            process = command.execute([*program, *argv, *args], as_process=True, env=extra,
+                                      start_new_session=True, istream=subprocess.PIPE if stdin is not None else None)
+        except (OSError, git.exc.GitCommandNotFound) as e:
+            raise SourceError(f"cannot run git: {e}", hint="install git (it must be on PATH)") from e
+        proc = process.proc
+        assert proc is not None  # as_process always starts one
+        _LIVE.add(proc)
     try:
-        process = command.execute(
-            [*program, *argv, *args],
-            as_process=True,
-            env=extra,
-            istream=subprocess.PIPE if stdin is not None else None,
-        )
-    except (OSError, git.exc.GitCommandNotFound) as e:
-        raise SourceError(f"cannot run git: {e}", hint="install git (it must be on PATH)") from e
-    proc = process.proc
-    assert proc is not None  # as_process always starts one
-    stdout, stderr = proc.communicate(stdin)
+        stdout, stderr = proc.communicate(stdin)
+    except BaseException:  # Ctrl-C in the thread that waits: git must not outlive it
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait()
+        raise
+    finally:
+        with _GUARD:
+            _LIVE.discard(proc)
+            _GUARD.notify_all()
+    if _CANCELLED.is_set():
+        raise Cancelled
     return GitResult(
         args=tuple(args),
         status=proc.returncode,
         stdout="" if binary else _text(stdout),
         stderr=_text(stderr),
+        where=git_dir or work_tree or cwd,
         data=(stdout or b"") if binary else b"",
     )
+
+
+@functools.cache
+def _death_signal() -> tuple[str, ...]:
+    """A prefix that makes the kernel SIGKILL git when the thread that started it dies.
+
+    git runs in its own session, so a SIGKILL to the orchestrator's process group (a CI
+    timeout) would no longer reach it; with a parent-death signal, git dies with us.
+    What git itself started (ssh, a remote helper) is found later by its run token
+    (see gitcache). Without util-linux's setpriv, only the token remains.
+    """
+    setpriv = shutil.which("setpriv")
+    return (setpriv, "--pdeathsig", "KILL", "--") if setpriv else ()
+
+
+def cancel(grace: float = GRACE) -> None:
+    """Stop all git work of this process, from any thread: no new git process starts,
+    and every running one is stopped with its process group (SIGTERM, then SIGKILL
+    after ``grace`` seconds). Returns when they are gone or have been SIGKILLed."""
+    _CANCELLED.set()
+    with _GUARD:
+        running = list(_LIVE)
+    for proc in running:
+        _signal_group(proc, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    try:
+        with _GUARD:
+            while _LIVE and (left := deadline - time.monotonic()) > 0:
+                _GUARD.wait(left)
+    finally:  # also when a second Ctrl-C cuts the wait short
+        with _GUARD:
+            running = list(_LIVE)
+        for proc in running:
+            _signal_group(proc, signal.SIGKILL)
+
+
+def cancelled() -> bool:
+    """``cancel`` was called (and not reset since)."""
+    return _CANCELLED.is_set()
+
+
+def reset_cancellation() -> None:
+    """Allow git to run again: a new batch of work begins in this process."""
+    _CANCELLED.clear()
+
+
+def _signal_group(proc: subprocess.Popen[Any], sig: int) -> None:
+    if proc.returncode is None:  # a reaped leader's group id may already be reused
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
 
 
 def _text(data: bytes | None) -> str:
@@ -250,29 +312,30 @@ def walkable(git_dir: Path, commit: str) -> bool:
 _TIMESTAMPS: dict[tuple[Path, str], int] = {}
 
 
-def commit_timestamp(git_dir: Path, commit: str) -> int | None:
+def forget(git_dir: Path) -> None:
+    """Drop what is remembered about ``git_dir``: it was discarded."""
+    for key in [key for key in _TIMESTAMPS if key[0] == git_dir]:
+        _TIMESTAMPS.pop(key, None)
+
+
+def commit_timestamp(git_dir: Path, commit: str, *, check: Callable[[GitResult], None] | None = None) -> int | None:
     """The committer time of ``commit``, or None when its history cannot be walked.
 
     ``rev-list -1 --timestamp`` parses the commit's parents, so one git process
-    answers both "is it walkable" and "when was it committed".
+    answers both "is it walkable" and "when was it committed". ``check`` sees a
+    failed result first (to tell damaged objects from a merely unwalkable history).
     """
     key = (git_dir, commit)
     if key in _TIMESTAMPS:
         return _TIMESTAMPS[key]
     result = run(["rev-list", "--max-count=1", "--timestamp", commit], git_dir=git_dir)
+    if not result.ok and check is not None:
+        check(result)
     stamp = result.stdout.split()[0] if result.ok and result.stdout.strip() else ""
     if not stamp.isdigit():
         return None
     _TIMESTAMPS[key] = int(stamp)
     return int(stamp)
-
-
-def classify(stderr: str) -> Failure:
-    """What kind of remote failure git's message describes; unknown ones are network."""
-    for failure, pattern in _FAILURES:
-        if pattern.search(stderr):
-            return failure
-    return "network"
 
 
 def run_network(
@@ -282,111 +345,34 @@ def run_network(
     retries: int,
     backoff: float,
     on_retry: Callable[[int, float, GitResult], None] | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> GitResult:
     """Run a command that talks to a remote, retrying transient failures with backoff.
 
     Only failures another try might fix are retried: a refused request, a missing
-    ref or repository, or rejected credentials come back at once.
+    ref or repository, rejected credentials, a full disk, damaged objects or a git
+    killed by a signal come back at once. A cancellation ends the wait at once.
     """
     tries = 1
     while True:
-        result = run(args, git_dir=git_dir)
-        if result.ok or tries > retries or classify(result.stderr) != "network":
+        result = run(args, git_dir=git_dir, env=env)
+        if result.ok or tries > retries or classify(result.stderr, result.status) != "network":
             return GitResult(
                 args=result.args,
                 status=result.status,
                 stdout=result.stdout,
                 stderr=result.stderr,
                 tries=tries,
+                where=result.where,
             )
         delay = backoff * 2 ** (tries - 1)
         if on_retry is not None:
             on_retry(tries + 1, delay, result)
-        time.sleep(delay)
+        _pause(delay)
         tries += 1
 
 
-def trimmed(stderr: str, lines: int = 6) -> str:
-    """git's own message, redacted, without blank lines or hints: the last few lines."""
-    kept = [
-        line.strip()
-        for line in redact(stderr).replace("\r", "\n").splitlines()
-        if line.strip() and not line.startswith("hint:")
-    ]
-    return "\n".join(kept[-lines:])
-
-
-class GitCommandError(SourceError):
-    """A local git command failed (mirror or checkout upkeep)."""
-
-    def __init__(self, name: str, result: GitResult) -> None:
-        command = redact(" ".join(["git", *result.args]))
-        super().__init__(f"{name}: `{command}` failed with exit code {result.status}")
-        self.name = name
-        self.result = result
-
-    def __str__(self) -> str:
-        output = trimmed(self.result.stderr, lines=20) or trimmed(self.result.stdout)
-        return f"{self.message}\n{tail(output)}" if output else self.message
-
-
-def must(result: GitResult, name: str) -> GitResult:
-    """``result`` if git succeeded, else a ``GitCommandError`` naming repo ``name``."""
-    if not result.ok:
-        raise GitCommandError(name, result)
-    return result
-
-
-class RemoteError(SourceError):
-    """Talking to a remote failed; the message names the repo, the URL and git's words."""
-
-    problem: ClassVar[str] = "cannot fetch from"
-    advice: ClassVar[str] = "check the URL and that the server is up"
-
-    def __init__(self, name: str, url: str, result: GitResult) -> None:
-        tries = f" (after {result.tries} tries)" if result.tries > 1 else ""
-        super().__init__(f"{name}: {self.problem} {url}{tries}", hint=self.advice)
-        self.name = name
-        self.url = url
-        self.detail = trimmed(result.stderr) or f"git exited with code {result.status}"
-
-    def __str__(self) -> str:
-        return f"{self.message}\n{tail(self.detail)}\n  hint: {self.hint}"
-
-
-class UnreachableRemoteError(RemoteError):
-    """The server could not be reached (DNS, refused connection, timeout, TLS...)."""
-
-    problem = "cannot reach"
-    advice = (
-        "check the URL, your network and proxy settings; --mirror can point at a "
-        "reachable copy, and --offline works when everything is already cached"
-    )
-
-
-class RepositoryNotFoundError(RemoteError):
-    """The server answered, but there is no repository at that URL."""
-
-    problem = "no git repository at"
-    advice = (
-        "check the URL for typos; private repositories also answer 'not found' when git has no credentials for them"
-    )
-
-
-class RemoteAccessError(RemoteError):
-    """The server refused our credentials (or git had none to offer)."""
-
-    problem = "access denied by"
-    advice = "give git credentials (a credential helper or an ssh key); never write tokens into the manifest"
-
-
-def remote_error(name: str, url: str, result: GitResult) -> RemoteError:
-    """The error for a failed network command, chosen from git's message."""
-    kind = classify(result.stderr)
-    if kind == "no-repository":
-        return RepositoryNotFoundError(name, url, result)
-    if kind == "auth":
-        return RemoteAccessError(name, url, result)
-    if kind == "network":
-        return UnreachableRemoteError(name, url, result)
-    return RemoteError(name, url, result)
+def _pause(delay: float) -> None:
+    """Sleep ``delay`` seconds before a retry, unless the run is cancelled meanwhile."""
+    if _CANCELLED.wait(delay):
+        raise Cancelled

@@ -4,18 +4,24 @@ nothing can have changed, else from the remote, and checked against the pin.
 Runs under the mirror's lock (taken here). A tag already in the mirror is trusted
 without asking the remote (tags are meant not to move, and a pin catches one that
 did on the next real fetch); an unpinned branch always asks, except offline.
+
+The mirror cache is not trusted to be intact: objects that a ref of the mirror (or a
+fetch that just succeeded) says are there, but cannot be read, are damage, not a
+missing ref. The mirror is then discarded and fetched again, once.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from orchestrator import gitcmd
+from orchestrator import gitcmd, gitcreds
 from orchestrator.errors import OrchestratorError, PinError, SourceError
-from orchestrator.gitcache import Emit, ensure_mirror, locked
+from orchestrator.gitcache import Emit, discard, ensure_mirror, locked
+from orchestrator.gitfailure import CorruptObjectsError
 
 RefKind = Literal["tag", "branch", "commit"]
 
@@ -108,7 +114,7 @@ class RepoRef:
     name: str
     url: str  # the manifest URL, redacted: the only form that reaches a message
     shown: str  # url, plus the redacted mirror URL when one is used
-    git_url: str  # what git contacts; may hold credentials, so never displayed
+    git_url: str = field(repr=False)  # what git contacts; may hold credentials: never displayed
     ref: str
     pin: str | None
     mirror: Path
@@ -128,38 +134,100 @@ def pin(source: RepoRef, options: Policy, emit: Emit) -> Pinned:
     """Resolve ``source.ref`` in its mirror (fetching as needed) and check the pin.
 
     Raises a ``PinError`` subclass for a missing, abbreviated or moved ref, a
-    ``RemoteError`` when the remote fails, ``NotCachedError`` offline.
+    ``RemoteError`` when the remote fails, ``NotCachedError`` offline, and
+    ``CorruptObjectsError`` when the mirror is still damaged after fetching it anew.
     """
-    lock = source.mirror.with_name(source.mirror.name + ".lock")
-    with locked(lock, source.name, emit):
+    with locked(_lock_of(source), source.name, emit):
         ensure_mirror(source.mirror, source.name, emit)
-        found = _lookup(source)
-        if options.offline or not options.refresh:
-            cached = _from_cache(source, found, offline=options.offline, emit=emit)
-            if cached is not None:
-                return cached
-        if options.offline:
-            if found is None:
-                detail = f"{source.ref} is not in the cache"
-            else:
-                detail = f"the cached {found[0]} {source.ref} is at {found[2]}, not the pinned {source.pin}"
-            raise NotCachedError(source.name, source.url, detail)
+        try:
+            return _pin(source, options, emit)
+        except CorruptObjectsError as damage:
+            return _rebuild(source, options, emit, damage)
+
+
+def refetch(source: RepoRef, options: Policy, emit: Emit, damage: CorruptObjectsError) -> Pinned:
+    """Discard the mirror, found ``damage``d outside its lock (a checkout fetching from
+    it), fetch the ref again and check the pin."""
+    with locked(_lock_of(source), source.name, emit):
+        return _rebuild(source, options, emit, damage)
+
+
+def _lock_of(source: RepoRef) -> Path:
+    return source.mirror.with_name(source.mirror.name + ".lock")
+
+
+def _rebuild(source: RepoRef, options: Policy, emit: Emit, damage: CorruptObjectsError) -> Pinned:
+    if options.offline:
+        raise NotCachedError(source.name, source.url, f"its mirror is damaged ({damage.summary})") from damage
+    emit(source.name, f"damaged git objects in {damage.where} ({damage.summary}): "
+                      f"discarding the mirror and fetching again")
+    if os.path.lexists(source.mirror):
+        discard(source.mirror)
+    ensure_mirror(source.mirror, source.name, emit)
+    try:
         return _from_remote(source, options, emit)
+    except CorruptObjectsError as again:
+        raise again.after_repair() from again
+
+
+def _pin(source: RepoRef, options: Policy, emit: Emit) -> Pinned:
+    found = _lookup(source)
+    if options.offline or not options.refresh:
+        cached = _from_cache(source, found, offline=options.offline, emit=emit)
+        if cached is not None:
+            return cached
+    if options.offline:
+        if found is None:
+            detail = f"{source.ref} is not in the cache"
+        else:
+            detail = f"the cached {found[0]} {source.ref} is at {found[2]}, not the pinned {source.pin}"
+        raise NotCachedError(source.name, source.url, detail)
+    return _from_remote(source, options, emit)
 
 
 def _lookup(source: RepoRef) -> tuple[RefKind, str, str] | None:
     """What the mirror knows about the ref already: (kind, target, commit)."""
     if FULL_SHA.fullmatch(source.ref):
-        found = gitcmd.has_commit(source.mirror, source.ref)
-        return ("commit", source.ref, source.ref) if found else None
+        held = gitcmd.rev_parse(source.mirror, f"{_PIN_NS}{source.ref}") is not None
+        found = _commit_of(source, source.ref, missing_is_damage=held, unwalkable_is_damage=False)
+        return ("commit", source.ref, source.ref) if found == source.ref else None
     kinds: tuple[RefKind, ...] = ("tag", "branch")
     for kind in kinds:
         target = gitcmd.rev_parse(source.mirror, _refname(kind, source.ref))
-        commit = _peel(source.mirror, target) if target else None
-        # A walkable history, not just the object: see gitcmd.has_commit.
-        if target and commit and gitcmd.walkable(source.mirror, commit):
+        commit = _commit_of(source, target, missing_is_damage=True, unwalkable_is_damage=False) if target else None
+        if target and commit:
             return kind, target, commit
     return None
+
+
+def _commit_of(source: RepoRef, rev: str, *, missing_is_damage: bool, unwalkable_is_damage: bool) -> str | None:
+    """The commit ``rev`` names in the mirror, with a walkable history; else None.
+
+    Objects git reports damaged always raise ``CorruptObjectsError``. A missing object
+    does too when a ref of the mirror (or a fetch that succeeded) vouches for it; an
+    unwalkable history (parents neither present nor cut off by .git/shallow: a fetch
+    killed midway) when a fetch should just have made it whole.
+    """
+    mirror = source.mirror
+    peeled = gitcmd.run(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], git_dir=mirror)
+    if not peeled.ok:
+        _raise_if_damaged(source, peeled)
+        # Peeling fails silently on a missing object and on a tag of a tree: `^{}` peels
+        # through every tag to whatever object is at the end, if it is there.
+        if not missing_is_damage or gitcmd.rev_parse(mirror, f"{rev}^{{}}") is not None:
+            return None
+        raise CorruptObjectsError(source.name, mirror, f"{rev} names objects that are missing from the mirror")
+    commit = peeled.stdout.strip()
+    if gitcmd.commit_timestamp(mirror, commit, check=lambda walk: _raise_if_damaged(source, walk)) is not None:
+        return commit
+    if unwalkable_is_damage:
+        raise CorruptObjectsError(source.name, mirror, f"the history of {commit} cannot be read after fetching it")
+    return None
+
+
+def _raise_if_damaged(source: RepoRef, result: gitcmd.GitResult) -> None:
+    if gitcmd.classify(result.stderr, result.status) == "corrupt":
+        raise CorruptObjectsError(source.name, source.mirror, gitcmd.trimmed(result.stderr))
 
 
 def _from_cache(source: RepoRef, found: tuple[RefKind, str, str] | None, *, offline: bool, emit: Emit) -> Pinned | None:
@@ -187,17 +255,21 @@ def _from_remote(source: RepoRef, options: Policy, emit: Emit) -> Pinned:
         kind, full = "commit", f"{_PIN_NS}{source.ref}"
         # The pin ref keeps the commit reachable, so gc in the mirror cannot drop it.
         _fetch(source, options, emit, (f"+{source.ref}:{full}",), fallback=_ALL_REFS)
-        if _peel(source.mirror, source.ref) != source.ref:
+        # Missing after a fetch that worked: the server does not have it (or hides it).
+        if _commit_of(source, source.ref, missing_is_damage=False, unwalkable_is_damage=True) != source.ref:
             raise CommitNotFoundError(source.name, source.ref, source.shown)
         # The full-fetch fallback brings the commit but does not write the pin ref.
         gitcmd.must(gitcmd.run(["update-ref", full, source.ref], git_dir=source.mirror), source.name)
     else:
         kind, advertised = _ls_remote(source, options, emit)
         full = _refname(kind, source.ref)
-        if gitcmd.rev_parse(source.mirror, full) != advertised:
+        current = gitcmd.rev_parse(source.mirror, full)
+        usable = current == advertised and _commit_of(
+            source, advertised, missing_is_damage=True, unwalkable_is_damage=False) is not None
+        if not usable:
             _fetch(source, options, emit, (f"+{full}:{full}",), fallback=None)
     target = gitcmd.rev_parse(source.mirror, full)
-    commit = _peel(source.mirror, target) if target else None
+    commit = _commit_of(source, target, missing_is_damage=True, unwalkable_is_damage=True) if target else None
     if target is None or commit is None:
         raise RefNotFoundError(source.name, source.ref, source.shown)
     if source.pin is not None and commit != source.pin:
@@ -207,7 +279,7 @@ def _from_remote(source: RepoRef, options: Policy, emit: Emit) -> Pinned:
 
 def _ls_remote(source: RepoRef, options: Policy, emit: Emit) -> tuple[RefKind, str]:
     tag, branch = _refname("tag", source.ref), _refname("branch", source.ref)
-    args = ["ls-remote", "--", source.git_url, tag, branch]
+    args = ["ls-remote", "--", _remote(source).url, tag, branch]
     result = _network(source, options, emit, args)
     if not result.ok:
         raise _remote_failure(source, result)
@@ -233,14 +305,15 @@ def _fetch(
     """Shallow fetch of ``refspecs``; a full fetch of ``fallback`` (or the same
     refspecs) when the server refuses the shallow one or the request by commit id."""
     base = ["fetch", "--quiet", "--no-tags"]
-    args = [*base, "--depth", "1", "--", source.git_url, *refspecs]
+    url = _remote(source).url
+    args = [*base, "--depth", "1", "--", url, *refspecs]
     shallow = _network(source, options, emit, args)
     if shallow.ok:
         return
-    if gitcmd.classify(shallow.stderr) != "refused":
+    if gitcmd.classify(shallow.stderr, shallow.status) != "refused":
         raise _remote_failure(source, shallow)
     emit(source.name, "shallow fetch refused, falling back to full fetch")
-    args = [*base, "--", source.git_url, *(fallback or refspecs)]
+    args = [*base, "--", url, *(fallback or refspecs)]
     full = _network(source, options, emit, args)
     if not full.ok:
         raise _remote_failure(source, full)
@@ -258,18 +331,20 @@ def _network(source: RepoRef, options: Policy, emit: Emit, args: list[str]) -> g
         retries=options.retries,
         backoff=options.backoff,
         on_retry=on_retry,
+        env=_remote(source).env,
     )
 
 
+def _remote(source: RepoRef) -> gitcreds.Remote:
+    """The URL for git's argv, credentials split off into its environment."""
+    return gitcreds.remote(source.git_url, source.name)
+
+
 def _remote_failure(source: RepoRef, result: gitcmd.GitResult) -> OrchestratorError:
-    if gitcmd.classify(result.stderr) == "missing-ref":
+    if gitcmd.classify(result.stderr, result.status) == "missing-ref":
         return RefNotFoundError(source.name, source.ref, source.shown)
     return gitcmd.remote_error(source.name, source.shown, result)
 
 
 def _refname(kind: RefKind, ref: str) -> str:
     return f"refs/tags/{ref}" if kind == "tag" else f"refs/heads/{ref}"
-
-
-def _peel(git_dir: Path, rev: str) -> str | None:
-    return gitcmd.rev_parse(git_dir, f"{rev}^{{commit}}")

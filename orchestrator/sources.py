@@ -12,17 +12,19 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from orchestrator import gitcmd
-from orchestrator.errors import EXIT_BAD_INPUT, InputError, OrchestratorError, PinError, SourceError
+from orchestrator.errors import InputError, PinError, SourceError
+from orchestrator.fetchrun import FetchFailed, run_all
 from orchestrator.gitcache import Emit, check_out
-from orchestrator.gitcmd import (
+from orchestrator.gitfailure import (
+    CorruptObjectsError,
     GitCommandError,
+    NoSpaceError,
     RemoteAccessError,
     RemoteError,
     RepositoryNotFoundError,
@@ -37,16 +39,19 @@ from orchestrator.refs import (
     RefNotFoundError,
     RepoRef,
     pin,
+    refetch,
 )
 
 __all__ = [
     "AbbreviatedCommitError",
     "Checkout",
     "CommitNotFoundError",
+    "CorruptObjectsError",
     "FetchFailed",
     "FetchOptions",
     "GitCommandError",
     "MovedRefError",
+    "NoSpaceError",
     "NotCachedError",
     "PinConflictError",
     "RefNotFoundError",
@@ -64,7 +69,6 @@ __all__ = [
 ]
 
 EventHandler = Callable[[str, str], None]
-T = TypeVar("T")
 
 # git reads any "<name>::" before the first slash as a remote helper to run.
 _HELPER = re.compile(r"[^/]*::")
@@ -130,32 +134,6 @@ class PinConflictError(PinError):
         self.name = name
 
 
-class FetchFailed(OrchestratorError):
-    """One or more repos could not be fetched; ``failures`` maps repo -> its error.
-
-    Exit code 2 when every failure is bad input (a pin, ref or URL problem), else 1.
-    """
-
-    def __init__(self, failures: Mapping[str, OrchestratorError], *, total: int) -> None:
-        super().__init__(f"{len(failures)} of {total} repositories could not be fetched")
-        self.failures = dict(failures)
-        if all(isinstance(error, InputError) for error in self.failures.values()):
-            self.exit_code = EXIT_BAD_INPUT
-
-    @property
-    def missing(self) -> list[str]:
-        """Repos that an offline run found missing from the cache."""
-        return [n for n, e in self.failures.items() if isinstance(e, NotCachedError)]
-
-    def __str__(self) -> str:
-        lines = [f"{self.message}:"]
-        for error in self.failures.values():
-            lines += ["  " + line for line in str(error).splitlines()]
-        if self.missing:
-            lines.append("not in the cache (offline): " + ", ".join(self.missing))
-        return "\n".join(lines)
-
-
 def redact_url(url: str) -> str:
     """``url`` without userinfo (``user:token@``), fit for messages and records."""
     return gitcmd.redact(url)
@@ -198,6 +176,7 @@ class Resolved:
     fetched: bool
     mirror: Path
     tag: tuple[str, str] | None  # (tag name, tag object) to recreate in the checkout
+    source: RepoRef  # to fetch it again should the mirror turn out damaged
 
 
 def pin_all(
@@ -211,7 +190,7 @@ def pin_all(
     Raises ``FetchFailed`` naming every repo that failed, before anything is built.
     """
     emit = _emitter(on_event)
-    return _run_all(repos, options.jobs, lambda repo: _resolve_one(repo, options, emit))
+    return run_all(repos, options.jobs, lambda repo: _resolve_one(repo, options, emit))
 
 
 def _resolve_one(repo: RepoSource, options: FetchOptions, emit: Emit) -> Resolved:
@@ -226,21 +205,40 @@ def _resolve_one(repo: RepoSource, options: FetchOptions, emit: Emit) -> Resolve
         fetched=pinned.fetched,
         mirror=source.mirror,
         tag=(source.ref, pinned.target) if pinned.kind == "tag" else None,
+        source=source,
     )
 
 
 def check_out_resolved(resolved: Resolved, options: FetchOptions, *,
                        on_event: EventHandler | None = None) -> Checkout:
-    """Check a resolved repo out at ``checkout_dir/<name>``, detached and clean."""
+    """Check a resolved repo out at ``checkout_dir/<name>``, detached and clean.
+
+    Damaged objects are repaired: first with a fresh checkout (cheap, local), then, if
+    the mirror it fetches from is what is damaged, by fetching the mirror anew (once).
+    """
+    emit = _emitter(on_event)
     path = options.checkout_dir.absolute() / resolved.name
-    when = check_out(
-        name=resolved.name,
-        mirror=resolved.mirror,
-        path=path,
-        commit=resolved.commit,
-        tag=resolved.tag,
-        emit=_emitter(on_event),
-    )
+
+    def attempt(fresh: bool) -> int:
+        return check_out(name=resolved.name, mirror=resolved.mirror, path=path, commit=resolved.commit,
+                         tag=resolved.tag, emit=emit, fresh=fresh)
+
+    try:
+        when = attempt(fresh=False)
+    except CorruptObjectsError as damage:
+        emit(resolved.name, f"damaged git objects in {damage.where} ({damage.summary}): checking out afresh")
+        try:
+            when = attempt(fresh=True)
+        except CorruptObjectsError as again:
+            pinned = refetch(resolved.source, options, emit, again)
+            if pinned.commit != resolved.commit:
+                raise SourceError(f"{resolved.name}: {resolved.ref} moved to {pinned.commit} while its damaged "
+                                  f"mirror was fetched again (it was {resolved.commit})",
+                                  hint="run again to build the new commit, or pin `commit:`") from again
+            try:
+                when = attempt(fresh=True)
+            except CorruptObjectsError as still:
+                raise still.after_repair() from still
     return Checkout(name=resolved.name, url=resolved.url, ref=resolved.ref, commit=resolved.commit,
                     commit_time=when, path=path, fetched=resolved.fetched)
 
@@ -271,7 +269,7 @@ def fetch(
     def one(repo: RepoSource) -> Checkout:
         return check_out_resolved(_resolve_one(repo, options, emit), options, on_event=on_event)
 
-    return _run_all(repos, options.jobs, one)
+    return run_all(repos, options.jobs, one)
 
 
 def resolve(
@@ -290,38 +288,7 @@ def resolve(
     def one(repo: RepoSource) -> str:
         return pin(_prepare(repo, options), options, emit).commit
 
-    return _run_all(repos, options.jobs, one)
-
-
-def _run_all(repos: Sequence[RepoSource], jobs: int, work: Callable[[RepoSource], T]) -> dict[str, T]:
-    results: dict[str, T] = {}
-    failures: dict[str, OrchestratorError] = {}
-    pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="fetch")
-    try:
-        futures = [(repo.name, pool.submit(_guarded, work, repo)) for repo in repos]
-        for name, future in futures:
-            try:
-                results[name] = future.result()
-            except OrchestratorError as error:
-                failures[name] = error
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
-    if failures:
-        raise FetchFailed(failures, total=len(repos))
-    return results
-
-
-def _guarded(work: Callable[[RepoSource], T], repo: RepoSource) -> T:
-    try:
-        return work(repo)
-    except OSError as error:
-        # A full disk or an unwritable cache is the user's to fix, not a traceback.
-        raise SourceError(
-            f"{repo.name}: {error.strerror or error}: {error.filename or ''}".rstrip(": "),
-            hint="check free space and permissions of the cache and checkout directories",
-        ) from error
+    return run_all(repos, options.jobs, one)
 
 
 def _emitter(on_event: EventHandler | None) -> Emit:

@@ -57,6 +57,16 @@ def image_prefix() -> str:
     return IMAGE_PREFIX
 
 
+@pytest.fixture(autouse=True)
+def git_not_cancelled() -> Iterator[None]:
+    """A test that interrupts a run (gitcmd.cancel, as Ctrl-C does) must not leave git
+    cancelled for the tests after it: in the CLI each run is its own process."""
+    yield
+    from orchestrator import gitcmd
+
+    gitcmd.reset_cancellation()
+
+
 @pytest.fixture
 def project_root() -> Path:
     return Path(__file__).resolve().parent.parent

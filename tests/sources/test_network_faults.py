@@ -45,7 +45,7 @@ def test_retries_back_off_doubling_each_time(
     options: FetchOptions, events: Events, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     slept: list[float] = []
-    monkeypatch.setattr("orchestrator.gitcmd.time.sleep", slept.append)
+    monkeypatch.setattr("orchestrator.gitcmd._pause", slept.append)
 
     with pytest.raises(FetchFailed):
         fetch(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import stat
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -54,7 +55,8 @@ def publish(source: Path, release_dir: Path, relative: str) -> FileRecord:
     """Copy ``source`` to ``release_dir/relative`` atomically, so a reader never sees a half-written file."""
     dest = release_dir / relative
     copy_atomic(source, dest)
-    return FileRecord(path=relative, sha256=sha256_file(dest), size=dest.stat().st_size)
+    info = dest.lstat()
+    return FileRecord(path=relative, sha256=sha256_file(dest), size=info.st_size, mode=stat.S_IMODE(info.st_mode))
 
 
 def collect_outputs(job: Job) -> list[Path]:

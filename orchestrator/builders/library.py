@@ -36,6 +36,6 @@ def build_library(job: Job) -> ArtifactOutput:
     data = gzip_timeless(result.stdout)
     write_atomic(dest, data)
 
-    record = FileRecord(path=relative, sha256=sha256_file(dest), size=len(data))
+    record = FileRecord(path=relative, sha256=sha256_file(dest), size=len(data), mode=0o644)
     job.log(f"archived {job.source.commit} -> {relative} sha256:{record.sha256}")
     return ArtifactOutput(files=(record,))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from orchestrator import builders, cache
+from orchestrator import builders, cache, record
 from orchestrator.builders.common import Job
 from orchestrator.commands import CommandRunner
 from orchestrator.errors import Interrupted, OrchestratorError
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from orchestrator.engine import Engine
 
 Status = Literal["ok", "cached", "failed", "skipped", "not-started"]
-SUCCESS = ("ok", "cached")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -101,6 +100,8 @@ class _Scheduler:
         self.repo_locks = {repo: threading.Lock() for repo in plan.repos}
         self.stopping: str | None = None  # the first failure, when not keeping going
         self.checked_out: set[str] = set()
+        self.invalidated = False
+        self.invalidating = threading.Lock()
 
     def run(self) -> dict[str, Result]:
         self.options.log_dir.mkdir(parents=True, exist_ok=True)
@@ -161,7 +162,7 @@ class _Scheduler:
             result = self.results.get(dep)
             if result is None:
                 return "wait"
-            if result.status not in SUCCESS:
+            if not record.is_built(result.status):
                 return f"skipped: dependency {dep} {'failed' if result.status == 'failed' else 'was not built'}"
         return "go"
 
@@ -185,6 +186,15 @@ class _Scheduler:
             dependency_keys={dep: self.results[dep].cache_key or "" for dep in artifact.dependencies},
             builder_id=builder_id,
         )
+
+    def invalidate_record(self) -> None:
+        """Before the first step that really builds, make the release's record stop
+        saying ok: from here on its files change (record.invalidate). Once per run; a
+        fully cached run invalidates nothing."""
+        with self.invalidating:
+            if not self.invalidated:
+                record.invalidate(self.options.release_dir)
+                self.invalidated = True
 
     def ensure_checkout(self, repo: str) -> None:
         """Check the repo out on first real use (called under the repo's lock)."""
@@ -216,6 +226,7 @@ class _Scheduler:
                     log(f"building: {why}")
                 elif state is not None:
                     log("building: --force")
+                self.invalidate_record()
                 if state is not None:
                     cache.forget(state, name)
                 self.ensure_checkout(artifact.repo)

@@ -84,6 +84,14 @@ def execute(
     return _Scheduler(plan, manifest, sources, options, engine, unavailable or {}, on_event).run()
 
 
+class _RecordNotInvalidated(Exception):
+    """The release's record could not be made to stop saying ok: nothing may be built."""
+
+    def __init__(self, error: OrchestratorError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _Scheduler:
     def __init__(self, plan: Plan, manifest: Manifest, sources: Mapping[str, Source], options: Options,
                  engine: Engine | None, unavailable: Mapping[str, str],
@@ -150,6 +158,11 @@ class _Scheduler:
             pool.shutdown(wait=True, cancel_futures=True)
             raise Interrupted("interrupted: running commands and containers were stopped; "
                               "no partial outputs were published") from None
+        except _RecordNotInvalidated as e:
+            # No step may replace a file the old record still vouches for: stop the run,
+            # leaving that record (and the files) as they were.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise e.error from None
         finally:
             pool.shutdown(wait=True)
         return {step.artifact: self.results[step.artifact] for step in self.plan.steps}
@@ -193,7 +206,10 @@ class _Scheduler:
         fully cached run invalidates nothing."""
         with self.invalidating:
             if not self.invalidated:
-                record.invalidate(self.options.release_dir)
+                try:
+                    record.invalidate(self.options.release_dir)
+                except OrchestratorError as e:
+                    raise _RecordNotInvalidated(e) from e
                 self.invalidated = True
 
     def ensure_checkout(self, repo: str) -> None:
@@ -240,6 +256,9 @@ class _Scheduler:
                 output = builders.build(job)
                 if state is not None:
                     cache.save(state, name, key, output)
+            except _RecordNotInvalidated as e:
+                log(f"FAILED: {e.error}")
+                raise
             except OrchestratorError as e:
                 log(f"FAILED: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,

@@ -48,6 +48,8 @@ repos:
         requires: [first]
         command: "{second}"
         outputs: [out/second]
+"""
+LIBRARY = """\
       lib:
         type: library
         requires: [second]
@@ -102,9 +104,9 @@ class Workspace:
             path.unlink()
 
 
-def make_workspace(root: Path, *, first: str = "", second: str = "") -> Workspace:
+def make_workspace(root: Path, *, first: str = "", second: str = "", library: bool = True) -> Workspace:
     """A workspace with the manifest above over a real upstream repository; ``first`` and
-    ``second`` replace the blocking recipes of those steps."""
+    ``second`` replace the blocking recipes of those steps; ``library`` adds ``lib``."""
     upstream = build_upstream(root / "upstream")
     control = root / "control"
     control.mkdir(parents=True)
@@ -114,7 +116,7 @@ def make_workspace(root: Path, *, first: str = "", second: str = "") -> Workspac
     manifest.write_text(MANIFEST.format(
         url=upstream.url, commit=upstream.commits["c2"],
         first=first or RECIPE.format(name="first", control=control),
-        second=second or RECIPE.format(name="second", control=control)))
+        second=second or RECIPE.format(name="second", control=control)) + (LIBRARY if library else ""))
     return Workspace(root=workspace, manifest=manifest, control=control)
 
 

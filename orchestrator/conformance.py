@@ -62,9 +62,9 @@ def record_checks(manifest: Manifest, release: Release) -> Iterator[Check]:
     yield from _repo_checks(manifest, release)
     wrong = False
     for name, entry in release.artifacts.items():
-        for problem in _artifact_problems(manifest, release, name, entry):
+        if problems := list(_artifact_problems(manifest, release, name, entry)):
             wrong = True
-            yield Check(what=f"artifact {name}", ok=False, detail=problem)
+            yield Check(what=f"artifact {name}", ok=False, detail="; ".join(problems))
     if not wrong:
         yield Check(what="release.json artifacts", ok=True,
                     detail=f"all {len(release.artifacts)} match the manifest and record the outputs of their kind")

@@ -16,11 +16,13 @@ from orchestrator import record
 from orchestrator.engine import Engine
 from orchestrator.manifest import Manifest
 from orchestrator.record import ReleaseRecordError
+from tests.helpers import registry as real
 from tests.helpers.fake_docker import FakeDockerClient
-from tests.helpers.registry import add_images, docker_engine, make_release, small_manifest  # noqa: F401
+from tests.helpers.registry import add_images, make_release, small_manifest
 from tests.reliability.record_helpers import Workspace, assert_one_clean_message, make_workspace
 
 Edit = Callable[[dict[str, Any]], None]
+docker_engine = real.docker_engine
 
 
 @pytest.fixture
@@ -183,7 +185,7 @@ def test_build_and_verify_refuse_a_damaged_record_with_one_message_and_exit_1(
 
 @pytest.mark.docker
 def test_publish_refuses_a_damaged_record_with_one_message_and_exit_1(
-    damaged: Workspace, docker_engine: Engine  # noqa: F811
+    damaged: Workspace, docker_engine: Engine
 ) -> None:
     result = damaged.run("publish", "--all", "--registry", "127.0.0.1:1/")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Iterator
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from orchestrator import record
 from orchestrator.errors import OrchestratorError
@@ -46,6 +46,14 @@ def require_built_from(manifest: Manifest, release: Release, file: str) -> None:
     """Refuse a record written for another manifest, before anything else is looked at."""
     if release.manifest.sha256 != manifest.sha256:
         raise WrongManifestError(file, release, manifest)
+
+
+def release_of(manifest: Manifest, release_dir: Path) -> Release:
+    """The record of ``release_dir``, read strictly, refused unless built from ``manifest``:
+    the first thing verify and publish do, before the network or the Docker engine."""
+    release = record.read(release_dir)
+    require_built_from(manifest, release, str(release_dir / record.FILENAME))
+    return release
 
 
 def library_archive(repo: str, ref: str, commit: str) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import provenance, record
-from orchestrator.conformance import record_checks, require_built_from
+from orchestrator.conformance import record_checks, release_of
 from orchestrator.engine import Engine, EngineError, PushFailed
 from orchestrator.errors import InputError, Interrupted, OrchestratorError, tail
 from orchestrator.integrity import file_checks
@@ -122,8 +122,7 @@ def publish_release(
     refused credentials or an unreachable registry stop at once. Each pushed ref's digest
     is recorded in release.json (``images[i].pushed``) as soon as it lands.
     """
-    release = record.read(release_dir)
-    require_built_from(manifest, release, str(release_dir / record.FILENAME))
+    release = release_of(manifest, release_dir)
     selected = _select(manifest, artifacts)
     _check_statuses(manifest, release, selected)
     _check_integrity(release_dir, manifest, release)

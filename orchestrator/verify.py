@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator import provenance, record
-from orchestrator.conformance import record_checks, require_built_from
+from orchestrator.conformance import record_checks, release_of
 from orchestrator.engine import Engine
 from orchestrator.errors import DockerUnavailableError, OrchestratorError
 from orchestrator.fileops import InputFileError, read_limited
@@ -76,8 +76,7 @@ def verify_release(
     ``engine`` None: images are reported as not checked. ``commits`` is what each repo's
     ref resolves to now (``sources.resolve`` or ``resolve_pins``), None when not resolved.
     """
-    release = record.read(release_dir)
-    require_built_from(manifest, release, str(release_dir / record.FILENAME))
+    release = release_of(manifest, release_dir)
     checks = [
         *record_checks(manifest, release),
         *file_checks(release_dir, release),

@@ -67,7 +67,9 @@ class Workspace:
         return self.root / "dist" / "r1"
 
     def args(self, *args: str) -> list[str]:
-        return [*args, "--manifest", str(self.manifest), "--workspace", str(self.root)]
+        """``args`` with this workspace, and its manifest unless ``args`` name another."""
+        manifest = [] if "--manifest" in args else ["--manifest", str(self.manifest)]
+        return [*args, *manifest, "--workspace", str(self.root)]
 
     def env(self) -> dict[str, str]:
         return {"XDG_CACHE_HOME": str(self.root / "cache"), "HOME": str(self.root)}

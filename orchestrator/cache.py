@@ -108,7 +108,7 @@ def lookup(state_dir: Path, artifact: str, key: str, *, release_dir: Path,
 
 
 def _parse(data: bytes, file: str) -> tuple[str, tuple[FileRecord, ...], tuple[ImageRecord, ...]]:
-    reader = record.FieldReader(file, hint="")
+    reader = record.ReleaseReader(file, hint="")
     raw = reader.fields(record.load_json(data, file, ""), "", ("key", "files", "images"))
     key = reader.string(raw["key"], "key", record.HEX64, "64 hex digits")
     files = tuple(reader.file_record(item, f"files[{i}]") for i, item in enumerate(reader.array(raw["files"], "files")))

@@ -186,9 +186,9 @@ def _push_guarded(release_dir: Path, engine: Engine, target: _Target, pushed: Se
         while not done.wait(0.5):
             pass
     except KeyboardInterrupt:
-        log(f"interrupted: waiting up to {PUSH_GRACE_SECONDS:g}s for the push of {target.ref} to finish "
-            "(interrupt again to stop waiting)")
-        try:
+        try:  # from here on, any interrupt is the second one, even during the log line
+            log(f"interrupted: waiting up to {PUSH_GRACE_SECONDS:g}s for the push of {target.ref} to finish "
+                "(interrupt again to stop waiting)")
             finished = done.wait(PUSH_GRACE_SECONDS)
         except KeyboardInterrupt:
             finished = False

@@ -17,12 +17,22 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 from orchestrator import schema
-from orchestrator.errors import OrchestratorError
 from orchestrator.fileops import InputFileError, fsync_directory, read_limited, write_atomic, write_error
 from orchestrator.outputs import FileRecord
+from orchestrator.recordfields import (
+    FieldReader,
+    RecordFieldError,
+    ReleaseRecordError,
+    kind,
+    load_json,
+    safe_relative,
+    shown,
+)
+
+__all__ = ["RecordFieldError", "ReleaseRecordError", "load_json", "safe_relative"]
 
 # 2: files carry their mode, the record names the orchestrator's version, and the
 # release may be "building" (a run is replacing its files).
@@ -43,7 +53,6 @@ _HEX40 = re.compile(r"[0-9a-f]{40}")
 _IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _RELEASE = re.compile(r"[A-Za-z0-9._+-]+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 
 
 def is_built(status: str) -> bool:
@@ -122,18 +131,6 @@ class Release:
         return {name: a for name, a in self.artifacts.items() if a.built}
 
 
-class ReleaseRecordError(OrchestratorError):
-    """release.json is missing, unreadable or not a release record (exit 1)."""
-
-
-class RecordFieldError(ReleaseRecordError):
-    """One field of a record has the wrong type or value."""
-
-    def __init__(self, file: str, where: str, problem: str, *, hint: str) -> None:
-        super().__init__(f"{file}: {where}: {problem}" if where else f"{file}: {problem}", hint=hint)
-        self.file, self.where, self.problem = file, where, problem
-
-
 class OtherFormatError(RecordFieldError):
     """A record written by another version of the orchestrator (another ``format``)."""
 
@@ -178,91 +175,11 @@ _HINT = "it was edited or damaged: remove it ({path}) and build the release agai
 def parse_bytes(data: bytes, file: str) -> Release:
     """Parse and type-check a release.json's bytes; ``file`` names it in messages."""
     hint = _HINT.format(path=file)
-    return FieldReader(file, hint).release(load_json(data, file, hint))
+    return ReleaseReader(file, hint).release(load_json(data, file, hint))
 
 
-def load_json(data: bytes, file: str, hint: str) -> Any:
-    """JSON from untrusted bytes: UTF-8, no duplicate keys, no NaN, not absurdly nested;
-    RecordFieldError otherwise."""
-    try:
-        text = data.decode("utf-8")
-        return json.loads(text, object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
-    except UnicodeDecodeError as e:
-        raise RecordFieldError(file, "", f"not UTF-8 text (byte {e.start})", hint=hint) from None
-    except RecursionError:
-        raise RecordFieldError(file, "", "JSON nested too deeply to be a record", hint=hint) from None
-    except ValueError as e:
-        raise RecordFieldError(file, "", f"not valid JSON: {e}", hint=hint) from None
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:  # two parsers could disagree on which one counts
-            raise ValueError(f"duplicate key {key!r}")
-        found[key] = value
-    return found
-
-
-def _no_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not a number")
-
-
-class FieldReader:
-    """Type-checks the parsed JSON, field by field, naming the first wrong one."""
-
-    def __init__(self, file: str, hint: str) -> None:
-        self.file, self.hint = file, hint
-
-    def fail(self, where: str, problem: str) -> NoReturn:
-        raise RecordFieldError(self.file, where, problem, hint=self.hint)
-
-    def fields(self, value: Any, where: str, required: tuple[str, ...],
-               optional: tuple[str, ...] = ()) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            self.fail(where, f"expected an object, got {_kind(value)}")
-        for key in required:
-            if key not in value:
-                self.fail(_join(where, key), "missing")
-        for key in value:
-            if key not in required and key not in optional:
-                self.fail(_join(where, key), "unknown field")
-        return value
-
-    def mapping(self, value: Any, where: str) -> dict[str, Any]:
-        """An object whose keys are names (repos, artifacts, labels), not fields."""
-        if not isinstance(value, dict):
-            self.fail(where, f"expected an object, got {_kind(value)}")
-        return value
-
-    def string(self, value: Any, where: str, pattern: re.Pattern[str] | None = None, expected: str = "") -> str:
-        if not isinstance(value, str):
-            self.fail(where, f"expected {expected or 'a string'}, got {_kind(value)}")
-        if pattern is not None and not pattern.fullmatch(value):
-            self.fail(where, f"expected {expected}, got {_shown(value)}")
-        return value
-
-    def optional_string(self, value: Any, where: str, pattern: re.Pattern[str] | None = None,
-                        expected: str = "") -> str | None:
-        return None if value is None else self.string(value, where, pattern, expected or "a string or null")
-
-    def integer(self, value: Any, where: str, *, minimum: int = 0, maximum: int | None = None) -> int:
-        if type(value) is not int:  # bool is an int to Python, never to us
-            self.fail(where, f"expected an integer, got {_kind(value)}")
-        if value < minimum or (maximum is not None and value > maximum):
-            self.fail(where, f"expected an integer from {minimum} to {maximum}" if maximum is not None else
-                      f"expected an integer of at least {minimum}, got {value}")
-        return value
-
-    def choice(self, value: Any, where: str, choices: tuple[str, ...]) -> str:
-        if not isinstance(value, str) or value not in choices:
-            self.fail(where, f"expected one of {', '.join(choices)}, got {_shown(value)}")
-        return value
-
-    def array(self, value: Any, where: str) -> list[Any]:
-        if not isinstance(value, list):
-            self.fail(where, f"expected an array, got {_kind(value)}")
-        return value
+class ReleaseReader(FieldReader):
+    """The fields of a release record (and of the files and images a cache record lists)."""
 
     def release(self, raw: Any) -> Release:
         data = self.fields(raw, "", ("format", "release", "status", "manifest", "started", "finished",
@@ -299,10 +216,10 @@ class FieldReader:
                                         "cache_key"), ("carried_over",))
         duration = data["duration"]
         if type(duration) not in (int, float) or duration < 0:
-            self.fail(f"{where}.duration", f"expected a number of seconds, got {_shown(duration)}")
+            self.fail(f"{where}.duration", f"expected a number of seconds, got {shown(duration)}")
         carried = data.get("carried_over", False)
         if not isinstance(carried, bool):
-            self.fail(f"{where}.carried_over", f"expected true or false, got {_kind(carried)}")
+            self.fail(f"{where}.carried_over", f"expected true or false, got {kind(carried)}")
         return ArtifactEntry(
             repo=self.string(data["repo"], f"{where}.repo"),
             type=self.choice(data["type"], f"{where}.type", schema.ARTIFACT_TYPES),  # type: ignore[arg-type]
@@ -322,7 +239,7 @@ class FieldReader:
         data = self.fields(raw, where, ("path", "sha256", "size", "mode"))
         path = self.string(data["path"], f"{where}.path")
         if not safe_relative(path):
-            self.fail(f"{where}.path", f"expected a relative path inside the release directory, got {_shown(path)}")
+            self.fail(f"{where}.path", f"expected a relative path inside the release directory, got {shown(path)}")
         return FileRecord(path=path,
                           sha256=self.string(data["sha256"], f"{where}.sha256", HEX64, "64 hex digits"),
                           size=self.integer(data["size"], f"{where}.size"),
@@ -344,34 +261,6 @@ class FieldReader:
         data = self.fields(raw, where, ("digest", "id"))
         return Pushed(digest=self.string(data["digest"], f"{where}.digest", _IMAGE_ID, "sha256: and 64 hex digits"),
                       id=self.string(data["id"], f"{where}.id", _IMAGE_ID, "sha256: and 64 hex digits"))
-
-
-def safe_relative(path: str) -> bool:
-    """A path that names a file inside a directory: relative, no ``..``, no control
-    characters or backslashes (SHA256SUMS could not list it plainly)."""
-    parts = path.split("/")
-    return bool(path) and not _CONTROL.search(path) and all(part not in ("", ".", "..") for part in parts)
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return f"{str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"a number ({value})"
-    if isinstance(value, str):
-        return f"a string ({_shown(value)})"
-    return "an array" if isinstance(value, list) else "an object"
-
-
-def _shown(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
 
 
 # -- writing ------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ _SUM_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 # A published file is rw-r--r-- or rwxr-xr-x at most: never setuid/setgid/sticky,
 # never writable by anyone but its owner.
 _FORBIDDEN = stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | stat.S_IWGRP | stat.S_IWOTH
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _TYPES = {stat.S_IFIFO: "a FIFO", stat.S_IFSOCK: "a socket", stat.S_IFCHR: "a character device",
           stat.S_IFBLK: "a block device", stat.S_IFDIR: "a directory"}
 
@@ -37,6 +38,11 @@ class Check:
     what: str
     ok: bool | None
     detail: str
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters escaped: names found on disk reach a terminal."""
+    return text.encode("unicode_escape").decode("ascii") if _CONTROL.search(text) else text
 
 
 def mode_problem(mode: int) -> str | None:
@@ -137,7 +143,7 @@ def _on_disk(release_dir: Path, name: str, file: FileRecord | None, expected: st
     except OSError as e:
         return f"cannot be read: {e.strerror}"
     if stat.S_ISLNK(info.st_mode):
-        return f"a symbolic link (-> {os.readlink(path)}), not a file"
+        return f"a symbolic link (-> {printable(os.readlink(path))}), not a file"
     if not stat.S_ISREG(info.st_mode):
         return f"{_TYPES.get(stat.S_IFMT(info.st_mode), 'not a regular file')}, not a file"
     problems = []
@@ -166,6 +172,7 @@ def _unexpected(release_dir: Path, known: set[str]) -> Iterator[Check]:
         for entry in sorted([*dirs, *files]):
             path = base / entry
             name = path.relative_to(release_dir).as_posix()
+            what = f"file {printable(name)}"
             try:
                 info = path.lstat()
             except OSError:
@@ -175,22 +182,24 @@ def _unexpected(release_dir: Path, known: set[str]) -> Iterator[Check]:
                 continue
             if kind == stat.S_IFLNK:
                 if name not in known:  # a recorded one is reported by its own check
-                    yield Check(what=f"file {name}", ok=False,
-                                detail=f"a symbolic link (-> {os.readlink(path)}); a release holds only files")
+                    target = printable(os.readlink(path))
+                    yield Check(what=what, ok=False,
+                                detail=f"a symbolic link (-> {target}); a release holds only files")
             elif kind != stat.S_IFREG:
                 if name not in known:
-                    yield Check(what=f"file {name}", ok=False,
+                    yield Check(what=what, ok=False,
                                 detail=f"{_TYPES.get(kind, 'not a regular file')}; a release holds only files")
             elif name in known or (top == str(release_dir) and entry in RECORD_FILES):
                 continue
             elif match := TEMP_NAME.fullmatch(entry):
-                yield Check(what=f"file {name}", ok=False,
-                            detail=f"a leftover temporary file of an interrupted write of {match['name']} "
+                yield Check(what=what, ok=False,
+                            detail=f"a leftover temporary file of an interrupted write of {printable(match['name'])} "
                                    f"(pid {match['pid']}); delete it")
             else:
-                yield Check(what=f"file {name}", ok=False, detail="in the release directory but in no record")
+                yield Check(what=what, ok=False, detail="in the release directory but in no record")
         dirs[:] = [d for d in dirs if not (base / d).is_symlink()]
     for error in errors:
         if Path(error.filename or "") != release_dir:
-            yield Check(what=f"directory {error.filename}", ok=False, detail=f"cannot be listed: {error.strerror}")
+            yield Check(what=f"directory {printable(str(error.filename))}", ok=False,
+                        detail=f"cannot be listed: {error.strerror}")
 

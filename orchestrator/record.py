@@ -13,6 +13,8 @@ Which statuses count as built is defined here, once (``BUILT``).
 from __future__ import annotations
 
 import json
+import math
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -21,6 +23,7 @@ from typing import Any, Literal
 
 from orchestrator import schema
 from orchestrator.fileops import InputFileError, fsync_directory, read_limited, write_atomic, write_error
+from orchestrator.manifest import IMAGE_REF_RE
 from orchestrator.outputs import FileRecord
 from orchestrator.recordfields import (
     FieldReader,
@@ -160,6 +163,9 @@ def read_previous(release_dir: Path) -> Release | None:
 
 
 def _read_bytes(path: Path) -> bytes:
+    if path.is_symlink():  # a record is written in place, never linked from elsewhere
+        raise ReleaseRecordError(f"{path} is a symbolic link (-> {os.readlink(path)}); a release record is a "
+                                 "regular file", hint=_HINT.format(path=path))
     try:
         return read_limited(path)
     except InputFileError as e:
@@ -215,7 +221,7 @@ class ReleaseReader(FieldReader):
         data = self.fields(raw, where, ("repo", "type", "status", "files", "images", "duration", "log", "error",
                                         "cache_key"), ("carried_over",))
         duration = data["duration"]
-        if type(duration) not in (int, float) or duration < 0:
+        if type(duration) not in (int, float) or not math.isfinite(duration) or duration < 0:
             self.fail(f"{where}.duration", f"expected a number of seconds, got {shown(duration)}")
         carried = data.get("carried_over", False)
         if not isinstance(carried, bool):
@@ -230,7 +236,8 @@ class ReleaseReader(FieldReader):
                          for i, item in enumerate(self.array(data["images"], f"{where}.images"))),
             duration=float(duration),
             log=self.optional_string(data["log"], f"{where}.log"),
-            error=self.optional_string(data["error"], f"{where}.error"),
+            # A failed command's output: shown as captured, its colours included.
+            error=self.optional_string(data["error"], f"{where}.error", plain=False),
             cache_key=self.optional_string(data["cache_key"], f"{where}.cache_key", HEX64, "64 hex digits or null"),
             carried_over=carried,
         )
@@ -251,10 +258,12 @@ class ReleaseReader(FieldReader):
         pushed = self.mapping(data.get("pushed", {}), f"{where}.pushed")
         return Image(
             id=self.string(data["id"], f"{where}.id", _IMAGE_ID, "sha256: and 64 hex digits"),
-            refs=tuple(self.string(ref, f"{where}.refs[{i}]")
+            refs=tuple(self.string(ref, f"{where}.refs[{i}]", IMAGE_REF_RE, "an image reference")
                        for i, ref in enumerate(self.array(data["refs"], f"{where}.refs"))),
-            labels=tuple((key, self.string(value, f"{where}.labels.{key}")) for key, value in labels.items()),
-            pushed={ref: self.pushed(value, f"{where}.pushed.{ref}") for ref, value in pushed.items()},
+            labels=tuple((key, self.string(value, f"{where}.labels.{key}", plain=False))
+                         for key, value in labels.items()),
+            pushed={self.string(ref, f"{where}.pushed", IMAGE_REF_RE, "image references as keys"):
+                    self.pushed(value, f"{where}.pushed.{ref}") for ref, value in pushed.items()},
         )
 
     def pushed(self, raw: Any, where: str) -> Pushed:

@@ -15,6 +15,7 @@ from typing import Any, NoReturn
 from orchestrator.errors import OrchestratorError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
+_CONTROL_ONLY = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class ReleaseRecordError(OrchestratorError):
@@ -81,18 +82,27 @@ class FieldReader:
         """An object whose keys are names (repos, artifacts, labels), not fields."""
         if not isinstance(value, dict):
             self.fail(where, f"expected an object, got {kind(value)}")
+        for key in value:
+            if _CONTROL_ONLY.search(key):
+                self.fail(where, f"the name {shown(key)} holds control characters")
         return value
 
-    def string(self, value: Any, where: str, pattern: re.Pattern[str] | None = None, expected: str = "") -> str:
+    def string(self, value: Any, where: str, pattern: re.Pattern[str] | None = None, expected: str = "", *,
+               plain: bool = True) -> str:
+        """A string; ``plain`` (most fields): without control characters, which would
+        reach a terminal when the field is shown (an escape sequence rewriting the screen)."""
         if not isinstance(value, str):
             self.fail(where, f"expected {expected or 'a string'}, got {kind(value)}")
         if pattern is not None and not pattern.fullmatch(value):
             self.fail(where, f"expected {expected}, got {shown(value)}")
+        if plain and _CONTROL_ONLY.search(value):
+            self.fail(where, f"expected text without control characters, got {shown(value)}")
         return value
 
     def optional_string(self, value: Any, where: str, pattern: re.Pattern[str] | None = None,
-                        expected: str = "") -> str | None:
-        return None if value is None else self.string(value, where, pattern, expected or "a string or null")
+                        expected: str = "", *, plain: bool = True) -> str | None:
+        return None if value is None else self.string(value, where, pattern, expected or "a string or null",
+                                                      plain=plain)
 
     def integer(self, value: Any, where: str, *, minimum: int = 0, maximum: int | None = None) -> int:
         if type(value) is not int:  # bool is an int to Python, never to us

@@ -82,6 +82,14 @@ CASES: dict[str, tuple[Edit, str]] = {
     "manifest missing": (lambda d: d.pop("manifest"), "manifest: missing"),
     "duration negative": (lambda d: d["artifacts"]["app"].update(duration=-1),
                           "artifacts.app.duration: expected a number of seconds, got -1"),
+    "an escape sequence in a shown field": (
+        lambda d: d["manifest"].update(path="\x1b]0;owned\x07manifest.yaml"),
+        "manifest.path: expected text without control characters, got '\\x1b]0;owned\\x07manifest.yaml'"),
+    "an artifact name with a newline": (lambda d: d["artifacts"].update({"x\ny": {}}),
+                                        "artifacts: the name 'x\\ny' holds control characters"),
+    "an image ref docker would refuse": (
+        lambda d: d["artifacts"]["lib/image"]["images"][0].update(refs=["--all lib/image"]),
+        "artifacts.lib/image.images[0].refs[0]: expected an image reference, got '--all lib/image'"),
     "labels hold a number": (lambda d: d["artifacts"]["lib/image"]["images"][0].update(labels={"a": 1}),
                              "artifacts.lib/image.images[0].labels.a: expected a string, got a number (1)"),
 }
@@ -111,6 +119,24 @@ def test_json_that_is_no_record_at_all_is_refused_with_one_line(release_dir: Pat
     (release_dir / "release.json").write_text(text)
 
     with pytest.raises(ReleaseRecordError, match="^" + str(release_dir / "release.json") + ": " + message):
+        record.read(release_dir)
+
+
+def test_a_record_that_is_a_symlink_is_refused_whatever_it_points_to(release_dir: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere.json"
+    (release_dir / "release.json").rename(elsewhere)
+    (release_dir / "release.json").symlink_to(elsewhere)
+
+    with pytest.raises(ReleaseRecordError, match=f"release.json is a symbolic link \\(-> {elsewhere}\\); a release "
+                                                 "record is a regular file"):
+        record.read(release_dir)
+
+
+def test_a_number_too_large_to_be_finite_is_refused(release_dir: Path) -> None:
+    path = release_dir / "release.json"
+    path.write_text(path.read_text().replace('"duration": 1.25', '"duration": 1e400', 1))
+
+    with pytest.raises(ReleaseRecordError, match=r": artifacts.app.duration: expected a number of seconds, got inf"):
         record.read(release_dir)
 
 

@@ -61,6 +61,17 @@ def test_a_hidden_file_is_reported(release_dir: Path, manifest: Manifest, fake: 
         "file bin/.backdoor": "in the release directory but in no record"}
 
 
+def test_a_file_whose_name_holds_an_escape_sequence_is_named_escaped(
+    release_dir: Path, manifest: Manifest, fake: FakeDockerClient
+) -> None:
+    (release_dir / "bin/\x1b[2Jx").write_text("clears the screen of whoever runs verify\n")
+
+    report = verify(release_dir, manifest, fake)
+
+    assert failures(report) == {"file bin/\\x1b[2Jx": "in the release directory but in no record"}
+    assert "\x1b" not in format_report(report)
+
+
 def test_a_second_sha256sums_line_for_a_file_fails_as_sha256sum_does(
     release_dir: Path, manifest: Manifest, fake: FakeDockerClient
 ) -> None:

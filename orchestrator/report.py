@@ -9,13 +9,14 @@ an interrupted run leaves a record that says "building", never an ok over new by
 from __future__ import annotations
 
 import datetime
+import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
-from orchestrator import __version__, provenance, record
+from orchestrator import __version__, procs, provenance, record
 from orchestrator.execute import Result
-from orchestrator.fileops import damage, fsync_files, write_atomic
+from orchestrator.fileops import TEMP_NAME, damage, fsync_files, write_atomic
 from orchestrator.manifest import Manifest
 from orchestrator.outputs import Source
 from orchestrator.record import ArtifactEntry, Image, ManifestEntry, Release, RepoEntry
@@ -88,11 +89,23 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
         artifacts=artifacts,
     )
     release_dir.mkdir(parents=True, exist_ok=True)
+    _sweep_leftovers(release_dir)
     fsync_files(release_dir, (f.path for a in release.built().values() for f in a.files))
     write_atomic(release_dir / record.SUMS, record.sums_text(release).encode())
     provenance.write_provenance(release, release_dir)
     record.write(release_dir, release)
     return release
+
+
+def _sweep_leftovers(release_dir: Path) -> None:
+    """Remove temp files that killed runs left in the release directory (their writer's
+    pid is gone): verify would rightly report them, and nothing will ever finish them."""
+    for top, dirs, files in os.walk(release_dir):
+        dirs[:] = [d for d in dirs if not (Path(top) / d).is_symlink()]
+        for name in files:
+            match = TEMP_NAME.fullmatch(name)
+            if match and int(match["pid"]) != os.getpid() and not procs.alive(int(match["pid"])):
+                (Path(top) / name).unlink(missing_ok=True)
 
 
 def _keep_pushed(current: ArtifactEntry, previous: ArtifactEntry) -> ArtifactEntry:

@@ -83,3 +83,17 @@ def test_a_fully_cached_run_invalidates_nothing(built: Workspace) -> None:
     assert not (built.control / "first.ready").exists(), "nothing was rebuilt"
     assert status(built) == "ok" and record_lies(built.release_dir) is None
     assert {name: (built.release_dir / name).stat().st_mtime_ns for name in before} == before
+
+
+def test_temp_files_left_by_a_killed_run_are_removed_by_the_next_build_and_verify_passes(built: Workspace) -> None:
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True, check=True).stdout.strip()
+    leftover = built.release_dir / "bin" / f".first.tmp-{dead}-0badc0de"
+    leftover.write_text("half a file\n")
+    assert "a leftover temporary file" in built.run("verify", "--offline").stdout
+
+    again = built.run("build", "--all")
+
+    assert again.returncode == 0, again.stderr
+    assert not leftover.exists()
+    verified = built.run("verify", "--offline")
+    assert verified.returncode == 0, verified.stdout

@@ -44,18 +44,29 @@ def _shown(path: Path | None, workspace: Path) -> str | None:
     return str(path.relative_to(workspace)) if path.is_relative_to(workspace) else str(path)
 
 
-def _still_valid(entry: ArtifactEntry, release_dir: Path) -> bool:
-    """A previous run's artifact whose files are all still there, unchanged."""
-    return entry.built and all(damage(release_dir, f) is None for f in entry.files)
+def _carried(manifest: Manifest, previous: Release, name: str, old: ArtifactEntry,
+             repos: Mapping[str, RepoEntry], release_dir: Path) -> bool:
+    """Whether a previous run's artifact, not rebuilt now, still belongs to the release:
+    recorded under this very manifest (an artifact built from another recipe must not be
+    vouched for under this manifest's sha256), its repo at the same commit, its files
+    all there and unchanged."""
+    if previous.manifest.sha256 != manifest.sha256 or not old.built:
+        return False
+    if name not in manifest.artifacts or manifest.artifacts[name].repo != old.repo:
+        return False
+    old_repo = previous.repos.get(old.repo)
+    if old_repo is None or (old.repo in repos and repos[old.repo].commit != old_repo.commit):
+        return False
+    return all(damage(release_dir, f) is None for f in old.files)
 
 
 def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Mapping[str, Result], *,
                   release_dir: Path, workspace: Path, started: float) -> Release:
     """Write SHA256SUMS, provenance.json and release.json into ``release_dir``; return the record.
 
-    Artifacts built by earlier runs of the same release and not rebuilt now are
-    carried over when their files are intact and their repo is still at the same
-    commit, so ``build felix`` after ``build --all`` keeps a whole record.
+    Artifacts built by earlier runs of the same release from the same manifest and not
+    rebuilt now are carried over when their files are intact and their repo is still at
+    the same commit, so ``build felix`` after ``build --all`` keeps a whole record.
     """
     artifacts = {name: _entry(manifest, result, workspace) for name, result in results.items()}
     repos = {name: RepoEntry(url=redact_url(s.url), ref=s.ref, commit=s.commit, commit_time=s.commit_time)
@@ -65,15 +76,9 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
         for name, old in previous.artifacts.items():
             if name in artifacts:
                 artifacts[name] = _keep_pushed(artifacts[name], old)
-                continue
-            if name not in manifest.artifacts or manifest.artifacts[name].repo != old.repo:
-                continue
-            old_repo = previous.repos.get(old.repo)
-            if old_repo is None or (old.repo in repos and repos[old.repo].commit != old_repo.commit):
-                continue
-            if _still_valid(old, release_dir):
+            elif _carried(manifest, previous, name, old, repos, release_dir):
                 artifacts[name] = replace(old, carried_over=True)
-                repos.setdefault(old.repo, old_repo)
+                repos.setdefault(old.repo, previous.repos[old.repo])
     order = list(manifest.artifacts)
     artifacts = dict(sorted(artifacts.items(), key=lambda item: order.index(item[0])))
     repo_order = list(manifest.repos)

@@ -97,3 +97,26 @@ def test_temp_files_left_by_a_killed_run_are_removed_by_the_next_build_and_verif
     assert not leftover.exists()
     verified = built.run("verify", "--offline")
     assert verified.returncode == 0, verified.stdout
+
+
+def test_a_partial_build_keeps_the_rest_of_the_release_carried_over(built: Workspace) -> None:
+    result = built.run("build", "first", "--force=first")
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads((built.release_dir / "release.json").read_text())
+    assert data["status"] == "ok" and list(data["artifacts"]) == ["first", "second", "lib"]
+    assert [name for name, a in data["artifacts"].items() if a.get("carried_over")] == ["second", "lib"]
+    assert record_lies(built.release_dir) is None
+
+
+def test_nothing_is_carried_over_from_a_record_of_another_manifest(built: Workspace) -> None:
+    text = built.manifest.read_text()
+    built.manifest.write_text(text.replace("out/second && echo", "out/second && : changed recipe && echo", 1))
+
+    result = built.run("build", "first")
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads((built.release_dir / "release.json").read_text())
+    assert list(data["artifacts"]) == ["first"], "second was built from the old recipe: not vouched for"
+    verified = built.run("verify", "--offline")
+    assert "bin/second: in the release directory but in no record" in verified.stdout

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, TypeAlias
 
 from orchestrator import builders, cache, record
 from orchestrator.builders.common import Job
@@ -29,7 +29,7 @@ from orchestrator.plan import Plan
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
 
-Status = Literal["ok", "cached", "failed", "skipped", "not-started"]
+Status: TypeAlias = record.ArtifactStatus  # one list of statuses, the record's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,21 +7,19 @@ image present locally with its recorded id) -> tag for ``registry`` -> push one 
 time, recording each digest as it lands. Credentials come from the Docker config
 (`docker login`), never from the manifest or from here.
 
-Ctrl-C (or SIGTERM/SIGHUP, which raise KeyboardInterrupt too) during a push waits up to
-``PUSH_GRACE_SECONDS`` for the push in flight, so a reference that lands is recorded; a
-second interrupt stops waiting and says that reference's state is unknown.
+Ctrl-C during a push waits (bounded) for the push in flight, so a reference that lands is
+recorded (pushing.py); a second interrupt stops waiting and says its state is unknown.
 """
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from orchestrator import provenance, record
+from orchestrator import provenance, pushing, record
 from orchestrator.conformance import record_checks, release_of
 from orchestrator.engine import Engine, EngineError, PushFailed
 from orchestrator.errors import InputError, Interrupted, OrchestratorError, tail
@@ -32,10 +30,6 @@ from orchestrator.record import Release
 from orchestrator.redact import redact
 
 Log = Callable[[str], None]
-# How long an interrupt waits for the push in flight to land (and be recorded). A push
-# of a built image is mostly layer uploads the engine already started; 30 s covers a
-# small image on a slow link without leaving a user's second Ctrl-C unheard for long.
-PUSH_GRACE_SECONDS = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,12 +68,14 @@ class PublishRefused(OrchestratorError):
 class PublishFailed(OrchestratorError):
     """A push failed midway: ``landed`` are in the registry (and recorded), ``not_pushed`` are not."""
 
-    def __init__(self, error: OrchestratorError, landed: Sequence[Pushed], not_pushed: Sequence[str]) -> None:
+    def __init__(self, error: OrchestratorError, landed: Sequence[Pushed], not_pushed: Sequence[str], *,
+                 unrecorded: Pushed | None = None) -> None:
         hint = f"{error.hint}, then publish again" if error.hint else "publish again"
         if isinstance(error, PushFailed) and error.problem == "other":
             hint = f"{_registry_of(error.ref)} kept failing; publish again later"
         super().__init__(error.message, hint=hint)
         self.error, self.landed, self.not_pushed = error, tuple(landed), tuple(not_pushed)
+        self.unrecorded = unrecorded  # landed, but its digest could not be written into the record
 
     def __str__(self) -> str:
         lines = [f"publishing stopped: {self.message}"]
@@ -87,6 +83,8 @@ class PublishFailed(OrchestratorError):
             lines += ["  last output:", tail(self.error.output, 5, "    ")]
         lines.append(f"  landed in the registry ({len(self.landed)}):" if self.landed else "  nothing landed")
         lines += [f"    {p.ref}@{p.digest}" for p in self.landed]
+        if self.unrecorded is not None:
+            lines.append(f"  landed but not recorded: {self.unrecorded.ref}@{self.unrecorded.digest}")
         lines.append(f"  not pushed ({len(self.not_pushed)}):")
         lines += [f"    {ref}" for ref in self.not_pushed]
         lines.append(f"  hint: {self.hint}; refs that landed are recorded in release.json and not pushed again")
@@ -143,14 +141,7 @@ def publish_release(
             if target.ref != target.source:
                 engine.tag(target.id, target.ref)
         for target in todo:
-            try:
-                digest = _push_guarded(release_dir, engine, target, pushed, todo, log=log, retries=retries,
-                                       backoff=backoff)
-            except Interrupted:
-                raise  # the engine was cancelled; what landed is recorded already
-            except OrchestratorError as e:
-                landed = {p.ref for p in pushed}
-                raise PublishFailed(e, pushed, [t.ref for t in todo if t.ref not in landed]) from e
+            digest = _push_one(release_dir, engine, target, pushed, todo, log=log, retries=retries, backoff=backoff)
             pushed.append(Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=digest))
             log(f"pushed {target.ref}@{digest}")
     except KeyboardInterrupt:  # between pushes: nothing in flight
@@ -159,48 +150,31 @@ def publish_release(
                          already_published=False)
 
 
-def _push_guarded(release_dir: Path, engine: Engine, target: _Target, pushed: Sequence[Pushed],
-                  todo: Sequence[_Target], *, log: Log, retries: int, backoff: float) -> str:
-    """Push ``target`` and record its digest, in a thread an interrupt cannot cut short.
+def _push_one(release_dir: Path, engine: Engine, target: _Target, pushed: Sequence[Pushed],
+              todo: Sequence[_Target], *, log: Log, retries: int, backoff: float) -> str:
+    """Push ``target`` and record its digest (pushing.guarded); every way it can end
+    becomes PublishFailed or Interrupted saying what landed."""
+    def landed_now(digest: str) -> Pushed:
+        return Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=digest)
 
-    The engine goes on pushing whatever the client does, so a push abandoned at Ctrl-C
-    may land unrecorded. An interrupt here waits (bounded) for the push in flight, then
-    raises Interrupted saying what landed; a second interrupt stops waiting.
-    """
-    outcome: dict[str, Any] = {}
-    done = threading.Event()
-
-    def work() -> None:
-        try:
-            digest = _push(engine, target.ref, log=log, retries=retries, backoff=backoff)
-            _record(release_dir, target, digest)
-            outcome["digest"] = digest
-        except BaseException as e:  # handed to the waiting thread, which raises it
-            outcome["error"] = e
-        finally:
-            done.set()
-
-    # A daemon thread: after a second Ctrl-C the process exits without waiting for it.
-    threading.Thread(target=work, name=f"push {target.ref}", daemon=True).start()
     try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        try:  # from here on, any interrupt is the second one, even during the log line
-            log(f"interrupted: waiting up to {PUSH_GRACE_SECONDS:g}s for the push of {target.ref} to finish "
-                "(interrupt again to stop waiting)")
-            finished = done.wait(PUSH_GRACE_SECONDS)
-        except KeyboardInterrupt:
-            finished = False
-        landed = list(pushed)
-        if finished and "digest" in outcome:
-            landed.append(Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=outcome["digest"]))
-            raise _interrupted(landed, todo, None) from None
-        raise _interrupted(landed, todo, None if finished else target.ref,
-                           failed=outcome.get("error") if finished else None) from None
-    if "error" in outcome:
-        raise outcome["error"]
-    return str(outcome["digest"])
+        return pushing.guarded(functools.partial(_push, engine, target.ref, log=log, retries=retries,
+                                                 backoff=backoff),
+                               functools.partial(_record, release_dir, target), ref=target.ref, log=log)
+    except pushing.PushInterrupted as e:
+        landed = [*pushed, landed_now(e.digest)] if e.digest else list(pushed)
+        raise _interrupted(landed, todo, target.ref if e.unknown else None, failed=e.failed) from None
+    except Interrupted:
+        raise  # the engine was cancelled; what landed is recorded already
+    except pushing.Unrecorded as e:
+        if not isinstance(e.error, OrchestratorError):
+            raise e.error from None
+        done = {p.ref for p in pushed} | {target.ref}
+        raise PublishFailed(e.error, pushed, [t.ref for t in todo if t.ref not in done],
+                            unrecorded=landed_now(e.digest)) from e.error
+    except OrchestratorError as e:
+        done = {p.ref for p in pushed}
+        raise PublishFailed(e, pushed, [t.ref for t in todo if t.ref not in done]) from e
 
 
 def _interrupted(landed: Sequence[Pushed], todo: Sequence[_Target], unknown: str | None, *,

@@ -7,6 +7,7 @@ moment, leaving a chosen number of pages free for the final writes.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -20,6 +21,25 @@ from tests.reliability.record_helpers import Workspace, assert_one_clean_message
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
+@contextlib.contextmanager
+def small_tmpfs(path: Path, pages: int) -> Iterator[None]:
+    """A real tmpfs of ``pages`` pages mounted at ``path`` (skip when mounting is not permitted)."""
+    path.mkdir(parents=True, exist_ok=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={pages * PAGE}", "tmpfs", str(path)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN): {mounted.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "--lazy", str(path)], check=True)
+
+
+def fill(path: Path) -> None:
+    """Fill the file system holding ``path`` to the last byte."""
+    subprocess.run(f"dd if=/dev/zero of={path} bs=4096 2>/dev/null", shell=True)
+
+
 @pytest.fixture
 def workspace(tmp_path: Path) -> Iterator[Workspace]:
     """A workspace whose dist/ is a 64-page tmpfs. ``second`` fills it when
@@ -30,17 +50,10 @@ def workspace(tmp_path: Path) -> Iterator[Workspace]:
             f"truncate -s -$(( $(cat {control}/fill) * {PAGE} )) {dist}/filler; fi")
     ws = make_workspace(tmp_path, first="mkdir -p out && date +%s%N > out/first",
                         second=f"mkdir -p out && : > out/second && {fill}", library=False)
-    dist.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={64 * PAGE}", "tmpfs", str(dist)],
-                             capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here (needs root and CAP_SYS_ADMIN): {mounted.stderr.strip()}")
-    try:
+    with small_tmpfs(dist, 64):
         first = ws.run("build", "--all")
         assert first.returncode == 0, first.stderr
         yield ws
-    finally:
-        subprocess.run(["umount", "--lazy", str(dist)], check=True)
 
 
 def status(workspace: Workspace) -> str:
@@ -69,7 +82,7 @@ def test_a_full_disk_at_each_record_write_is_one_message_naming_the_file_and_no_
 
 
 def test_a_disk_already_full_before_a_rebuild_leaves_the_old_record_intact_and_true(workspace: Workspace) -> None:
-    subprocess.run(f"dd if=/dev/zero of={workspace.root / 'dist/filler'} bs=4096 2>/dev/null", shell=True)
+    fill(workspace.root / "dist/filler")
     before = {p.name: p.read_bytes() for p in workspace.release_dir.rglob("*") if p.is_file()}
 
     result = workspace.run("build", "--all", "--force")
@@ -92,3 +105,30 @@ def test_after_space_is_freed_the_next_build_completes_the_record(workspace: Wor
 
     assert again.returncode == 0, again.stderr
     assert status(workspace) == "ok" and record_lies(workspace.release_dir) is None
+
+
+def test_a_full_disk_while_publish_records_a_digest_names_the_file_and_the_ref_that_landed(tmp_path: Path) -> None:
+    from orchestrator.engine import Engine
+    from orchestrator.publish import PublishFailed, publish_release
+    from tests.helpers.fake_docker import FakeDockerClient
+    from tests.helpers.registry import add_images, make_release, small_manifest
+
+    manifest = small_manifest(tmp_path)
+    fake = FakeDockerClient()
+    dist = tmp_path / "dist"
+    with small_tmpfs(dist, 64):
+        release_dir = dist / manifest.release
+        make_release(release_dir, manifest, add_images(fake, manifest))
+        before = (release_dir / "release.json").read_bytes()
+        fill(dist / "filler")
+
+        with pytest.raises(PublishFailed) as caught:
+            publish_release(release_dir, manifest, Engine(fake), log=lambda line: None, backoff=0.0)
+
+        message = str(caught.value)
+        assert message.startswith(f"publishing stopped: cannot write {release_dir / 'provenance.json'}: "
+                                  "no space left on device")
+        landed = caught.value.unrecorded
+        assert landed is not None and f"  landed but not recorded: {landed.ref}@{landed.digest}\n" in message
+        assert (release_dir / "release.json").read_bytes() == before, "the record is whole, and true"
+        assert list(release_dir.rglob(".*.tmp-*")) == []

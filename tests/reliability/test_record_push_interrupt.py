@@ -196,7 +196,7 @@ def test_ctrl_c_mid_push_waits_for_the_push_records_its_digest_and_exits_130(
     assert list(pushed) == [ref], stderr
     assert pushed[ref]["id"] == release.image_id and pushed[ref]["digest"].startswith("sha256:")
     assert "error: interrupted while publishing\n  landed and recorded in release.json (1):\n" \
-           f"    {ref}@{pushed[ref]['digest']}\n" in stderr
+           f"    {ref}@{pushed[ref]['digest']}\n" in stderr, stderr
     assert "Traceback" not in stderr
     # The registry really holds that digest.
     request = urllib.request.Request(

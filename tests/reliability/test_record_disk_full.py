@@ -8,6 +8,7 @@ moment, leaving a chosen number of pages free for the final writes.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import subprocess
@@ -132,3 +133,26 @@ def test_a_full_disk_while_publish_records_a_digest_names_the_file_and_the_ref_t
         assert landed is not None and f"  landed but not recorded: {landed.ref}@{landed.digest}\n" in message
         assert (release_dir / "release.json").read_bytes() == before, "the record is whole, and true"
         assert list(release_dir.rglob(".*.tmp-*")) == []
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EDQUOT], ids=["ENOSPC", "EDQUOT"])
+def test_a_full_quota_reads_like_a_full_disk_and_leaves_the_old_file_and_no_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    from orchestrator.fileops import NoSpaceError, write_atomic
+
+    target = tmp_path / "release.json"
+    target.write_text("old\n")
+
+    def full(fd: int, data: bytes) -> int:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(os, "write", full)
+    with pytest.raises(NoSpaceError) as caught:
+        write_atomic(target, b"new\n")
+    monkeypatch.undo()
+
+    assert str(caught.value).splitlines()[0] == f"cannot write {target}: no space left on device"
+    assert caught.value.exit_code == 1
+    assert target.read_text() == "old\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["release.json"]

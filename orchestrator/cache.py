@@ -16,11 +16,13 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from orchestrator.fileops import first_damaged, write_atomic
+from orchestrator import record
+from orchestrator.fileops import damage, read_limited, write_atomic
 from orchestrator.manifest import Artifact, Manifest, image_refs
 from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord
+from orchestrator.record import ReleaseRecordError
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 # Bump when the meaning of a key changes (what goes into it, or how builders use it).
 KEY_FORMAT = 1
 KEY_LABEL = "io.github.release-orchestrator.cache-key"
+# A state record lists one artifact's files and images: kilobytes.
+MAX_STATE_BYTES = 1024 * 1024
 
 
 def cache_key(manifest: Manifest, artifact: Artifact, *, commit: str, dependency_keys: Mapping[str, str],
@@ -69,23 +73,28 @@ def forget(state_dir: Path, artifact: str) -> None:
 
 def lookup(state_dir: Path, artifact: str, key: str, *, release_dir: Path,
            engine: Engine | None) -> tuple[ArtifactOutput | None, str]:
-    """The recorded output when ``key`` matches and it is intact, else (None, why)."""
+    """The recorded output when ``key`` matches and it is intact, else (None, why).
+
+    A state record is untrusted like everything under .build/: one that is not a
+    small regular file of exactly the shape ``save`` writes means "rebuild", with the
+    reason, never an error.
+    """
     path = _record_path(state_dir, artifact)
     try:
-        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        data = read_limited(path, limit=MAX_STATE_BYTES)
     except FileNotFoundError:
         return None, "never built"
-    except (OSError, ValueError):
-        return None, "unreadable cache record"
-    if data.get("key") != key:
+    except OSError as e:
+        return None, f"unreadable cache record {path}: {e.strerror}"
+    try:
+        recorded_key, files, images = _parse(data, str(path))
+    except ReleaseRecordError as e:
+        return None, f"unreadable cache record: {e.message}"
+    if recorded_key != key:
         return None, "inputs changed"
-    files = tuple(FileRecord(**f) for f in data.get("files", []))
-    if (damaged := first_damaged(release_dir, files)) is not None:
-        return None, f"{damaged} is missing or changed"
-    images = tuple(
-        ImageRecord(id=i["id"], refs=tuple(i["refs"]), labels=tuple(sorted(i.get("labels", {}).items())))
-        for i in data.get("images", [])
-    )
+    for file in files:
+        if (why := damage(release_dir, file)) is not None:
+            return None, f"{file.path} is {why}" if why == "missing" else f"{file.path} changed: {why}"
     if images:
         if engine is None:
             return None, "no Docker engine to check the image"
@@ -96,3 +105,12 @@ def lookup(state_dir: Path, artifact: str, key: str, *, release_dir: Path,
             if engine.image_labels(image.id).get(KEY_LABEL) != key:
                 return None, f"image {image.id[:19]} does not carry the cache key"
     return ArtifactOutput(files=files, images=images), "cached"
+
+
+def _parse(data: bytes, file: str) -> tuple[str, tuple[FileRecord, ...], tuple[ImageRecord, ...]]:
+    reader = record.ReleaseReader(file, hint="")
+    raw = reader.fields(record.load_json(data, file, ""), "", ("key", "files", "images"))
+    key = reader.string(raw["key"], "key", record.HEX64, "64 hex digits")
+    files = tuple(reader.file_record(item, f"files[{i}]") for i, item in enumerate(reader.array(raw["files"], "files")))
+    images = tuple(reader.image(item, f"images[{i}]") for i, item in enumerate(reader.array(raw["images"], "images")))
+    return key, files, tuple(ImageRecord(id=i.id, refs=i.refs, labels=i.labels) for i in images)

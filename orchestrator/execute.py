@@ -16,9 +16,9 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, TypeAlias
 
-from orchestrator import builders, cache, gitcmd
+from orchestrator import builders, cache, gitcmd, record
 from orchestrator.builders.common import Claims, Job
 from orchestrator.commands import CommandRunner
 from orchestrator.errors import Interrupted, OrchestratorError
@@ -29,8 +29,7 @@ from orchestrator.plan import Plan
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
 
-Status = Literal["ok", "cached", "failed", "skipped", "not-started"]
-SUCCESS = ("ok", "cached")
+Status: TypeAlias = record.ArtifactStatus  # one list of statuses, the record's
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -85,6 +84,14 @@ def execute(
     return _Scheduler(plan, manifest, sources, options, engine, unavailable or {}, on_event).run()
 
 
+class _RecordNotInvalidated(Exception):
+    """The release's record could not be made to stop saying ok: nothing may be built."""
+
+    def __init__(self, error: OrchestratorError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class _Scheduler:
     def __init__(self, plan: Plan, manifest: Manifest, sources: Mapping[str, Source], options: Options,
                  engine: Engine | None, unavailable: Mapping[str, str],
@@ -102,6 +109,8 @@ class _Scheduler:
         self.stopping: str | None = None  # the first failure, when not keeping going
         self.checked_out: set[str] = set()
         self.claims = Claims()  # paths of the release directory, by artifact: no two outputs share one
+        self.invalidated = False
+        self.invalidating = threading.Lock()
 
     def run(self) -> dict[str, Result]:
         self.options.log_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +160,11 @@ class _Scheduler:
             pool.shutdown(wait=True, cancel_futures=True)
             raise Interrupted("interrupted: running commands and containers were stopped; "
                               "no partial outputs were published") from None
+        except _RecordNotInvalidated as e:
+            # No step may replace a file the old record still vouches for: stop the run,
+            # leaving that record (and the files) as they were.
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise e.error from None
         finally:
             pool.shutdown(wait=True)
         return {step.artifact: self.results[step.artifact] for step in self.plan.steps}
@@ -163,7 +177,7 @@ class _Scheduler:
             result = self.results.get(dep)
             if result is None:
                 return "wait"
-            if result.status not in SUCCESS:
+            if not record.is_built(result.status):
                 return f"skipped: dependency {dep} {'failed' if result.status == 'failed' else 'was not built'}"
         return "go"
 
@@ -187,6 +201,18 @@ class _Scheduler:
             dependency_keys={dep: self.results[dep].cache_key or "" for dep in artifact.dependencies},
             builder_id=builder_id,
         )
+
+    def invalidate_record(self) -> None:
+        """Before the first step that really builds, make the release's record stop
+        saying ok: from here on its files change (record.invalidate). Once per run; a
+        fully cached run invalidates nothing."""
+        with self.invalidating:
+            if not self.invalidated:
+                try:
+                    record.invalidate(self.options.release_dir)
+                except OrchestratorError as e:
+                    raise _RecordNotInvalidated(e) from e
+                self.invalidated = True
 
     def ensure_checkout(self, repo: str) -> None:
         """Check the repo out on first real use (called under the repo's lock)."""
@@ -220,6 +246,7 @@ class _Scheduler:
                     log(f"building: {why}")
                 elif state is not None:
                     log("building: --force")
+                self.invalidate_record()
                 if state is not None:
                     cache.forget(state, name)
                 self.ensure_checkout(artifact.repo)
@@ -233,6 +260,9 @@ class _Scheduler:
                 output = builders.build(job)
                 if state is not None:
                     cache.save(state, name, key, output)
+            except _RecordNotInvalidated as e:
+                log(f"FAILED: {e.error}")
+                raise
             except OrchestratorError as e:
                 log(f"FAILED: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,

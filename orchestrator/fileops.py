@@ -2,20 +2,24 @@
 atomic writes and copies, hashing, and the check that published files are intact.
 
 Every writer of the orchestrator goes through here, so there is one durability
-policy: write to a temporary name in the same directory, then rename.
+policy: write to a temporary name in the same directory, fsync, rename, fsync the
+directory (``write_atomic``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
+import re
+import secrets
 import shutil
 import stat
-import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from orchestrator.errors import OrchestratorError
 from orchestrator.outputs import FileRecord
 
 
@@ -27,17 +31,50 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def damage(release_dir: Path, record: FileRecord) -> str | None:
+    """Why the published file of ``record`` does not match it, or None when it does.
+
+    The file must be a regular file (a symlink is never followed: it could point
+    anywhere on the host) with the recorded size, permission bits and sha256.
+    """
+    published = release_dir / record.path
+    try:
+        info = published.lstat()
+    except FileNotFoundError:
+        return "missing"
+    except OSError as e:
+        return f"cannot be read: {e.strerror}"
+    if stat.S_ISLNK(info.st_mode):
+        return "a symbolic link, not a file"
+    if not stat.S_ISREG(info.st_mode):
+        return "not a regular file"
+    if stat.S_IMODE(info.st_mode) != record.mode:
+        return f"mode {stat.S_IMODE(info.st_mode):04o}, recorded {record.mode:04o}"
+    if info.st_size != record.size:
+        return f"size {info.st_size}, recorded {record.size}"
+    try:
+        actual = sha256_file(published)
+    except OSError as e:
+        return f"cannot be read: {e.strerror}"
+    if actual != record.sha256:
+        return f"sha256 {actual}, recorded {record.sha256}"
+    return None
+
+
 def first_damaged(release_dir: Path, files: Iterable[FileRecord]) -> str | None:
     """The path of the first recorded file that is missing or changed, or None."""
     for record in files:
-        published = release_dir / record.path
-        if not published.is_file() or sha256_file(published) != record.sha256:
+        if damage(release_dir, record) is not None:
             return record.path
     return None
 
 
+TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>[0-9]+)-[0-9a-f]+$")
+
+
 def _temp_name(path: Path) -> Path:
-    return path.parent / f".{path.name}.tmp-{os.getpid()}-{threading.get_ident()}"
+    # Random, not the thread id: a dead run's leftover with our pid must never collide.
+    return path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
 
 
 def copy_atomic(source: Path, dest: Path) -> None:
@@ -51,15 +88,80 @@ def copy_atomic(source: Path, dest: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file and a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+class WriteError(OrchestratorError):
+    """A file could not be written; its old contents (if any) are intact."""
+
+
+class NoSpaceError(WriteError):
+    """The device is full (ENOSPC) or the user's quota is used up (EDQUOT)."""
+
+
+def write_error(path: Path, error: OSError) -> WriteError:
+    """The one message for a failed write of ``path``: what, where and what to do."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NoSpaceError(f"cannot write {path}: no space left on device",
+                            hint=f"free space on the file system that holds {path.parent}, then run again")
+    return WriteError(f"cannot write {path}: {error.strerror or error}",
+                      hint=f"check that {path.parent} is a writable directory")
+
+
+def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` so that ``path`` holds either its old bytes or all
+    of the new ones, whatever is killed and even after a power cut.
+
+    The one durability policy of every writer: a temp file in the same directory,
+    written, chmod'ed to ``mode`` and fsync'ed, renamed over ``path``, then the
+    directory fsync'ed so the rename itself survives a crash. Any OSError (a full
+    disk above all) raises WriteError naming ``path``; the temp file is removed.
+    """
     tmp = _temp_name(path)
     try:
-        tmp.write_bytes(data)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fchmod(fd, mode)  # explicit: the caller's umask must not decide a release's modes
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
+        fsync_directory(path.parent)
+    except OSError as e:
+        raise write_error(path, e) from e
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make the names in ``directory`` (a rename, a removal) durable."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_files(root: Path, relative: Iterable[str]) -> None:
+    """fsync each file ``root/<path>`` and its directory: the bytes a record is about
+    to vouch for reach the disk before the record does. Missing files are skipped
+    (the record's own checks report them)."""
+    directories: set[Path] = set()
+    for name in relative:
+        path = root / name
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        directories.add(path.parent)
+    for directory in sorted(directories):
+        fsync_directory(directory)
 
 
 # Manifests, config files and records are kilobytes; 16 MiB leaves room for a

@@ -144,14 +144,20 @@ def me() -> Owner:
 def write_owner(path: Path, owner: Owner) -> None:
     """Record ``owner`` at ``path`` (a small JSON file next to the lock it describes)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(json.dumps(asdict(owner)) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(asdict(owner)) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def read_owner(path: Path) -> Owner | None:
-    """The owner recorded at ``path``; None when there is none or it is unreadable."""
+    """The owner recorded at ``path``; None when there is none, or it is unreadable, not a
+    regular file (a planted FIFO or /dev/zero is refused unread) or too big to be one."""
+    from orchestrator.fileops import read_limited
+
     try:
-        data = json.loads(path.read_bytes()[:65536])
+        data = json.loads(read_limited(path, limit=65536))
         return Owner(pid=int(data["pid"]), started=data.get("started"), token=str(data["token"]),
                      command=str(data.get("command", "?")), since=float(data.get("since", 0)))
     except (OSError, ValueError, KeyError, TypeError):

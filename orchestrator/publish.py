@@ -1,28 +1,33 @@
 """Push a finished release's images: all of it or nothing new, and record what landed.
 
-Order: read release.json -> refuse unless every selected artifact is ok -> preflight
-(every image present locally with its recorded id) -> tag for ``registry`` -> push one
-ref at a time, recording each digest in release.json as it lands. Credentials come from
-the Docker config (`docker login`), never from the manifest or from here.
+Order: read release.json (strictly) -> refuse a release built from another manifest ->
+refuse unless the whole release is ok -> refuse unless its files match SHA256SUMS and
+release.json and the record has every output the manifest implies -> preflight (every
+image present locally with its recorded id) -> tag for ``registry`` -> push one ref at a
+time, recording each digest as it lands. Credentials come from the Docker config
+(`docker login`), never from the manifest or from here.
+
+Ctrl-C during a push waits (bounded) for the push in flight, so a reference that lands is
+recorded (pushing.py); a second interrupt stops waiting and says its state is unknown.
 """
 
 from __future__ import annotations
 
-import json
+import functools
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from orchestrator import provenance
+from orchestrator import provenance, pushing, record
+from orchestrator.conformance import record_checks, release_of
 from orchestrator.engine import Engine, EngineError, PushFailed
 from orchestrator.errors import InputError, Interrupted, OrchestratorError, tail
-from orchestrator.fileops import write_atomic
+from orchestrator.integrity import file_checks
 from orchestrator.manifest import IMAGE_REF_RE, Manifest
 from orchestrator.plan import select
+from orchestrator.record import Release
 from orchestrator.redact import redact
-from orchestrator.verify import read_record
 
 Log = Callable[[str], None]
 
@@ -63,12 +68,14 @@ class PublishRefused(OrchestratorError):
 class PublishFailed(OrchestratorError):
     """A push failed midway: ``landed`` are in the registry (and recorded), ``not_pushed`` are not."""
 
-    def __init__(self, error: OrchestratorError, landed: Sequence[Pushed], not_pushed: Sequence[str]) -> None:
+    def __init__(self, error: OrchestratorError, landed: Sequence[Pushed], not_pushed: Sequence[str], *,
+                 unrecorded: Pushed | None = None) -> None:
         hint = f"{error.hint}, then publish again" if error.hint else "publish again"
         if isinstance(error, PushFailed) and error.problem == "other":
             hint = f"{_registry_of(error.ref)} kept failing; publish again later"
         super().__init__(error.message, hint=hint)
         self.error, self.landed, self.not_pushed = error, tuple(landed), tuple(not_pushed)
+        self.unrecorded = unrecorded  # landed, but its digest could not be written into the record
 
     def __str__(self) -> str:
         lines = [f"publishing stopped: {self.message}"]
@@ -76,6 +83,8 @@ class PublishFailed(OrchestratorError):
             lines += ["  last output:", tail(self.error.output, 5, "    ")]
         lines.append(f"  landed in the registry ({len(self.landed)}):" if self.landed else "  nothing landed")
         lines += [f"    {p.ref}@{p.digest}" for p in self.landed]
+        if self.unrecorded is not None:
+            lines.append(f"  landed but not recorded: {self.unrecorded.ref}@{self.unrecorded.digest}")
         lines.append(f"  not pushed ({len(self.not_pushed)}):")
         lines += [f"    {ref}" for ref in self.not_pushed]
         lines.append(f"  hint: {self.hint}; refs that landed are recorded in release.json and not pushed again")
@@ -111,12 +120,13 @@ def publish_release(
     refused credentials or an unreachable registry stop at once. Each pushed ref's digest
     is recorded in release.json (``images[i].pushed``) as soon as it lands.
     """
-    record = read_record(release_dir)
+    release = release_of(manifest, release_dir)
     selected = _select(manifest, artifacts)
-    _check_statuses(manifest, record, selected)
-    targets = _targets(manifest, record, selected, registry)
-    already = tuple(_landed(record, t) for t in targets if _is_pushed(record, t))
-    todo = [t for t in targets if not _is_pushed(record, t)]
+    _check_statuses(manifest, release, selected)
+    _check_integrity(release_dir, manifest, release)
+    targets = _targets(manifest, release, selected, registry)
+    already = tuple(_landed(release, t) for t in targets if _is_pushed(release, t))
+    todo = [t for t in targets if not _is_pushed(release, t)]
     if not todo:
         log(f"release {manifest.release}: no images to publish" if not targets else
             f"release {manifest.release} is already published: all {len(targets)} refs pushed with the same images")
@@ -124,24 +134,67 @@ def publish_release(
                              already_published=bool(targets))
     if already:
         log(f"{len(already)} refs already pushed with the same images; pushing the other {len(todo)}")
-    _preflight(engine, todo)
-    for target in todo:
-        if target.ref != target.source:
-            engine.tag(target.id, target.ref)
     pushed: list[Pushed] = []
-    for target in todo:
-        try:
-            digest = _push(engine, target.ref, log=log, retries=retries, backoff=backoff)
+    try:
+        _preflight(engine, todo)
+        for target in todo:
+            if target.ref != target.source:
+                engine.tag(target.id, target.ref)
+        for target in todo:
+            digest = _push_one(release_dir, engine, target, pushed, todo, log=log, retries=retries, backoff=backoff)
             pushed.append(Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=digest))
-            _record(release_dir, manifest, target, digest)
-        except Interrupted:
-            raise  # Ctrl-C stays exit 130; what landed is recorded already
-        except OrchestratorError as e:
-            landed = {p.ref for p in pushed}
-            raise PublishFailed(e, pushed, [t.ref for t in todo if t.ref not in landed]) from e
-        log(f"pushed {target.ref}@{digest}")
+            log(f"pushed {target.ref}@{digest}")
+    except KeyboardInterrupt:  # between pushes: nothing in flight
+        raise _interrupted(pushed, todo, None) from None
     return PublishReport(release=manifest.release, registry=registry, pushed=tuple(pushed), already=already,
                          already_published=False)
+
+
+def _push_one(release_dir: Path, engine: Engine, target: _Target, pushed: Sequence[Pushed],
+              todo: Sequence[_Target], *, log: Log, retries: int, backoff: float) -> str:
+    """Push ``target`` and record its digest (pushing.guarded); every way it can end
+    becomes PublishFailed or Interrupted saying what landed."""
+    def landed_now(digest: str) -> Pushed:
+        return Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=digest)
+
+    try:
+        return pushing.guarded(functools.partial(_push, engine, target.ref, log=log, retries=retries,
+                                                 backoff=backoff),
+                               functools.partial(_record, release_dir, target), ref=target.ref, log=log)
+    except pushing.PushInterrupted as e:
+        landed = [*pushed, landed_now(e.digest)] if e.digest else list(pushed)
+        raise _interrupted(landed, todo, target.ref if e.unknown else None, failed=e.failed) from None
+    except Interrupted:
+        raise  # the engine was cancelled; what landed is recorded already
+    except pushing.Unrecorded as e:
+        if not isinstance(e.error, OrchestratorError):
+            raise e.error from None
+        done = {p.ref for p in pushed} | {target.ref}
+        raise PublishFailed(e.error, pushed, [t.ref for t in todo if t.ref not in done],
+                            unrecorded=landed_now(e.digest)) from e.error
+    except OrchestratorError as e:
+        done = {p.ref for p in pushed}
+        raise PublishFailed(e, pushed, [t.ref for t in todo if t.ref not in done]) from e
+
+
+def _interrupted(landed: Sequence[Pushed], todo: Sequence[_Target], unknown: str | None, *,
+                 failed: BaseException | None = None) -> Interrupted:
+    """Exit 130, saying which refs landed (and are recorded), which did not, which is unknown."""
+    done = {p.ref for p in landed}
+    lines = ["interrupted while publishing"]
+    lines.append(f"  landed and recorded in release.json ({len(landed)}):" if landed else "  nothing landed")
+    lines += [f"    {p.ref}@{p.digest}" for p in landed]
+    if unknown is not None:
+        lines.append(f"  unknown: {unknown} was still being pushed; it may land without being recorded")
+    if failed is not None:
+        lines.append(f"  the push in flight failed: {str(failed).splitlines()[0]}")
+    rest = [t.ref for t in todo if t.ref not in done and t.ref != unknown]
+    if rest:
+        lines.append(f"  not pushed ({len(rest)}):")
+        lines += [f"    {ref}" for ref in rest]
+    lines.append("  hint: publish again to push the rest; it is safe: a ref pushed again with the same image "
+                 "gets the same digest")
+    return Interrupted(redact("\n".join(lines)))
 
 
 def format_report(report: PublishReport) -> str:
@@ -168,39 +221,56 @@ def retarget(ref: str, registry: str, default_registry: str = "") -> str:
 def _select(manifest: Manifest, names: Sequence[str] | None) -> tuple[str, ...]:
     return tuple(manifest.artifacts) if names is None else select(manifest, names)
 
-def _check_statuses(manifest: Manifest, record: Mapping[str, Any], selected: Sequence[str]) -> None:
+def _check_statuses(manifest: Manifest, release: Release, selected: Sequence[str]) -> None:
+    """Refuse unless the whole release is ok, whatever the selection: publishing part of a
+    release whose other artifacts failed would put half a release in the registry."""
     problems: list[tuple[str, str]] = []
-    if record.get("release") != manifest.release:
-        problems.append(("release.json", f"records release {record.get('release')!r}, not {manifest.release!r}"))
+    if release.release != manifest.release:
+        problems.append(("release.json", f"records release {release.release!r}, not {manifest.release!r}"))
+    if release.status == "building":
+        problems.append(("release.json", "status building: a build is replacing its files, or was interrupted"))
+    for name, artifact in release.artifacts.items():
+        if not artifact.built:
+            reason = (artifact.error or "").strip().splitlines()
+            problems.append((name, artifact.status + (f": {reason[0]}" if reason else "")))
     for name in selected:
-        artifact = record["artifacts"].get(name)
-        if artifact is None:
+        if name not in release.artifacts:
             problems.append((name, "not built (not in release.json)"))
-        elif artifact.get("status") not in provenance.PUBLISHED_STATUSES:
-            reason = str(artifact.get("error") or "").strip().splitlines()
-            problems.append((name, str(artifact.get("status")) + (f": {reason[0]}" if reason else "")))
+    if release.status != "ok" and not problems:
+        problems.append(("release.json", f"status {release.status}"))
     if problems:
         raise PublishRefused(
-            f"refusing to publish release {record.get('release')}: {len(problems)} of {len(selected)} "
-            "selected artifacts are not built ok, and a registry must never hold half a release; nothing was pushed",
+            f"refusing to publish release {release.release}: {len(problems)} problem(s); only a release whose every "
+            "artifact built ok is published, as a registry must never hold half a release; nothing was pushed",
             problems, hint="fix and rebuild them (invoke build --all), then publish again")
 
 
-def _targets(manifest: Manifest, record: Mapping[str, Any], selected: Sequence[str],
-             registry: str | None) -> list[_Target]:
+def _check_integrity(release_dir: Path, manifest: Manifest, release: Release) -> None:
+    """Refuse when the files or the record do not hold up: a record edited from failed
+    to ok, a changed file, an output the manifest implies and the record lacks."""
+    problems = [(check.what, check.detail) for check in (*record_checks(manifest, release),
+                                                         *file_checks(release_dir, release))
+                if check.ok is False]
+    if problems:
+        raise PublishRefused(
+            f"refusing to publish release {release.release}: it does not match its record and manifest "
+            f"({len(problems)} problem(s)); nothing was pushed",
+            problems, hint="`invoke verify` shows every check; rebuild the release (invoke build --all --force)")
+
+
+def _targets(manifest: Manifest, release: Release, selected: Sequence[str], registry: str | None) -> list[_Target]:
     if registry is not None and not _valid_registry(registry):
         raise InputError(f"registry {registry!r} is not a registry prefix",
                          hint="give host[:port]/, no scheme, with the trailing '/': 127.0.0.1:5000/ or quay.io/calico/")
     targets: list[_Target] = []
     for name in selected:
-        for index, image in enumerate(record["artifacts"][name].get("images") or []):
-            for ref in image.get("refs") or []:
-                ref = str(ref)
+        for index, image in enumerate(release.artifacts[name].images):
+            for ref in image.refs:
                 dest = ref if registry is None else retarget(ref, registry, manifest.defaults.registry)
                 if not IMAGE_REF_RE.match(dest):
                     raise InputError(f"{dest!r} ({name}) is not a valid image reference",
                                      hint="check --registry: lower-case host, port and path")
-                targets.append(_Target(artifact=name, index=index, source=ref, ref=dest, id=str(image["id"])))
+                targets.append(_Target(artifact=name, index=index, source=ref, ref=dest, id=image.id))
     return targets
 
 
@@ -209,16 +279,14 @@ def _valid_registry(registry: str) -> bool:
     return registry.endswith("/") and "://" not in registry and ("." in host or ":" in host or host == "localhost")
 
 
-def _is_pushed(record: Mapping[str, Any], target: _Target) -> bool:
-    image = record["artifacts"][target.artifact]["images"][target.index]
-    landed = (image.get("pushed") or {}).get(target.ref) or {}
-    return bool(landed.get("id") == target.id and landed.get("digest"))
+def _is_pushed(release: Release, target: _Target) -> bool:
+    landed = release.artifacts[target.artifact].images[target.index].pushed.get(target.ref)
+    return landed is not None and landed.id == target.id
 
 
-def _landed(record: Mapping[str, Any], target: _Target) -> Pushed:
-    image = record["artifacts"][target.artifact]["images"][target.index]
-    digest = image["pushed"][target.ref]["digest"]
-    return Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=str(digest))
+def _landed(release: Release, target: _Target) -> Pushed:
+    landed = release.artifacts[target.artifact].images[target.index].pushed[target.ref]
+    return Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=landed.digest)
 
 
 def _preflight(engine: Engine, targets: Sequence[_Target]) -> None:
@@ -252,21 +320,26 @@ def _push(engine: Engine, ref: str, *, log: Log, retries: int, backoff: float) -
     raise AssertionError("unreachable")  # the loop returns or raises
 
 
-def _record(release_dir: Path, manifest: Manifest, target: _Target, digest: str) -> None:
-    """Add one landed ref to release.json (and provenance.json when present), atomically.
+def _record(release_dir: Path, target: _Target, digest: str) -> None:
+    """Add one landed ref to the record: provenance.json first, release.json last.
 
-    Re-read first: release.json may have been rewritten since publish started, and only
-    ``pushed`` is ours to change.
+    Re-read first: only ``pushed`` is ours to change. In this order a kill in between
+    leaves release.json without the ref, so the next publish pushes it again (same
+    image, same digest) and rewrites both.
     """
-    current = read_record(release_dir)
-    image = current["artifacts"][target.artifact]["images"][target.index]
-    if image.get("id") != target.id:
-        raise OrchestratorError(f"release.json changed while publishing: {target.source} is now {image.get('id')}",
-                                hint="a build ran meanwhile; publish again")
-    image.setdefault("pushed", {})[target.ref] = {"digest": digest, "id": target.id}
-    write_atomic(release_dir / "release.json", (json.dumps(current, indent=2) + "\n").encode())
-    if (release_dir / provenance.FILENAME).is_file():
-        provenance.write_provenance(manifest, current, release_dir)
+    current = record.read(release_dir)
+    artifact = current.artifacts.get(target.artifact)
+    images = artifact.images if artifact is not None else ()
+    if artifact is None or current.status != "ok" or target.index >= len(images) or \
+            images[target.index].id != target.id:
+        raise OrchestratorError(f"release.json changed while publishing: {target.source} is no longer the "
+                                f"recorded image {target.id}", hint="a build ran meanwhile; publish again")
+    image = images[target.index]
+    landed = replace(image, pushed={**image.pushed, target.ref: record.Pushed(digest=digest, id=target.id)})
+    updated = replace(artifact, images=(*images[:target.index], landed, *images[target.index + 1:]))
+    release = replace(current, artifacts={**current.artifacts, target.artifact: updated})
+    provenance.write_provenance(release, release_dir)
+    record.write(release_dir, release)
 
 
 def _split_registry(ref: str) -> tuple[str | None, str]:

@@ -9,13 +9,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from orchestrator import record
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.execute import Event, Options, Result, execute
 from orchestrator.manifest import Manifest
 from orchestrator.outputs import Source
 from orchestrator.plan import Plan
+from orchestrator.record import Release
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
@@ -28,7 +30,7 @@ class Outcome:
     plan: Plan
     results: dict[str, Result]
     release_dir: Path
-    record: dict[str, Any]
+    record: Release
     docker_problem: str | None = None  # set when images were skipped for want of an engine
 
     @property
@@ -38,7 +40,7 @@ class Outcome:
     @property
     def ok(self) -> bool:
         """True when nothing failed and nothing was left out because of a failure."""
-        return all(r.status in ("ok", "cached") or (r.status == "skipped" and self.docker_problem and not self.failed)
+        return all(record.is_built(r.status) or (r.status == "skipped" and self.docker_problem and not self.failed)
                    for r in self.results.values())
 
 
@@ -127,15 +129,17 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
                   on_fetch: Callable[[str, str], None] | None = None,
                   fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,
                   force: frozenset[str] | bool = False) -> Outcome:
-    """Build ``plan`` and write dist/<release>/ with release.json and SHA256SUMS."""
-    from orchestrator.provenance import write_provenance
+    """Build ``plan`` and write dist/<release>/ with SHA256SUMS, provenance.json and release.json."""
     from orchestrator.report import write_release
 
     started = time.time()
+    release_dir = settings.dist_dir / manifest.release
+    # A damaged or hand-edited record stops the build before any work, naming the field:
+    # carrying over from it would trust it, and overwriting it would hide the tampering.
+    record.read_previous(release_dir)
     engine, unavailable, docker_problem = connect_docker(
         manifest, plan, tolerate_missing=tolerate_missing_docker, engine_factory=engine_factory)
     sources = (fetch or (lambda m, p, s: fetch_sources(m, p, s, on_fetch, lazy=True)))(manifest, plan, settings)
-    release_dir = settings.dist_dir / manifest.release
     options = Options(
         jobs=settings.jobs or default_jobs(),
         keep_going=keep_going,
@@ -145,8 +149,7 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         force=force,
     )
     results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event)
-    record = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
-                           started=started)
-    write_provenance(manifest, record, release_dir)
-    return Outcome(plan=plan, results=results, release_dir=release_dir, record=record,
+    written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
+                            started=started)
+    return Outcome(plan=plan, results=results, release_dir=release_dir, record=written,
                    docker_problem=docker_problem)

@@ -1,41 +1,41 @@
-"""The release record: dist/<release>/release.json and SHA256SUMS.
+"""Writing a run's outcome into dist/<release>/: SHA256SUMS, provenance.json, release.json.
 
-Written last, atomically, after every artifact finished: a reader never sees a
-record that names files which are not there yet.
+Written after every artifact finished, in that order, release.json last: the record
+says ok only once everything it vouches for is on disk (and fsync'ed). A run that
+rebuilds anything has invalidated the old record first (``record.invalidate``), so
+an interrupted run leaves a record that says "building", never an ok over new bytes.
 """
 
 from __future__ import annotations
 
 import datetime
-import json
+import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
+from orchestrator import __version__, procs, provenance, record
 from orchestrator.execute import Result
-from orchestrator.fileops import first_damaged, write_atomic
+from orchestrator.fileops import TEMP_NAME, damage, fsync_files, write_atomic
 from orchestrator.manifest import Manifest
-from orchestrator.outputs import FileRecord, Source
+from orchestrator.outputs import Source
+from orchestrator.record import ArtifactEntry, Image, ManifestEntry, Release, RepoEntry
 from orchestrator.redact import redact_url
 
-REPORT_FORMAT = 1
 
-
-def _artifact_record(manifest: Manifest, result: Result, workspace: Path) -> dict[str, Any]:
+def _entry(manifest: Manifest, result: Result, workspace: Path) -> ArtifactEntry:
     artifact = manifest.artifacts[result.artifact]
-    return {
-        "repo": artifact.repo,
-        "type": artifact.type,
-        "status": result.status,
-        "files": [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in result.output.files],
-        "images": [
-            {"id": i.id, "refs": list(i.refs), "labels": dict(i.labels)} for i in result.output.images
-        ],
-        "duration": round(result.duration, 3),
-        "log": _shown(result.log, workspace),
-        "error": result.error,
-        "cache_key": result.cache_key,
-    }
+    return ArtifactEntry(
+        repo=artifact.repo,
+        type=artifact.type,
+        status=result.status,
+        files=result.output.files,
+        images=tuple(Image(id=i.id, refs=i.refs, labels=i.labels) for i in result.output.images),
+        duration=round(result.duration, 3),
+        log=_shown(result.log, workspace),
+        error=result.error,
+        cache_key=result.cache_key,
+    )
 
 
 def _shown(path: Path | None, workspace: Path) -> str | None:
@@ -44,78 +44,82 @@ def _shown(path: Path | None, workspace: Path) -> str | None:
     return str(path.relative_to(workspace)) if path.is_relative_to(workspace) else str(path)
 
 
-def _still_valid(record: Mapping[str, Any], release_dir: Path) -> bool:
-    """A previous run's artifact whose files are all still there, unchanged."""
-    if record.get("status") not in ("ok", "cached"):
+def _carried(manifest: Manifest, previous: Release, name: str, old: ArtifactEntry,
+             repos: Mapping[str, RepoEntry], release_dir: Path) -> bool:
+    """Whether a previous run's artifact, not rebuilt now, still belongs to the release:
+    recorded under this very manifest (an artifact built from another recipe must not be
+    vouched for under this manifest's sha256), its repo at the same commit, its files
+    all there and unchanged."""
+    if previous.manifest.sha256 != manifest.sha256 or not old.built:
         return False
-    return first_damaged(release_dir, (FileRecord(**f) for f in record.get("files", []))) is None
+    if name not in manifest.artifacts or manifest.artifacts[name].repo != old.repo:
+        return False
+    old_repo = previous.repos.get(old.repo)
+    if old_repo is None or (old.repo in repos and repos[old.repo].commit != old_repo.commit):
+        return False
+    return all(damage(release_dir, f) is None for f in old.files)
 
 
 def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Mapping[str, Result], *,
-                  release_dir: Path, workspace: Path, started: float) -> dict[str, Any]:
-    """Write release.json and SHA256SUMS into ``release_dir``; return the record.
+                  release_dir: Path, workspace: Path, started: float) -> Release:
+    """Write SHA256SUMS, provenance.json and release.json into ``release_dir``; return the record.
 
-    Artifacts built by earlier runs of the same release and not rebuilt now are
-    carried over when their files are intact and their repo is still at the same
-    commit, so ``build felix`` after ``build --all`` keeps a whole record.
+    Artifacts built by earlier runs of the same release from the same manifest and not
+    rebuilt now are carried over when their files are intact and their repo is still at
+    the same commit, so ``build felix`` after ``build --all`` keeps a whole record.
     """
-    artifacts = {name: _artifact_record(manifest, result, workspace) for name, result in results.items()}
-    repos: dict[str, dict[str, Any]] = {
-        name: {"url": s.url, "ref": s.ref, "commit": s.commit, "commit_time": s.commit_time}
-        for name, s in sources.items()
-    }
-    previous_path = release_dir / "release.json"
-    if previous_path.is_file():
-        try:
-            previous = json.loads(previous_path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            previous = {}
-        for name, record in (previous.get("artifacts") or {}).items():
+    artifacts = {name: _entry(manifest, result, workspace) for name, result in results.items()}
+    repos = {name: RepoEntry(url=redact_url(s.url), ref=s.ref, commit=s.commit, commit_time=s.commit_time)
+             for name, s in sources.items()}
+    previous = record.read_previous(release_dir)
+    if previous is not None:
+        for name, old in previous.artifacts.items():
             if name in artifacts:
-                _keep_pushed(artifacts[name], record)
-                continue
-            if name not in manifest.artifacts:
-                continue
-            repo = manifest.artifacts[name].repo
-            old_repo = (previous.get("repos") or {}).get(repo)
-            if not old_repo or (repo in repos and repos[repo]["commit"] != old_repo.get("commit")):
-                continue
-            if _still_valid(record, release_dir):
-                artifacts[name] = {**record, "carried_over": True}
-                repos.setdefault(repo, old_repo)
+                artifacts[name] = _keep_pushed(artifacts[name], old)
+            elif _carried(manifest, previous, name, old, repos, release_dir):
+                artifacts[name] = replace(old, carried_over=True)
+                repos.setdefault(old.repo, previous.repos[old.repo])
     order = list(manifest.artifacts)
     artifacts = dict(sorted(artifacts.items(), key=lambda item: order.index(item[0])))
     repo_order = list(manifest.repos)
     repos = dict(sorted(repos.items(), key=lambda item: repo_order.index(item[0])))
-    statuses = {record["status"] for record in artifacts.values()}
-    record = {
-        "format": REPORT_FORMAT,
-        "release": manifest.release,
-        "status": "ok" if statuses <= {"ok", "cached"} else "failed" if "failed" in statuses else "incomplete",
-        "manifest": {"path": str(manifest.path), "sha256": manifest.sha256},
-        "started": _iso(started),
-        "finished": _iso(datetime.datetime.now(datetime.UTC).timestamp()),
-        "repos": {name: {**data, "url": redact_url(data["url"])} for name, data in repos.items()},
-        "artifacts": artifacts,
-    }
-    sums = sorted(
-        (file["path"], file["sha256"])
-        for data in artifacts.values() if data["status"] in ("ok", "cached")
-        for file in data["files"]
+    release = Release(
+        release=manifest.release,
+        status=record.release_status({a.status for a in artifacts.values()}),
+        manifest=ManifestEntry(path=str(manifest.path), sha256=manifest.sha256),
+        started=_iso(started),
+        finished=_iso(datetime.datetime.now(datetime.UTC).timestamp()),
+        orchestrator=__version__,
+        repos=repos,
+        artifacts=artifacts,
     )
     release_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(release_dir / "SHA256SUMS", "".join(f"{sha}  {path}\n" for path, sha in sums).encode())
-    write_atomic(release_dir / "release.json", (json.dumps(record, indent=2) + "\n").encode())
-    return record
+    _sweep_leftovers(release_dir)
+    fsync_files(release_dir, (f.path for a in release.built().values() for f in a.files))
+    write_atomic(release_dir / record.SUMS, record.sums_text(release).encode())
+    provenance.write_provenance(release, release_dir)
+    record.write(release_dir, release)
+    return release
 
 
-def _keep_pushed(current: dict[str, Any], previous: Mapping[str, Any]) -> None:
+def _sweep_leftovers(release_dir: Path) -> None:
+    """Remove temp files that killed runs left in the release directory (their writer's
+    pid is gone): verify would rightly report them, and nothing will ever finish them."""
+    for top, dirs, files in os.walk(release_dir):
+        dirs[:] = [d for d in dirs if not (Path(top) / d).is_symlink()]
+        for name in files:
+            match = TEMP_NAME.fullmatch(name)
+            if match and int(match["pid"]) != os.getpid() and not procs.alive(int(match["pid"])):
+                (Path(top) / name).unlink(missing_ok=True)
+
+
+def _keep_pushed(current: ArtifactEntry, previous: ArtifactEntry) -> ArtifactEntry:
     """Keep the registry digests of images that are still the same image (same id):
     a cached rebuild must not make an unchanged, published release look unpublished."""
-    pushed_by_id = {image.get("id"): image["pushed"] for image in previous.get("images", []) if image.get("pushed")}
-    for image in current["images"]:
-        if image["id"] in pushed_by_id:
-            image["pushed"] = pushed_by_id[image["id"]]
+    pushed_by_id = {image.id: image.pushed for image in previous.images if image.pushed}
+    images = tuple(Image(id=i.id, refs=i.refs, labels=i.labels, pushed=pushed_by_id.get(i.id, i.pushed))
+                   for i in current.images)
+    return replace(current, images=images)
 
 
 def _iso(timestamp: float) -> str:

@@ -106,6 +106,6 @@ def summary(outcome: Outcome, workspace: Path) -> str:
             shown = result.log.relative_to(workspace) if result.log.is_relative_to(workspace) else result.log
             lines.append(f"  full log: {shown}")
     lines.append("")
-    lines.append(f"release {outcome.record['release']}: {outcome.record['status']} -> "
+    lines.append(f"release {outcome.record.release}: {outcome.record.status} -> "
                  f"{outcome.release_dir.resolve()}/ (release.json, SHA256SUMS, provenance.json)")
     return "\n".join(lines)

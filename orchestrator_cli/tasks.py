@@ -317,6 +317,7 @@ def publish(c: Context, names: str | None = None, all_: bool = False, registry: 
             manifest: str = "", workspace: str = "") -> None:
     """Push a built release's images, only if every selected artifact built."""
     with user_errors():
+        from orchestrator.conformance import release_of
         from orchestrator.engine import Engine
         from orchestrator.manifest import load
         from orchestrator.plan import select
@@ -327,6 +328,7 @@ def publish(c: Context, names: str | None = None, all_: bool = False, registry: 
         settings = _settings(manifest=manifest, workspace=workspace, retries=retries)
         loaded = load(settings.manifest)
         selected = select(loaded, parsed, everything=all_)
+        release_of(loaded, settings.dist_dir / loaded.release)  # the right release, before Docker is asked
         report = publish_release(
             settings.dist_dir / loaded.release, loaded, Engine.from_env(), artifacts=selected,
             registry=registry or None, retries=settings.retries,
@@ -346,6 +348,7 @@ def publish(c: Context, names: str | None = None, all_: bool = False, registry: 
 def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str = "") -> None:
     """Re-check a built release: files, images, provenance, and every pin."""
     with user_errors():
+        from orchestrator.conformance import release_of
         from orchestrator.errors import DockerUnavailableError
         from orchestrator.manifest import load
         from orchestrator.release import fetch_options
@@ -354,6 +357,7 @@ def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str
         _dry_run(c, "verify")
         settings = _settings(manifest=manifest, workspace=workspace, offline=offline)
         loaded = load(settings.manifest)
+        release_of(loaded, settings.dist_dir / loaded.release)  # the right release, before the network is asked
         engine = None
         try:
             from orchestrator.engine import Engine

@@ -202,9 +202,9 @@ def test_release_record_and_sha256sums_verify_with_sha256sum(tmp_path: Path) -> 
     opts = options(tmp_path, keep_going=True)
     results = execute(make_plan(m, everything=True), m, src, opts)
     record = write_release(m, src, results, release_dir=opts.release_dir, workspace=tmp_path, started=0)
-    assert record["status"] == "failed"
-    assert record["artifacts"]["good"]["files"][0]["path"] == "bin/z"
-    assert record["repos"]["good"]["commit"] == COMMIT
+    assert record.status == "failed"
+    assert record.artifacts["good"].files[0].path == "bin/z"
+    assert record.repos["good"].commit == COMMIT
     check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=opts.release_dir, capture_output=True, text=True)
     assert check.returncode == 0 and "bin/z: OK" in check.stdout
     on_disk = json.loads((opts.release_dir / "release.json").read_text())

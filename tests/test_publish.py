@@ -92,7 +92,8 @@ def test_publish_refuses_when_an_artifact_failed_and_pushes_nothing(
         publish(release_dir, manifest, fake)
 
     message = str(caught.value)
-    assert message.startswith("refusing to publish release v1.0.0: 1 of 4 selected artifacts are not built ok")
+    assert message.startswith("refusing to publish release v1.0.0: 1 problem(s); only a release whose every "
+                              "artifact built ok is published")
     assert "nothing was pushed" in message
     assert "\n  lib: failed: lib: command failed with exit code 2: make\n" in message
     assert caught.value.exit_code == 1
@@ -114,10 +115,20 @@ def test_an_artifact_that_was_never_built_is_refused_too(
     assert pushes(fake) == []
 
 
-def test_only_the_selected_artifacts_must_be_ok(tmp_path: Path, manifest: Manifest, fake: FakeDockerClient) -> None:
+def test_publishing_only_good_artifacts_of_a_release_whose_other_artifact_failed_is_refused(
+    tmp_path: Path, manifest: Manifest, fake: FakeDockerClient
+) -> None:
     release_dir = tmp_path / "dist" / manifest.release
     make_release(release_dir, manifest, add_images(fake, manifest), failed={"lib": "boom"})
 
+    with pytest.raises(PublishRefused, match=r"\n  lib: failed: boom\n"):
+        publish(release_dir, manifest, fake, artifacts=["app"])  # the repo: app and app/image, both ok
+    assert pushes(fake) == []
+
+
+def test_a_subset_of_a_good_release_is_published_and_unknown_names_get_a_suggestion(
+    release_dir: Path, manifest: Manifest, fake: FakeDockerClient
+) -> None:
     report = publish(release_dir, manifest, fake, artifacts=["app"])  # the repo: app and app/image
 
     assert [p.ref for p in report.pushed] == [APP_V1, APP_LATEST]

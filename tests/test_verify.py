@@ -10,11 +10,14 @@ from typing import Any
 import pytest
 
 from orchestrator import provenance
+from orchestrator import record as records
+from orchestrator.conformance import WrongManifestError
 from orchestrator.engine import Engine
 from orchestrator.manifest import Manifest
+from orchestrator.record import ReleaseRecordError
 from orchestrator.refs import MovedRefError
 from orchestrator.sources import FetchOptions
-from orchestrator.verify import ReleaseRecordError, VerifyReport, format_report, resolve_pins, verify_release
+from orchestrator.verify import VerifyReport, format_report, resolve_pins, verify_release
 from tests.helpers.fake_docker import FakeDockerClient
 from tests.helpers.gitrepos import build_upstream
 from tests.helpers.registry import APP_COMMIT, LIB_COMMIT, add_images, make_release, small_manifest
@@ -39,8 +42,9 @@ def test_a_good_release_passes_every_check(release_dir: Path, manifest: Manifest
     whats = [check.what for check in report.checks]
     assert "file bin/app" in whats and "file src/lib-main.tar.gz" in whats
     assert "image registry.example.invalid:5000/team/app/image:latest (app/image)" in whats
-    assert "pin app v1.0.0" in whats and "provenance.json subjects" in whats
-    assert format_report(report).endswith("release v1.0.0 verified (14 matched, 0 did not, 0 not checked)")
+    assert "pin app v1.0.0" in whats and "provenance.json" in whats
+    assert "release.json artifacts" in whats and "release.json repos" in whats
+    assert format_report(report).endswith("release v1.0.0 verified (12 matched, 0 did not, 0 not checked)")
 
 
 def test_a_tampered_file_fails_and_the_report_names_it(
@@ -90,12 +94,15 @@ def test_a_file_in_release_json_but_not_in_sha256sums_fails(
     }
 
 
-def test_a_file_that_no_record_lists_fails(release_dir: Path, manifest: Manifest, fake: FakeDockerClient) -> None:
+def test_a_file_that_no_record_lists_fails_and_a_leftover_temp_file_is_named_as_such(
+    release_dir: Path, manifest: Manifest, fake: FakeDockerClient
+) -> None:
     (release_dir / "bin/backdoor").write_text("x\n")
-    (release_dir / "bin/.app.tmp-1-2").write_text("a temp file of an interrupted build\n")
+    (release_dir / "bin/.app.tmp-1-2f").write_text("a temp file of an interrupted build\n")
 
     assert failures(verify(release_dir, manifest, fake)) == {
-        "file bin/backdoor": "in the release directory but in no record"
+        "file bin/backdoor": "in the release directory but in no record",
+        "file bin/.app.tmp-1-2f": "a leftover temporary file of an interrupted write of app (pid 1); delete it",
     }
 
 
@@ -110,10 +117,11 @@ def test_provenance_that_disagrees_with_release_json_fails_naming_the_subject(
 
     found = failures(verify(release_dir, manifest, fake))
 
+    app = json.loads((release_dir / "release.json").read_text())["artifacts"]["app"]["files"][0]["sha256"]
     assert found == {
-        "provenance subject bin/app": f"provenance.json says {'0' * 64}, release.json says "
-        + json.loads((release_dir / "release.json").read_text())["artifacts"]["app"]["files"][0]["sha256"],
-        "provenance dependency lib": f"provenance.json says {'1' * 40}, release.json says {LIB_COMMIT}",
+        "provenance subject[bin/app].digest.sha256": f'provenance.json says "{"0" * 64}", release.json says "{app}"',
+        "provenance predicate.buildDefinition.resolvedDependencies[lib].digest.gitCommit":
+            f'provenance.json says "{"1" * 40}", release.json says "{LIB_COMMIT}"',
     }
 
 
@@ -125,15 +133,20 @@ def test_missing_provenance_fails(release_dir: Path, manifest: Manifest, fake: F
     }
 
 
-def test_a_manifest_changed_since_the_build_fails(
+def test_a_release_built_from_another_manifest_is_refused_naming_both_manifests(
     release_dir: Path, manifest: Manifest, fake: FakeDockerClient, tmp_path: Path
 ) -> None:
-    changed = small_manifest(tmp_path, manifest.path.read_text() + "# edited\n")
+    other = tmp_path / "other"
+    other.mkdir()
+    changed = small_manifest(other, manifest.path.read_text() + "# edited\n")
 
-    found = failures(verify(release_dir, changed, fake))
+    with pytest.raises(WrongManifestError) as caught:
+        verify(release_dir, changed, fake)
 
-    assert list(found) == [f"manifest {changed.path}"], "provenance still agrees with release.json"
-    assert found[f"manifest {changed.path}"].startswith(f"changed since the build: sha256 {changed.sha256}")
+    assert str(caught.value).startswith(
+        f"{release_dir / 'release.json'} was built from another manifest: {manifest.path} (sha256 {manifest.sha256}),"
+        f" not {changed.path} (sha256 {changed.sha256})\n  hint: pass --manifest {manifest.path}")
+    assert caught.value.exit_code == 1
 
 
 def test_a_ref_that_now_resolves_elsewhere_fails_naming_both_commits(
@@ -187,7 +200,7 @@ def test_without_an_engine_or_resolved_refs_those_checks_are_reported_not_checke
         "pin lib main": "not checked: refs not resolved",
     }
     assert "[--]    pin lib main: not checked" in format_report(report)
-    assert format_report(report).endswith("(9 matched, 0 did not, 5 not checked)")
+    assert format_report(report).endswith("(7 matched, 0 did not, 5 not checked)")
 
 
 def test_a_failed_build_does_not_verify(tmp_path: Path, manifest: Manifest, fake: FakeDockerClient) -> None:
@@ -210,8 +223,8 @@ def test_published_images_verify_once_provenance_is_rewritten_with_their_digests
     image["pushed"] = {"lib/image:v1.0.0": {"digest": "sha256:" + "d" * 64, "id": image["id"]}}
     (release_dir / "release.json").write_text(json.dumps(record))
 
-    assert list(failures(verify(release_dir, manifest, fake))) == ["provenance subject lib/image:v1.0.0"]
-    provenance.write_provenance(manifest, record, release_dir)
+    assert list(failures(verify(release_dir, manifest, fake))) == ["provenance subject[lib/image:v1.0.0].digest.sha256"]
+    provenance.write_provenance(records.read(release_dir), release_dir)
     assert verify(release_dir, manifest, fake).ok
 
 

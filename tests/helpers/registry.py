@@ -179,8 +179,9 @@ def make_release(
     failed: Mapping[str, str] | None = None,
     workspace: Path | None = None,
 ) -> dict[str, Any]:
-    """Write dist/<release>/ for ``manifest`` as a build would: files, release.json (through
-    report.write_release), SHA256SUMS and provenance.json; returns the record.
+    """Write dist/<release>/ for ``manifest`` as a build would: files, then SHA256SUMS,
+    provenance.json and release.json (through report.write_release); returns the record
+    as the JSON document written.
 
     Every binary writes ``bin/<output name>``, every library ``src/<repo>-<ref>.tar.gz``;
     image artifacts record ``image_ids[artifact]`` under all their refs. ``failed`` maps
@@ -190,7 +191,7 @@ def make_release(
     from orchestrator.fileops import sha256_file
     from orchestrator.manifest import image_refs
     from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord, Source
-    from orchestrator.provenance import write_provenance
+    from orchestrator.record import to_json
     from orchestrator.report import write_release
 
     failed = failed or {}
@@ -208,7 +209,8 @@ def make_release(
             path = release_dir / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(f"{name} {relative}\n")
-            files.append(FileRecord(path=relative, sha256=sha256_file(path), size=path.stat().st_size))
+            path.chmod(0o644)
+            files.append(FileRecord(path=relative, sha256=sha256_file(path), size=path.stat().st_size, mode=0o644))
         images = ()
         if artifact.type == "image":
             images = (ImageRecord(id=image_ids[name], refs=image_refs(manifest, artifact)),)
@@ -219,10 +221,9 @@ def make_release(
                      path=release_dir / "unused" / name)
         for name, repo in manifest.repos.items()
     }
-    record = write_release(manifest, sources, results, release_dir=release_dir,
-                           workspace=workspace or release_dir.parent, started=1514764800.0)
-    write_provenance(manifest, record, release_dir)
-    return record
+    release = write_release(manifest, sources, results, release_dir=release_dir,
+                            workspace=workspace or release_dir.parent, started=1514764800.0)
+    return to_json(release)
 
 
 def add_images(fake: Any, manifest: Manifest) -> dict[str, str]:

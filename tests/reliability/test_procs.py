@@ -52,3 +52,11 @@ def test_an_unreadable_owner_record_is_none(tmp_path: Path) -> None:
     assert procs.read_owner(path) is None
     path.write_text('{"pid": "x"}')
     assert procs.read_owner(path) is None
+
+
+def test_an_owner_record_that_is_not_a_small_regular_file_is_none_and_read_at_once(tmp_path: Path) -> None:
+    (tmp_path / "zero").symlink_to("/dev/zero")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "big").write_text("{" + " " * 70000 + "}")
+    for name in ("zero", "fifo", "big"):
+        assert procs.read_owner(tmp_path / name) is None, name

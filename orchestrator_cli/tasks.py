@@ -21,6 +21,8 @@ from orchestrator.errors import EXIT_INTERRUPTED, InputError, OrchestratorError
 from orchestrator.settings import Settings, load_settings, parse_int, parse_mirror
 from orchestrator_cli.parsing import OrchestratorCollection, OrchestratorTask
 
+_RELEASE_DIR_HELP = ("A release directory (dist/<release>) to work on; without --manifest, the manifest its "
+                     "release.json names is used.")
 _MANIFEST_HELP = "Manifest file (default: manifest.yaml; config `manifest`, env ORCHESTRATOR_MANIFEST)."
 
 
@@ -54,6 +56,34 @@ def _settings(**flags: Any) -> Settings:
         else:
             flags[key] = None
     return load_settings(flags)
+
+
+def _release(settings: Settings, manifest_flag: str, release_dir: str) -> tuple[Any, Path]:
+    """The manifest and release directory a reading task works on.
+
+    ``--release-dir`` names a release directory; without ``--manifest`` the manifest it
+    was built from is the one its record names (said on stderr). Either way the record
+    must have been built from that manifest (sha256), checked before anything else.
+    """
+    from orchestrator import record
+    from orchestrator.conformance import release_of
+    from orchestrator.manifest import load
+    from orchestrator.report import recorded_manifest
+
+    if not release_dir:
+        loaded = load(settings.manifest)
+        directory = settings.dist_dir / loaded.release
+        release_of(loaded, directory)
+        return loaded, directory
+    directory = Path(release_dir).expanduser()
+    if manifest_flag or settings.manifest != Settings().manifest:
+        loaded = load(settings.manifest)
+    else:
+        recorded = recorded_manifest(directory, record.read(directory).manifest.path)
+        _note(f"using manifest {_shown_path(recorded)} (recorded in {_shown_path(directory / record.FILENAME)})")
+        loaded = load(recorded)
+    release_of(loaded, directory)
+    return loaded, directory
 
 
 def _note(line: str) -> None:
@@ -311,26 +341,24 @@ def _next_steps(manifest_path: Path, workspace: str) -> str:
         "retries": "Extra tries for transient registry errors, with backoff (default 2).",
         "manifest": _MANIFEST_HELP,
         "workspace": "Directory holding dist/ (default: the current directory).",
+        "release-dir": _RELEASE_DIR_HELP,
     },
 )
 def publish(c: Context, names: str | None = None, all_: bool = False, registry: str = "", retries: str = "",
-            manifest: str = "", workspace: str = "") -> None:
+            manifest: str = "", workspace: str = "", release_dir: str = "") -> None:
     """Push a built release's images, only if every selected artifact built."""
     with user_errors():
-        from orchestrator.conformance import release_of
         from orchestrator.engine import Engine
-        from orchestrator.manifest import load
         from orchestrator.plan import select
         from orchestrator.publish import format_report, publish_release
 
         _dry_run(c, "publish")
         parsed = _names_or_all("publish", names, all_)
         settings = _settings(manifest=manifest, workspace=workspace, retries=retries)
-        loaded = load(settings.manifest)
+        loaded, directory = _release(settings, manifest, release_dir)  # the right release, before Docker is asked
         selected = select(loaded, parsed, everything=all_)
-        release_of(loaded, settings.dist_dir / loaded.release)  # the right release, before Docker is asked
         report = publish_release(
-            settings.dist_dir / loaded.release, loaded, Engine.from_env(), artifacts=selected,
+            directory, loaded, Engine.from_env(), artifacts=selected,
             registry=registry or None, retries=settings.retries,
             log=_note,
         )
@@ -343,21 +371,19 @@ def publish(c: Context, names: str | None = None, all_: bool = False, registry: 
         "offline": "Check pins against the mirror cache instead of asking the remotes.",
         "manifest": _MANIFEST_HELP,
         "workspace": "Directory holding dist/ (default: the current directory).",
+        "release-dir": _RELEASE_DIR_HELP,
     }
 )
-def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str = "") -> None:
+def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str = "", release_dir: str = "") -> None:
     """Re-check a built release: files, images, provenance, and every pin."""
     with user_errors():
-        from orchestrator.conformance import release_of
         from orchestrator.errors import DockerUnavailableError
-        from orchestrator.manifest import load
         from orchestrator.release import fetch_options
         from orchestrator.verify import format_report, resolve_pins, verify_release
 
         _dry_run(c, "verify")
         settings = _settings(manifest=manifest, workspace=workspace, offline=offline)
-        loaded = load(settings.manifest)
-        release_of(loaded, settings.dist_dir / loaded.release)  # the right release, before the network is asked
+        loaded, directory = _release(settings, manifest, release_dir)  # the right release, before the network
         engine = None
         try:
             from orchestrator.engine import Engine
@@ -366,7 +392,7 @@ def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str
         except DockerUnavailableError as e:
             sys.stderr.write(f"no Docker engine, images will not be checked: {str(e).splitlines()[0]}\n")
         commits = resolve_pins(loaded, fetch_options(settings, refresh=True))
-        report = verify_release(settings.dist_dir / loaded.release, loaded, engine=engine, commits=commits)
+        report = verify_release(directory, loaded, engine=engine, commits=commits)
         _emit(format_report(report))
         if not report.ok:
             raise Exit(f"error: release {loaded.release} does not verify: {len(report.failures)} mismatch(es)", 1)
@@ -412,6 +438,36 @@ def clean(c: Context, all_: bool = False, cache: bool = False, dry_run: bool = F
               f"{'place' if len(removed) == 1 else 'places'}")
 
 
+@task(
+    klass=OrchestratorTask,
+    help={
+        "json": "Print the status as one JSON document (the record, the manifest's path and state).",
+        "manifest": _MANIFEST_HELP,
+        "workspace": "Directory holding dist/ (default: the current directory).",
+        "release-dir": _RELEASE_DIR_HELP,
+    },
+)
+def status(c: Context, json_: bool = False, manifest: str = "", workspace: str = "", release_dir: str = "") -> None:
+    """Show a built release from its record: what is built, cached, failed, published, from which commits."""
+    with user_errors():
+        from orchestrator.manifest import load
+        from orchestrator.status import format_status, status_json, status_of
+
+        _dry_run(c, "status")
+        settings = _settings(manifest=manifest, workspace=workspace)
+        if release_dir:  # the record says which manifest; status reports whether it changed
+            directory = Path(release_dir).expanduser()
+            found = status_of(directory)
+        else:
+            loaded = load(settings.manifest)
+            directory = settings.dist_dir / loaded.release
+            found = status_of(directory, tuple(loaded.artifacts))
+        if json_:
+            _emit(json.dumps(status_json(found), indent=2))
+        else:
+            _emit(format_status(found, shown_dir=_shown_path(directory), shown_manifest=_shown_path(found.manifest)))
+
+
 def _size(size: int) -> str:
     for unit in ("bytes", "KiB", "MiB", "GiB"):
         if size < 1024 or unit == "GiB":
@@ -420,4 +476,4 @@ def _size(size: int) -> str:
     return f"{size} bytes"
 
 
-namespace = OrchestratorCollection(manifest, build, fetch, demo, publish, verify, clean)
+namespace = OrchestratorCollection(manifest, build, fetch, demo, publish, verify, status, clean)

@@ -113,6 +113,17 @@ def manifest_table(manifest: Manifest) -> str:
     return "\n".join([header, "", *table(rows)])
 
 
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The dry-run view of a plan for programs: the steps in order, with what each would do."""
+    return {
+        "format": JSON_FORMAT,
+        "release": plan.release,
+        "repos": list(plan.repos),
+        "steps": [{"artifact": s.artifact, "repo": s.repo, "type": s.type, "requested": s.requested,
+                   "dependencies": list(s.dependencies), "actions": list(s.actions)} for s in plan.steps],
+    }
+
+
 def plan_text(plan: Plan) -> str:
     """The dry-run view of a plan: order, and what each step would run."""
     lines = [f"plan for release {plan.release}: {count(len(plan.steps), 'artifact')} from "

@@ -60,6 +60,7 @@ class Options:
     release_dir: Path = Path("dist")
     state_dir: Path | None = None  # cache records; None: always rebuild
     force: frozenset[str] | bool = False  # True: rebuild everything; names: rebuild those
+    on_log: Callable[[str, str], None] | None = None  # (artifact, line) as each log line is written
 
 
 def log_path(log_dir: Path, artifact: str) -> Path:
@@ -230,6 +231,8 @@ class _Scheduler:
             def log(line: str) -> None:
                 log_file.write(line.rstrip("\n") + "\n")
                 log_file.flush()
+                if self.options.on_log is not None:
+                    self.options.on_log(name, line.rstrip("\n"))
 
             try:
                 key = self.key_for(name)

@@ -128,7 +128,8 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
                   on_event: Callable[[Event], None] | None = None,
                   on_fetch: Callable[[str, str], None] | None = None,
                   fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,
-                  force: frozenset[str] | bool = False) -> Outcome:
+                  force: frozenset[str] | bool = False,
+                  on_log: Callable[[str, str], None] | None = None) -> Outcome:
     """Build ``plan`` and write dist/<release>/ with SHA256SUMS, provenance.json and release.json."""
     from orchestrator.report import write_release
 
@@ -147,6 +148,7 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         release_dir=release_dir,
         state_dir=settings.build_dir / "state" / manifest.release,
         force=force,
+        on_log=on_log,
     )
     results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event)
     written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,

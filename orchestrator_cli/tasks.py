@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 from invoke.exceptions import Exit
@@ -20,6 +20,9 @@ from invoke.tasks import task
 from orchestrator.errors import EXIT_INTERRUPTED, InputError, OrchestratorError
 from orchestrator.settings import Settings, load_settings, parse_int, parse_mirror
 from orchestrator_cli.parsing import OrchestratorCollection, OrchestratorTask
+
+if TYPE_CHECKING:
+    from orchestrator_cli.display import Progress
 
 _RELEASE_DIR_HELP = ("A release directory (dist/<release>) to work on; without --manifest, the manifest its "
                      "release.json names is used.")
@@ -177,6 +180,12 @@ def _dry_run(c: Context, task_name: str, *, allowed: bool = False) -> bool:
     return dry
 
 
+_OUTPUT_HELP = {
+    "progress": "How to show progress: auto (a live table on a terminal, else plain), tty, or plain lines.",
+    "quiet": "Show no progress; print only the result.",
+    "verbose": "Also stream each running step's log as it is written, prefixed with its name.",
+    "json": "Print the result as one JSON document on stdout (progress still goes to stderr).",
+}
 _BUILD_HELP = {
     "names": "Repos or artifacts (felix calico/node, or felix,calico/node). A repo means all its artifacts.",
     "all": "Build every artifact of the manifest.",
@@ -185,18 +194,34 @@ _BUILD_HELP = {
     "keep-going": "After a failure, keep building everything that does not depend on it.",
     "force": "Rebuild even when cached: --force (everything) or --force=NAMES (those repos/artifacts).",
     "offline": "Use only the mirror cache; fail listing the repos that are not cached.",
-    "mirror": "FROM=TO URL prefix rewrite for git (repeatable), e.g. https://github.com/=file:///srv/gh/.",
+    "mirror": "FROM=TO URL prefix rewrite for git, e.g. https://github.com/=file:///srv/gh/.",
     "manifest": _MANIFEST_HELP,
     "workspace": "Directory holding .build/ and dist/ (default: the current directory).",
+    **_OUTPUT_HELP,
 }
 
 
-def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, keep_going: bool,
-               *, demo: bool = False, force: str | bool | None = None) -> None:
+def _progress(progress: str, quiet: bool, verbose: bool) -> Progress:
+    from orchestrator_cli.display import MODES, Progress
+
+    mode = progress or "auto"
+    if mode not in MODES:
+        raise InputError(f"--progress {progress!r} is not a progress mode", hint="use auto, tty or plain")
+    if quiet and verbose:
+        raise InputError("--quiet and --verbose contradict each other", hint="give one of them")
+    return Progress(mode, quiet=quiet, verbose=verbose)
+
+
+def _emit_json(data: Any) -> None:
+    _emit(json.dumps(data, indent=2))
+
+
+def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, keep_going: bool, progress: Progress,
+               *, json_: bool = False, demo: bool = False, force: str | bool | None = None) -> None:
     from orchestrator.manifest import load
     from orchestrator.plan import make_plan, select
     from orchestrator.release import build_release
-    from orchestrator_cli.display import Progress, summary
+    from orchestrator_cli.display import summary
 
     loaded = load(settings.manifest)
     plan = make_plan(loaded, names, everything=everything)
@@ -205,15 +230,20 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
         forced = True
     elif isinstance(force, str) and force:
         forced = frozenset(select(loaded, _check_names(force)))
-    progress = Progress()
     with progress.showing():
         outcome = build_release(loaded, plan, settings, keep_going=keep_going, tolerate_missing_docker=demo,
-                                on_event=progress, on_fetch=progress.fetch_event, force=forced)
-    _emit(summary(outcome, settings.workspace))
-    if outcome.docker_problem:
+                                on_event=progress, on_fetch=progress.fetch_event, force=forced,
+                                on_log=progress.log_line)
+    if json_:
+        from orchestrator_cli.results import build_json
+
+        _emit_json(build_json(outcome))
+    else:
+        _emit(summary(outcome, table_too=not progress.quiet))
+    if outcome.docker_problem and not progress.quiet:
         skipped = [n for n, r in outcome.results.items() if r.status == "skipped" and "Docker" in (r.error or "")]
-        sys.stderr.write("not built, no Docker engine: " + ", ".join(skipped) + "\n  "
-                         + outcome.docker_problem.replace("\n", "\n  ") + "\n")
+        _note("not built, no Docker engine: " + ", ".join(skipped) + "\n  "
+              + outcome.docker_problem.replace("\n", "\n  "))
     if outcome.failed or not outcome.ok:
         raise Exit(f"error: {len(outcome.failed)} artifact(s) failed: "
                    + ", ".join(r.artifact for r in outcome.failed), 1)
@@ -222,7 +252,8 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
 @task(klass=OrchestratorTask, positional=["names"], iterable=["mirror"], optional=["force"], help=_BUILD_HELP)
 def build(c: Context, names: str | None = None, all_: bool = False, dry_run: bool = False, jobs: str = "",
           keep_going: bool = False, force: str | None = None, offline: bool = False,
-          mirror: list[str] | None = None, manifest: str = "", workspace: str = "") -> None:
+          mirror: list[str] | None = None, manifest: str = "", workspace: str = "", progress: str = "",
+          quiet: bool = False, verbose: bool = False, json_: bool = False) -> None:
     """Build artifacts with their dependencies: `build felix`, `build --all`."""
     with user_errors():
         from orchestrator import describe
@@ -231,12 +262,17 @@ def build(c: Context, names: str | None = None, all_: bool = False, dry_run: boo
 
         parsed = _names_or_all("build", names, all_)
         dry_run = dry_run or _dry_run(c, "build", allowed=True)
+        shown = _progress(progress, quiet, verbose)
         settings = _settings(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
                              mirrors=mirror or [])
         if dry_run:
-            _emit(describe.plan_text(make_plan(load(settings.manifest), parsed, everything=all_)))
+            plan = make_plan(load(settings.manifest), parsed, everything=all_)
+            if json_:
+                _emit_json(describe.plan_json(plan))
+            else:
+                _emit(describe.plan_text(plan))
             return
-        _run_build(settings, parsed, all_, keep_going, force=force)
+        _run_build(settings, parsed, all_, keep_going, shown, json_=json_, force=force)
 
 
 @task(
@@ -244,14 +280,15 @@ def build(c: Context, names: str | None = None, all_: bool = False, dry_run: boo
     positional=["names"],
     iterable=["mirror"],
     help={**{k: v for k, v in _BUILD_HELP.items() if k in ("names", "jobs", "offline", "mirror", "manifest",
-                                                          "workspace")},
+                                                          "workspace", *_OUTPUT_HELP)},
           "all": "Fetch every repository of the manifest.",
           "retries": "Extra tries for network steps, with backoff (default 2).",
           "cache-dir": "Mirror cache (default $XDG_CACHE_HOME/orchestrator/git; env ORCHESTRATOR_CACHE_DIR)."},
 )
 def fetch(c: Context, names: str | None = None, all_: bool = False, jobs: str = "", offline: bool = False,
           mirror: list[str] | None = None, retries: str = "", cache_dir: str = "", manifest: str = "",
-          workspace: str = "") -> None:
+          workspace: str = "", progress: str = "", quiet: bool = False, verbose: bool = False,
+          json_: bool = False) -> None:
     """Fetch repositories at their pinned commits into .build/src/: `fetch --all`."""
     with user_errors():
         from orchestrator.manifest import load
@@ -260,36 +297,46 @@ def fetch(c: Context, names: str | None = None, all_: bool = False, jobs: str = 
 
         _dry_run(c, "fetch")
         parsed = _names_or_all("fetch", names, all_)
+        shown = _progress(progress, quiet, verbose)
         settings = _settings(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
                              mirrors=mirror or [], retries=retries, cache_dir=cache_dir)
         loaded = load(settings.manifest)
         plan = make_plan(loaded, parsed, everything=all_)
-        checkouts = fetch_sources(loaded, plan, settings,
-                                  lambda repo, message: _note(f"[fetch] {repo}: {message}"))
+        with shown.showing():
+            checkouts = fetch_sources(loaded, plan, settings, shown.fetch_event)
+        if json_:
+            from orchestrator_cli.results import fetch_json
+
+            _emit_json(fetch_json(checkouts))
+            return
         for name, source in checkouts.items():
-            _emit(f"{name:<20} {source.ref:<12} {source.commit}  {source.path}")
+            _emit(f"{name:<20} {source.ref:<12} {source.commit}  {_shown_path(source.path)}")
 
 
 @task(klass=OrchestratorTask, optional=["force"],
       help={"jobs": _BUILD_HELP["jobs"], "keep-going": _BUILD_HELP["keep-going"], "force": _BUILD_HELP["force"],
             "registry": "Image prefix of the demo's images (default orchestrator-demo.invalid/, which never "
                         "resolves); HOST[:PORT]/ ending in '/'.",
-            "workspace": "Directory for the demo's repositories, .build/ and dist/ (default: current directory)."})
+            "workspace": "Directory for the demo's repositories, .build/ and dist/ (default: current directory).",
+            **_OUTPUT_HELP})
 def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None = None, registry: str = "",
-         workspace: str = "") -> None:
+         workspace: str = "", progress: str = "", quiet: bool = False, verbose: bool = False,
+         json_: bool = False) -> None:
     """Build the built-in demo release offline (local repos shaped like Calico's)."""
     with user_errors():
         from orchestrator.sandbox import DEMO_REGISTRY, create_demo
 
         _dry_run(c, "demo")
+        shown = _progress(progress, quiet, verbose)
         base = _settings(workspace=workspace, jobs=jobs)
         manifest_path = create_demo(base.build_dir / "demo", registry=_registry_prefix(registry or DEMO_REGISTRY))
-        _emit(f"demo repositories and manifest: {manifest_path.parent}")
+        shown.note(f"demo repositories and manifest: {_shown_path(manifest_path.parent)}")
         settings = _settings(manifest=str(manifest_path), workspace=workspace, jobs=jobs)
         try:
-            _run_build(settings, (), True, keep_going, demo=True, force=force)
+            _run_build(settings, (), True, keep_going, shown, json_=json_, demo=True, force=force)
         finally:
-            _emit(_next_steps(manifest_path, workspace))
+            if not json_ and not quiet:
+                _emit(_next_steps(manifest_path, workspace))
 
 
 def _registry_prefix(value: str) -> str:
@@ -342,10 +389,12 @@ def _next_steps(manifest_path: Path, workspace: str) -> str:
         "manifest": _MANIFEST_HELP,
         "workspace": "Directory holding dist/ (default: the current directory).",
         "release-dir": _RELEASE_DIR_HELP,
+        **_OUTPUT_HELP,
     },
 )
 def publish(c: Context, names: str | None = None, all_: bool = False, registry: str = "", retries: str = "",
-            manifest: str = "", workspace: str = "", release_dir: str = "") -> None:
+            manifest: str = "", workspace: str = "", release_dir: str = "", progress: str = "", quiet: bool = False,
+            verbose: bool = False, json_: bool = False) -> None:
     """Push a built release's images, only if every selected artifact built."""
     with user_errors():
         from orchestrator.engine import Engine
@@ -354,15 +403,22 @@ def publish(c: Context, names: str | None = None, all_: bool = False, registry: 
 
         _dry_run(c, "publish")
         parsed = _names_or_all("publish", names, all_)
+        shown = _progress(progress, quiet, verbose)
         settings = _settings(manifest=manifest, workspace=workspace, retries=retries)
         loaded, directory = _release(settings, manifest, release_dir)  # the right release, before Docker is asked
         selected = select(loaded, parsed, everything=all_)
-        report = publish_release(
-            directory, loaded, Engine.from_env(), artifacts=selected,
-            registry=registry or None, retries=settings.retries,
-            log=_note,
-        )
-        _emit(format_report(report))
+        with shown.showing():
+            report = publish_release(
+                directory, loaded, Engine.from_env(), artifacts=selected,
+                registry=registry or None, retries=settings.retries,
+                log=shown.push_line, on_bytes=shown.push_bytes,
+            )
+        if json_:
+            from orchestrator_cli.results import publish_json
+
+            _emit_json(publish_json(report))
+        else:
+            _emit(format_report(report))
 
 
 @task(
@@ -372,9 +428,11 @@ def publish(c: Context, names: str | None = None, all_: bool = False, registry: 
         "manifest": _MANIFEST_HELP,
         "workspace": "Directory holding dist/ (default: the current directory).",
         "release-dir": _RELEASE_DIR_HELP,
+        **{k: v for k, v in _OUTPUT_HELP.items() if k != "verbose"},
     }
 )
-def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str = "", release_dir: str = "") -> None:
+def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str = "", release_dir: str = "",
+           progress: str = "", quiet: bool = False, json_: bool = False) -> None:
     """Re-check a built release: files, images, provenance, and every pin."""
     with user_errors():
         from orchestrator.errors import DockerUnavailableError
@@ -382,6 +440,7 @@ def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str
         from orchestrator.verify import format_report, resolve_pins, verify_release
 
         _dry_run(c, "verify")
+        shown = _progress(progress, quiet, False)
         settings = _settings(manifest=manifest, workspace=workspace, offline=offline)
         loaded, directory = _release(settings, manifest, release_dir)  # the right release, before the network
         engine = None
@@ -390,10 +449,18 @@ def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str
 
             engine = Engine.from_env(timeout=60)
         except DockerUnavailableError as e:
-            sys.stderr.write(f"no Docker engine, images will not be checked: {str(e).splitlines()[0]}\n")
-        commits = resolve_pins(loaded, fetch_options(settings, refresh=True))
-        report = verify_release(directory, loaded, engine=engine, commits=commits)
-        _emit(format_report(report))
+            _note(f"no Docker engine, images will not be checked: {str(e).splitlines()[0]}")
+        with shown.showing():
+            shown.note("resolving every repository's ref to check the pins"
+                       + (" (mirror cache only)" if settings.offline else ""))
+            commits = resolve_pins(loaded, fetch_options(settings, refresh=True), on_event=shown.fetch_event)
+            report = verify_release(directory, loaded, engine=engine, commits=commits)
+        if json_:
+            from orchestrator_cli.results import verify_json
+
+            _emit_json(verify_json(report))
+        else:
+            _emit(format_report(report, checks=not quiet))
         if not report.ok:
             raise Exit(f"error: release {loaded.release} does not verify: {len(report.failures)} mismatch(es)", 1)
 

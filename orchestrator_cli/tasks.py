@@ -105,10 +105,12 @@ def _emit(text: str) -> None:
         "json": "Print the resolved manifest as JSON (defaults applied, images, dependencies, build order).",
         "schema": "Print the manifest's JSON Schema (the same as manifest.schema.json).",
         "lock": "Resolve every ref (asking the remotes) and write the commits into `commit:` fields.",
+        "check": "With --lock: write nothing; exit 1 listing every repo that is unpinned or whose ref moved.",
         "manifest": _MANIFEST_HELP,
     }
 )
-def manifest(c: Context, json_: bool = False, schema: bool = False, lock: bool = False, manifest: str = "") -> None:
+def manifest(c: Context, json_: bool = False, schema: bool = False, lock: bool = False, check: bool = False,
+             manifest: str = "") -> None:
     """Show the release manifest: a table, or --json, or the --schema; --lock pins it."""
     with user_errors():
         _dry_run(c, "manifest")
@@ -120,37 +122,40 @@ def manifest(c: Context, json_: bool = False, schema: bool = False, lock: bool =
         from orchestrator import describe
         from orchestrator.manifest import load
 
+        if check and not lock:
+            raise InputError("--check goes with --lock", hint="manifest --lock --check")
         settings = _settings(manifest=manifest)
         loaded = load(settings.manifest)
         if lock:
-            _lock(loaded, settings)
+            _lock(loaded, settings, check=check)
         elif json_:
             _emit(json.dumps(describe.manifest_json(loaded), indent=2))
         else:
             _emit(describe.manifest_table(loaded))
 
 
-def _lock(loaded: Any, settings: Settings) -> None:
-    from dataclasses import replace
-
-    from orchestrator import sources
-    from orchestrator.lock import lock_file
+def _lock(loaded: Any, settings: Settings, *, check: bool) -> None:
+    from orchestrator.lock import lock_manifest
     from orchestrator.release import fetch_options
 
-    options = fetch_options(settings, refresh=True)
-    # Locking asks where each ref points *now*: the old pins are what it replaces.
-    unpinned = [replace(repo, commit=None) for repo in loaded.repos.values()]
-    commits = sources.resolve(unpinned, options,
-                              on_event=lambda repo, message: _note(f"[fetch] {repo}: {message}"))
-    for name, repo in loaded.repos.items():
-        new = commits[name]
-        if repo.commit is None:
-            _emit(f"{name}: {repo.ref} -> {new} (pinned)")
-        elif repo.commit != new:
-            _emit(f"{name}: {repo.ref} MOVED {repo.commit} -> {new} (pin updated)")
+    changes, changed = lock_manifest(loaded, fetch_options(settings, refresh=True), write=not check,
+                                     on_event=lambda repo, message: _note(f"[fetch] {repo}: {message}"))
+    for change in changes:
+        if change.state == "unpinned":
+            _emit(f"{change.repo}: {change.ref} -> {change.now} ({'unpinned' if check else 'pinned'})")
+        elif change.state == "moved":
+            _emit(f"{change.repo}: {change.ref} MOVED {change.pinned} -> {change.now}"
+                  + ("" if check else " (pin updated)"))
         else:
-            _emit(f"{name}: {repo.ref} = {new} (unchanged)")
-    changed = lock_file(settings.manifest, commits)
+            _emit(f"{change.repo}: {change.ref} = {change.now} (unchanged)")
+    stale = [change for change in changes if change.state != "unchanged"]
+    if check:
+        if stale:
+            raise Exit(f"error: {len(stale)} of {len(changes)} repos are not pinned at their ref's commit: "
+                       + ", ".join(f"{c.repo} ({c.state})" for c in stale)
+                       + f"\n  hint: run `manifest --lock` to write the pins into {settings.manifest}", 1)
+        _emit(f"{settings.manifest}: every pin matches its ref")
+        return
     _emit(f"{settings.manifest}: {'updated' if changed else 'already locked'}")
 
 

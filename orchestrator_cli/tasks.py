@@ -138,8 +138,10 @@ def _lock(loaded: Any, settings: Settings, *, check: bool) -> None:
     from orchestrator.lock import lock_manifest
     from orchestrator.release import fetch_options
 
-    changes, changed = lock_manifest(loaded, fetch_options(settings, refresh=True), write=not check,
-                                     on_event=lambda repo, message: _note(f"[fetch] {repo}: {message}"))
+    shown = _progress("", False, False)
+    with shown.showing():  # resolving asks every remote: minutes on a real release
+        changes, changed = lock_manifest(loaded, fetch_options(settings, refresh=True), write=not check,
+                                         on_event=shown.fetch_event)
     for change in changes:
         if change.state == "unpinned":
             _emit(f"{change.repo}: {change.ref} -> {change.now} ({'unpinned' if check else 'pinned'})")

@@ -19,6 +19,7 @@ from orchestrator.plan import Plan
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
+    from orchestrator.children import Children
     from orchestrator.engine import Engine
     from orchestrator.sources import FetchOptions
 
@@ -126,14 +127,21 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
                   on_event: Callable[[Event], None] | None = None,
                   on_fetch: Callable[[str, str], None] | None = None,
                   fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,
-                  force: frozenset[str] | bool = False) -> Outcome:
-    """Build ``plan`` and write dist/<release>/ with release.json and SHA256SUMS."""
+                  force: frozenset[str] | bool = False, children: Children | None = None) -> Outcome:
+    """Build ``plan`` and write dist/<release>/ with release.json and SHA256SUMS.
+
+    ``children`` runs the host commands and holds the engine (default: a new one for the
+    workspace, with the docker shim under its .build/); ``engine_factory`` is used only
+    without it."""
+    from orchestrator.children import Children
     from orchestrator.provenance import write_provenance
     from orchestrator.report import write_release
 
     started = time.time()
+    if children is None:
+        children = Children(workspace=settings.workspace, build_dir=settings.build_dir, engine_factory=engine_factory)
     engine, unavailable, docker_problem = connect_docker(
-        manifest, plan, tolerate_missing=tolerate_missing_docker, engine_factory=engine_factory)
+        manifest, plan, tolerate_missing=tolerate_missing_docker, engine_factory=children.engine)
     sources = (fetch or (lambda m, p, s: fetch_sources(m, p, s, on_fetch, lazy=True)))(manifest, plan, settings)
     release_dir = settings.dist_dir / manifest.release
     options = Options(
@@ -144,7 +152,8 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         state_dir=settings.build_dir / "state" / manifest.release,
         force=force,
     )
-    results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event)
+    results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event,
+                      runner=children.runner)
     record = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
                            started=started)
     write_provenance(manifest, record, release_dir)

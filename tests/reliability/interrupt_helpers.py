@@ -10,6 +10,7 @@ line, which ``alive`` finds with pgrep.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -48,10 +49,8 @@ def alive(word: str) -> list[int]:
 def kill_marked(word: str) -> None:
     """Cleanup for a test that failed: nothing it started may outlive it."""
     for pid in alive(word):
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
 
 
 def wait_until(check: Callable[[], object], what: str, timeout: float = 60.0) -> None:
@@ -107,31 +106,40 @@ class Workspace:
     def run(self, *args: str, program: str = "orchestrator", timeout: float = 120.0) -> tuple[int, str, str]:
         return self.start(*args, program=program).finish(timeout)
 
+    def rewrite(self, commands: Mapping[str, str], *, extra: Mapping[str, str] | None = None) -> None:
+        """The same repository and workspace, other commands."""
+        write_manifest(self.manifest, self.root / "upstream", commands, extra=extra)
+
     def log(self, artifact: str) -> str:
         path = self.path / ".build" / "logs" / RELEASE / f"{artifact}.log"
         return path.read_text() if path.exists() else ""
 
 
-def make_workspace(root: Path, commands: Mapping[str, str], *, repo_files: Mapping[str, str] | None = None,
+def make_workspace(root: Path, commands: Mapping[str, str], *, extra: Mapping[str, str] | None = None,
                    env: Mapping[str, str] | None = None) -> Workspace:
-    """A git repository, a manifest with one binary artifact per command (output
-    ``out/<name>``), and an empty workspace, all under ``root``."""
+    """A git repository, a manifest (see ``write_manifest``) and an empty workspace, all under ``root``."""
     upstream = root / "upstream"
     upstream.mkdir(parents=True)
-    for relative, text in {"README": "fixture\n", **(repo_files or {})}.items():
-        (upstream / relative).write_text(text)
+    (upstream / "README").write_text("fixture\n")
     for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "fixture"]):
         git(*args, cwd=upstream)
-    artifacts = "".join(
-        f"      {name}:\n        type: binary\n        command: |\n"
-        + textwrap.indent(textwrap.dedent(command).strip() + "\n", " " * 10)
-        + f"        outputs: [out/{name}]\n"
-        for name, command in commands.items()
-    )
     manifest = root / "manifest.yaml"
-    manifest.write_text(f"schema: 1\nrelease: {RELEASE}\ndefaults: {{network: none}}\nrepos:\n  app:\n"
-                        f"    url: file://{upstream}\n    ref: main\n    artifacts:\n{artifacts}")
+    write_manifest(manifest, upstream, commands, extra=extra)
     workspace = root / "ws"
     workspace.mkdir()
     base = {**os.environ, "XDG_CACHE_HOME": str(root / "cache"), "HOME": str(root)}
     return Workspace(root=root, path=workspace, manifest=manifest, env={**base, **(env or {})})
+
+
+def write_manifest(path: Path, upstream: Path, commands: Mapping[str, str], *,
+                   extra: Mapping[str, str] | None = None) -> None:
+    """One binary artifact per command, with output ``out/<name>``; ``extra`` adds YAML
+    lines to an artifact (``builder: ...``)."""
+    artifacts = ""
+    for name, command in commands.items():
+        artifacts += f"      {name}:\n        type: binary\n        command: |\n"
+        artifacts += textwrap.indent(textwrap.dedent(command).strip() + "\n", " " * 10)
+        artifacts += f"        outputs: [out/{name}]\n"
+        artifacts += "".join(f"        {line}\n" for line in (extra or {}).get(name, "").splitlines())
+    path.write_text(f"schema: 1\nrelease: {RELEASE}\ndefaults: {{network: none}}\nrepos:\n  app:\n"
+                    f"    url: file://{upstream}\n    ref: main\n    artifacts:\n{artifacts}")

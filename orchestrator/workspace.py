@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from orchestrator.errors import OrchestratorError
 
 LOCK_NAME = "workspace.lock"
 OWNER_NAME = "workspace.owner"
+_TOKEN = re.compile(r"[0-9a-f]{32}")  # procs.run_token()
 _NAMING_SECONDS = 1.0  # how long a refused writer waits for a new holder to record itself
 
 
@@ -80,7 +82,8 @@ def hold(workspace: Path, *, wait: bool = False, on_wait: Callable[[str], None] 
         previous = procs.read_owner(owner)
         # A live previous owner gave the lock up without removing its record (it may still
         # be running, but not as this workspace's writer): not a dead run to clean up after.
-        dead = previous if previous is not None and not previous.alive else None
+        # .build/ is not trusted: a record whose token is not one of ours names nothing to stop.
+        dead = previous if previous is not None and not previous.alive and _TOKEN.fullmatch(previous.token) else None
         try:
             procs.write_owner(owner, procs.me())
         except OSError as e:

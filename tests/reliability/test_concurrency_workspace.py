@@ -183,3 +183,48 @@ def test_an_unwritable_workspace_is_one_line_naming_it(tmp_path: Path) -> None:
         ws.path.chmod(0o755)
     assert code == 1, err
     assert "Permission denied" in err and str(ws.path) in err and "Traceback" not in err
+
+
+def test_ctrl_c_while_waiting_for_the_workspace_exits_130_and_runs_nothing(ws: Workspace) -> None:
+    _, pid = holding(ws)
+    waiter = ws.start("build", *ws.args("--all", "--force", "--wait"), name="waiter")
+    wait_until(lambda: "waiting for workspace" in waiter.err.read_text(), "the second build to wait")
+
+    waiter.signal(signal.SIGINT)
+    code, _, err = waiter.finish()
+
+    assert code == 130, err
+    assert "Traceback" not in err
+    assert len((ws.root / "events").read_text().splitlines()) == 1, "only the holder's step ever started"
+
+
+def test_two_workspaces_sharing_one_mirror_cache_fetch_at_once(tmp_path: Path) -> None:
+    ws = make_workspace(tmp_path, {"a": "mkdir -p out && echo a > out/a"})
+    other = tmp_path / "ws2"
+    other.mkdir()
+    runs = [ws.start("fetch", "--all", "--manifest", str(ws.manifest), "--workspace", str(path), name=path.name)
+            for path in (ws.path, other)]
+    for run in runs:
+        code, _, err = run.finish()
+        assert code == 0, err
+    for path in (ws.path, other):
+        assert (path / ".build" / "src" / "app" / "README").exists()
+
+
+def test_a_forged_owner_record_names_nothing_to_stop(tmp_path: Path) -> None:
+    word = marker()
+    ws = make_workspace(tmp_path, {"a": "mkdir -p out && echo a > out/a"})
+    # A process whose environment has an empty run token, and a record claiming that token.
+    bystander = subprocess.Popen(["sh", "-c", f"sleep 60; echo {word}"], env={"ORCHESTRATOR_RUN_TOKEN": "",
+                                                                             "PATH": "/usr/bin:/bin"})
+    try:
+        (ws.path / ".build").mkdir()
+        (ws.path / ".build" / "workspace.owner").write_text(json.dumps(
+            {"pid": 999999, "started": 1, "token": "", "command": "forged", "since": 0}))
+        code, _, err = ws.run("build", *ws.args("--all"))
+        assert code == 0, err
+        assert bystander.poll() is None, "a process the record named by an empty token still runs"
+        assert "died" not in err
+    finally:
+        bystander.kill()
+        bystander.wait()

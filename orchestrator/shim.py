@@ -70,6 +70,8 @@ def write_shim(build_dir: Path, workspace: Path) -> Shim:
     path = directory / "docker"
     try:
         (directory / "used").mkdir(parents=True, exist_ok=True)
+        for stale in (directory / "used").iterdir():  # markers of runs that ended or died: never ours
+            stale.unlink(missing_ok=True)
         write_atomic(path, script.encode())
         path.chmod(0o755)
     except OSError as e:

@@ -112,28 +112,39 @@ class CommandRunner:
         assert step.proc.stdout is not None
         fd = step.proc.stdout.fileno()
         os.set_blocking(fd, False)
+        exit_fd = _exit_fd(step.proc.pid)  # readable once the leader exits: no polling delay
         with selectors.DefaultSelector() as selector:
             selector.register(fd, selectors.EVENT_READ)
+            if exit_fd is not None:
+                selector.register(exit_fd, selectors.EVENT_READ)
             open_ = True
             patience: float | None = None
-            while True:
-                if open_ and selector.select(_POLL_SECONDS):
-                    open_ = out.read(fd)
-                elif not open_:
-                    time.sleep(_POLL_SECONDS)
-                if not step.leader_exited():
-                    continue
-                if not self.cancelled.is_set():
-                    break
-                # Cancelled: cancel_all gives the rest of the group its grace; wait for it (bounded).
-                patience = patience or time.monotonic() + self.grace + _GONE_SECONDS + 30
-                if self._stopped.is_set() or time.monotonic() > patience:
-                    break
-            left = step.kill()
-            if left:
-                out.note(f"stopped {len(left)} process(es) the command left running: {', '.join(left)}")
-            if open_ and not out.drain(fd, selector, _DRAIN_SECONDS):
-                out.note("a process outside the command's group still holds its output open; not waiting for it")
+            try:
+                while True:
+                    if step.leader_exited():
+                        if exit_fd is not None and exit_fd in selector.get_map():
+                            selector.unregister(exit_fd)
+                        if not self.cancelled.is_set():
+                            break
+                        # Cancelled: cancel_all gives the rest of the group its grace; wait (bounded).
+                        patience = patience or time.monotonic() + self.grace + _GONE_SECONDS + 30
+                        if self._stopped.is_set() or time.monotonic() > patience:
+                            break
+                    if not selector.get_map():
+                        time.sleep(_POLL_SECONDS)
+                        continue
+                    for key, _ in selector.select(_POLL_SECONDS):
+                        if key.fd == fd and not out.read(fd):
+                            selector.unregister(fd)
+                            open_ = False
+                left = step.kill()
+                if left:
+                    out.note(f"stopped {len(left)} process(es) the command left running: {', '.join(left)}")
+                if open_ and not out.drain(fd, selector, _DRAIN_SECONDS):
+                    out.note("a process outside the command's group still holds its output open; not waiting for it")
+            finally:
+                if exit_fd is not None:
+                    os.close(exit_fd)
         code = step.reap()
         self._stop_containers(step)
         for note in step.notes:
@@ -299,6 +310,14 @@ class _Lines:
     def _emit(self, line: str) -> None:
         self.lines.append(line)
         self._log(line)
+
+
+def _exit_fd(pid: int) -> int | None:
+    """A pidfd for ``pid`` (Linux 5.3+), readable once it exits; None where there is none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _group_members(pgid: int) -> list[int]:

@@ -7,8 +7,11 @@ docker CLI against the real engine (``DOCKER_HOST``), inside a real orchestrator
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,7 @@ import pytest
 
 from orchestrator.engine import Engine
 from tests.engine.conftest import busybox  # noqa: F401 - a fixture
+from tests.helpers.gitrepos import git
 from tests.helpers.registry import docker_engine  # noqa: F401 - a fixture
 from tests.reliability.interrupt_helpers import kill_marked, make_workspace, marker, wait_until
 
@@ -131,3 +135,77 @@ def test_containers_a_killed_run_left_are_stopped_by_the_next_run_in_the_workspa
         for container in with_word(client, word):
             container.remove(force=True)
         kill_marked("while :; do sleep 1; done")
+
+
+def test_a_second_ctrl_c_removes_the_container_at_once(tmp_path: Path, client: Any, name: str,
+                                                       busybox: str) -> None:  # noqa: F811
+    ws = make_workspace(tmp_path, {"image-step": f"""
+        trap 'echo got-term' TERM
+        docker run --rm --network none --name {name} {busybox} sleep 120 &
+        echo started
+        while :; do wait; done
+    """})
+    run = ws.start("build", *ws.args("--all"))
+    wait_until(lambda: running(client, name), "the container to run")
+
+    run.signal(signal.SIGINT)
+    wait_until(lambda: "got-term" in ws.log("image-step"), "the graceful stop to begin")
+    run.signal(signal.SIGINT)
+    code, _, err = run.finish(timeout=60)
+
+    assert code == 130, err
+    assert "interrupted again" in err
+    assert containers(client, name) == []
+
+
+class SilentRegistry:
+    """A TCP port that accepts connections and never answers: a push to it hangs."""
+
+    def __init__(self) -> None:
+        self.server = socket.socket()
+        self.server.bind(("127.0.0.1", 0))
+        self.server.listen(16)
+        self.address = f"127.0.0.1:{self.server.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self.server.accept()[0])
+
+    def close(self) -> None:
+        for connection in self.accepted:
+            connection.close()
+        self.server.close()
+
+
+def test_sigterm_during_a_push_exits_130(tmp_path: Path, client: Any) -> None:
+    ws = make_workspace(tmp_path, {})
+    image = f"orchestrator-test/pub-{uuid.uuid4().hex[:8]}"
+    ws.manifest.write_text(ws.manifest.read_text().replace("    artifacts:\n", f"""    artifacts:
+      {image}:
+        type: image
+        context: .
+        dockerfile: Dockerfile
+"""))
+    (tmp_path / "upstream" / "Dockerfile").write_text("FROM scratch\nCOPY README /README\n")
+    git("add", "-A", cwd=tmp_path / "upstream")
+    git("commit", "-q", "-m", "an image", cwd=tmp_path / "upstream")
+    registry = SilentRegistry()
+    try:
+        code, _, err = ws.run("build", *ws.args("--all"))
+        assert code == 0, err
+        run = ws.start("publish", *ws.args("--all", "--registry", f"{registry.address}/"))
+        wait_until(lambda: registry.accepted, "the engine to contact the registry")
+
+        run.signal(signal.SIGTERM)
+        code, _, err = run.finish(timeout=60)
+
+        assert code == 130, err
+        assert "interrupted" in err and "Traceback" not in err
+    finally:
+        registry.close()
+        for ref in (f"{image}:v1", f"{registry.address}/{image}:v1"):
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                client.images.remove(ref, force=True)

@@ -7,9 +7,9 @@ second kills everything of the run at once. The handlers live here, not in the l
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -42,8 +42,9 @@ class Stopping:
         if self.received == 1:
             raise KeyboardInterrupt
         try:
-            sys.stderr.write("interrupted again: killing every command and container of this run at once\n")
-            sys.stderr.flush()
+            # os.write, not sys.stderr: the main thread may be inside a write to stderr, holding its lock.
+            with contextlib.suppress(OSError):
+                os.write(2, b"interrupted again: killing every command and container of this run at once\n")
             if self.children is not None:
                 self.children.kill_now()
             else:

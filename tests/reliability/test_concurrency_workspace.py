@@ -228,3 +228,13 @@ def test_a_forged_owner_record_names_nothing_to_stop(tmp_path: Path) -> None:
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_orchestrator_wait_in_the_environment_waits_like_the_flag(ws: Workspace) -> None:
+    _, pid = holding(ws)
+    waiter = ws.start("fetch", *ws.args("--all"), env={"ORCHESTRATOR_WAIT": "1"}, name="waiter")
+    wait_until(lambda: f"in use by pid {pid}" in waiter.err.read_text(), "the fetch to wait")
+    assert "waiting for workspace" in waiter.err.read_text()
+    (ws.root / "go").touch()
+    code, _, err = waiter.finish()
+    assert code == 0, err

@@ -84,9 +84,8 @@ def execute(
     Docker engine for the demo's images); they are skipped, as are their dependents.
     ``runner`` runs the host commands (default: one without the docker shim).
     """
-    if runner is None:
-        runner = CommandRunner(containers=(lambda: engine) if engine is not None else None)
-    return _Scheduler(plan, manifest, sources, options, engine, unavailable or {}, on_event, runner).run()
+    return _Scheduler(plan, manifest, sources, options, engine, unavailable or {}, on_event,
+                      runner or CommandRunner()).run()
 
 
 class _Scheduler:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from invoke.collection import Collection
 from invoke.context import Context
@@ -21,19 +21,25 @@ from invoke.tasks import task
 from orchestrator.errors import EXIT_INTERRUPTED, OrchestratorError
 from orchestrator.settings import Settings, load_settings, parse_int, parse_mirror
 from orchestrator_cli.parsing import NamesOrAllTask
+from orchestrator_cli.stopping import stopping, writing
+
+if TYPE_CHECKING:
+    from orchestrator.children import Children
 
 _MANIFEST_HELP = "Manifest file (default: manifest.yaml; config `manifest`, env ORCHESTRATOR_MANIFEST)."
+_WAIT_HELP = "If another run is writing to the workspace, wait for it instead of failing (env ORCHESTRATOR_WAIT)."
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn library errors and Ctrl-C into invoke exits with documented codes."""
-    try:
-        yield
-    except OrchestratorError as e:
-        raise Exit(f"error: {e}", e.exit_code) from None
-    except KeyboardInterrupt:
-        raise Exit("interrupted", EXIT_INTERRUPTED) from None
+    """Turn library errors and Ctrl-C (SIGTERM, SIGHUP) into invoke exits with documented codes."""
+    with stopping.installed():
+        try:
+            yield
+        except OrchestratorError as e:
+            raise Exit(f"error: {e}", e.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted", EXIT_INTERRUPTED) from None
 
 
 def _settings(**flags: Any) -> Settings:
@@ -47,8 +53,9 @@ def _settings(**flags: Any) -> Settings:
         flags["retries"] = None
     if "mirrors" in flags:
         flags["mirrors"] = tuple(parse_mirror(m, "--mirror") for m in flags["mirrors"] or ())
-    if not flags.get("offline"):
-        flags["offline"] = None  # a flag left off must not override the config's `offline: true`
+    for key in ("offline", "wait"):
+        if not flags.get(key):
+            flags[key] = None  # a flag left off must not override the config's `offline: true`
     for key in ("manifest", "workspace", "cache_dir"):
         if flags.get(key):
             flags[key] = Path(flags[key]).expanduser()
@@ -142,10 +149,11 @@ _BUILD_HELP = {
     "mirror": "FROM=TO URL prefix rewrite for git (repeatable), e.g. https://github.com/=file:///srv/gh/.",
     "manifest": _MANIFEST_HELP,
     "workspace": "Directory holding .build/ and dist/ (default: the current directory).",
+    "wait": _WAIT_HELP,
 }
 
 
-def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, keep_going: bool,
+def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, keep_going: bool, children: Children,
                *, demo: bool = False, force: str | bool | None = None) -> None:
     from orchestrator.manifest import load
     from orchestrator.plan import make_plan, select
@@ -162,7 +170,7 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
     progress = Progress()
     with progress.showing():
         outcome = build_release(loaded, plan, settings, keep_going=keep_going, tolerate_missing_docker=demo,
-                                on_event=progress, on_fetch=progress.fetch_event, force=forced)
+                                on_event=progress, on_fetch=progress.fetch_event, force=forced, children=children)
     _emit(summary(outcome, settings.workspace))
     if outcome.docker_problem:
         skipped = [n for n, r in outcome.results.items() if r.status == "skipped" and "Docker" in (r.error or "")]
@@ -176,7 +184,7 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
 @task(klass=NamesOrAllTask, iterable=["mirror"], optional=["force"], help=_BUILD_HELP)
 def build(c: Context, names: str, all_: bool = False, dry_run: bool = False, jobs: str = "",
           keep_going: bool = False, force: str | None = None, offline: bool = False,
-          mirror: list[str] | None = None, manifest: str = "", workspace: str = "") -> None:
+          mirror: list[str] | None = None, manifest: str = "", workspace: str = "", wait: bool = False) -> None:
     """Build artifacts with their dependencies: `build felix`, `build --all`."""
     with user_errors():
         from orchestrator import describe
@@ -185,25 +193,26 @@ def build(c: Context, names: str, all_: bool = False, dry_run: bool = False, job
 
         parsed = _check_names(names)
         settings = _settings(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
-                             mirrors=mirror or [])
-        if dry_run:
+                             mirrors=mirror or [], wait=wait)
+        if dry_run:  # a reader: never takes the workspace lock
             _emit(describe.plan_text(make_plan(load(settings.manifest), parsed, everything=all_)))
             return
-        _run_build(settings, parsed, all_, keep_going, force=force)
+        with writing(settings, _note, commands=True) as children:
+            _run_build(settings, parsed, all_, keep_going, children, force=force)
 
 
 @task(
     klass=NamesOrAllTask,
     iterable=["mirror"],
     help={**{k: v for k, v in _BUILD_HELP.items() if k in ("names", "jobs", "offline", "mirror", "manifest",
-                                                          "workspace")},
+                                                          "workspace", "wait")},
           "all": "Fetch every repository of the manifest.",
           "retries": "Extra tries for network steps, with backoff (default 2).",
           "cache-dir": "Mirror cache (default $XDG_CACHE_HOME/orchestrator/git; env ORCHESTRATOR_CACHE_DIR)."},
 )
 def fetch(c: Context, names: str, all_: bool = False, jobs: str = "", offline: bool = False,
           mirror: list[str] | None = None, retries: str = "", cache_dir: str = "", manifest: str = "",
-          workspace: str = "") -> None:
+          workspace: str = "", wait: bool = False) -> None:
     """Fetch repositories at their pinned commits into .build/src/: `fetch --all`."""
     with user_errors():
         from orchestrator.manifest import load
@@ -212,29 +221,31 @@ def fetch(c: Context, names: str, all_: bool = False, jobs: str = "", offline: b
 
         parsed = _check_names(names)
         settings = _settings(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
-                             mirrors=mirror or [], retries=retries, cache_dir=cache_dir)
+                             mirrors=mirror or [], retries=retries, cache_dir=cache_dir, wait=wait)
         loaded = load(settings.manifest)
         plan = make_plan(loaded, parsed, everything=all_)
-        checkouts = fetch_sources(loaded, plan, settings,
-                                  lambda repo, message: _note(f"[fetch] {repo}: {message}"))
+        with writing(settings, _note):
+            checkouts = fetch_sources(loaded, plan, settings,
+                                      lambda repo, message: _note(f"[fetch] {repo}: {message}"))
         for name, source in checkouts.items():
             _emit(f"{name:<20} {source.ref:<12} {source.commit}  {source.path}")
 
 
 @task(optional=["force"], help={"jobs": _BUILD_HELP["jobs"], "keep-going": _BUILD_HELP["keep-going"],
-            "force": _BUILD_HELP["force"],
+            "force": _BUILD_HELP["force"], "wait": _WAIT_HELP,
             "workspace": "Directory for the demo's repositories, .build/ and dist/ (default: current directory)."})
 def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None = None,
-         workspace: str = "") -> None:
+         workspace: str = "", wait: bool = False) -> None:
     """Build the built-in demo release offline (local repos shaped like Calico's)."""
     with user_errors():
         from orchestrator.sandbox import create_demo
 
-        base = _settings(workspace=workspace, jobs=jobs)
-        manifest_path = create_demo(base.build_dir / "demo")
-        _emit(f"demo repositories and manifest: {manifest_path.parent}")
-        settings = _settings(manifest=str(manifest_path), workspace=workspace, jobs=jobs)
-        _run_build(settings, (), True, keep_going, demo=True, force=force)
+        base = _settings(workspace=workspace, jobs=jobs, wait=wait)
+        with writing(base, _note, commands=True) as children:
+            manifest_path = create_demo(base.build_dir / "demo")
+            _emit(f"demo repositories and manifest: {manifest_path.parent}")
+            settings = _settings(manifest=str(manifest_path), workspace=workspace, jobs=jobs, wait=wait)
+            _run_build(settings, (), True, keep_going, children, demo=True, force=force)
 
 
 @task(
@@ -246,28 +257,29 @@ def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None
         "retries": "Extra tries for transient registry errors, with backoff (default 2).",
         "manifest": _MANIFEST_HELP,
         "workspace": "Directory holding dist/ (default: the current directory).",
+        "wait": _WAIT_HELP,
     },
 )
 def publish(c: Context, names: str, all_: bool = False, registry: str = "", retries: str = "",
-            manifest: str = "", workspace: str = "") -> None:
+            manifest: str = "", workspace: str = "", wait: bool = False) -> None:
     """Push a built release's images, only if every selected artifact built."""
     with user_errors():
         from orchestrator.conformance import release_of
-        from orchestrator.engine import Engine
         from orchestrator.manifest import load
         from orchestrator.plan import select
         from orchestrator.publish import format_report, publish_release
 
         parsed = _check_names(names)
-        settings = _settings(manifest=manifest, workspace=workspace, retries=retries)
+        settings = _settings(manifest=manifest, workspace=workspace, retries=retries, wait=wait)
         loaded = load(settings.manifest)
         selected = select(loaded, parsed, everything=all_)
         release_of(loaded, settings.dist_dir / loaded.release)  # the right release, before Docker is asked
-        report = publish_release(
-            settings.dist_dir / loaded.release, loaded, Engine.from_env(), artifacts=selected,
-            registry=registry or None, retries=settings.retries,
-            log=_note,
-        )
+        with writing(settings, _note) as children:
+            report = publish_release(
+                settings.dist_dir / loaded.release, loaded, children.engine(), artifacts=selected,
+                registry=registry or None, retries=settings.retries,
+                log=_note,
+            )
         _emit(format_report(report))
 
 

@@ -36,10 +36,13 @@ class Stopping:
     def __init__(self) -> None:
         self.children: Children | None = None  # the writer task's, once it has one
         self.received = 0
+        # publish answers a second interrupt itself (it stops waiting for the push in flight
+        # and says that reference's state is unknown): there is nothing of ours to kill.
+        self.second_is_graceful = False
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.received += 1
-        if self.received == 1:
+        if self.received == 1 or self.second_is_graceful:
             raise KeyboardInterrupt
         try:
             # os.write, not sys.stderr: the main thread may be inside a write to stderr, holding its lock.
@@ -60,6 +63,7 @@ class Stopping:
             yield
             return
         self.received = 0
+        self.second_is_graceful = False
         previous = {number: signal.signal(number, self) for number in self.SIGNALS}
         try:
             yield

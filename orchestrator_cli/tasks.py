@@ -273,8 +273,9 @@ def publish(c: Context, names: str, all_: bool = False, registry: str = "", retr
         settings = _settings(manifest=manifest, workspace=workspace, retries=retries, wait=wait)
         loaded = load(settings.manifest)
         selected = select(loaded, parsed, everything=all_)
-        release_of(loaded, settings.dist_dir / loaded.release)  # the right release, before Docker is asked
         with writing(settings, _note) as children:
+            stopping.second_is_graceful = True  # a second Ctrl-C stops waiting for the push in flight
+            release_of(loaded, settings.dist_dir / loaded.release)  # the right release, before Docker is asked
             report = publish_release(
                 settings.dist_dir / loaded.release, loaded, children.engine(), artifacts=selected,
                 registry=registry or None, retries=settings.retries,

@@ -23,14 +23,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from orchestrator import treecopy
+from orchestrator import procs, treecopy
 from orchestrator.errors import BuildError, DockerUnavailableError, Interrupted, tail
 from orchestrator.redact import redact
+from orchestrator.shim import RUN_LABEL, WORKSPACE_LABEL
 
 Log = Callable[[str], None]
 PushProblem = Literal["auth", "unreachable", "other"]
 MANAGED_LABEL = "orchestrator.managed"  # `docker ps -a --filter label=...` finds leftovers after a kill -9
 _RECHECK_SECONDS = 10.0  # after a log stream ends early, how long to wait for the exit before reopening it
+# How long cancel_all keeps killing the RUN step of a build: the engine announces a step
+# ("Running in <id>") before its container runs, and ignores a kill sent before it does.
+_CANCEL_SECONDS = 20.0
 _START_HINT = "start Docker or set DOCKER_HOST to a running engine"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _RUNNING_IN = re.compile(r"Running in ([0-9a-f]{12,64})")
@@ -129,6 +133,19 @@ class Cancelled(Interrupted):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LabelledContainer:
+    """A container found by label: enough to stop it and to say which it was."""
+
+    id: str
+    name: str
+    image: str
+    labels: Mapping[str, str]
+
+    def describe(self) -> str:
+        return f"container {self.name} ({self.id[:12]}, image {self.image})"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class BuiltImage:
     """An image the engine built: its full id (``sha256:...``) and every tag applied."""
 
@@ -139,16 +156,24 @@ class BuiltImage:
 class Engine:
     """Builds images and runs commands in containers; safe to share between threads."""
 
-    def __init__(self, client: DockerClient) -> None:
+    def __init__(self, client: DockerClient, *, workspace: Path | None = None) -> None:
         self._client = client
+        # Every container run() creates carries these, so that a later run can find what a
+        # killed one left (cleanup after kill -9; `docker ps --filter label=...`).
+        self.container_labels: Mapping[str, str] = {
+            MANAGED_LABEL: "true", RUN_LABEL: procs.run_token(),
+            **({WORKSPACE_LABEL: str(workspace.resolve())} if workspace is not None else {}),
+        }
         self._lock = threading.RLock()  # re-entrant: cancel_all may run in a signal handler on a lock holder
         self._live: dict[str, Any] = {}  # container id -> container, while run() owns it
         self._build_steps: set[str] = set()  # containers of RUN steps in builds under way
         self._cancelled = False
 
     @classmethod
-    def from_env(cls, *, timeout: float = 600) -> Engine:
-        """Connect to the engine at DOCKER_HOST (or the default socket) and ping it."""
+    def from_env(cls, *, timeout: float = 600, workspace: Path | None = None) -> Engine:
+        """Connect to the engine at DOCKER_HOST (or the default socket) and ping it.
+
+        ``workspace`` labels the containers this engine starts (see ``container_labels``)."""
         import docker  # type: ignore[import-untyped, unused-ignore]
 
         where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock (the default socket)"
@@ -160,7 +185,7 @@ class Engine:
             hint = ("add your user to the docker group, or " if "denied" in reason else "") + _START_HINT
             message = f"cannot reach the Docker engine at {_redact(where)}: {reason}"
             raise DockerUnavailableError(message, hint=hint) from e
-        return cls(client)
+        return cls(client, workspace=workspace)
 
     def build_image(
         self,
@@ -273,7 +298,7 @@ class Engine:
             with self._talking(f"creating a container for {what}"):
                 container = self._client.containers.create(
                     image, argv, environment=dict(env), network_mode=network_mode, working_dir="/src",
-                    user=f"{os.getuid()}:{os.getgid()}", labels={MANAGED_LABEL: "true"}, use_config_proxy=False,
+                    user=f"{os.getuid()}:{os.getgid()}", labels=dict(self.container_labels), use_config_proxy=False,
                 )  # fmt: skip
         except errors.ImageNotFound as e:
             raise ImageMissing(image) from e
@@ -419,20 +444,61 @@ class Engine:
             raise PushFailed(ref, "the registry reported no digest", "other", out.text)
         return str(digest)
 
-    def cancel_all(self) -> None:
+    def cancel_all(self, *, wait: float = _CANCEL_SECONDS) -> None:
         """Kill and remove every container this engine started that is still running.
 
-        Kills the RUN step of every build under way too. Safe from a signal handler or another
-        thread. The engine stays cancelled: every running and later call raises Cancelled.
+        Kills the RUN step of every build under way too, again and again until its build
+        has ended or ``wait`` seconds have passed: the engine announces a step before its
+        container starts and ignores a kill that comes too early (``wait=0``: one try).
+        Safe from a signal handler or another thread. The engine stays cancelled: every
+        running and later call raises Cancelled.
         """
         with self._lock:
             self._cancelled = True
-            live, steps = list(self._live.values()), list(self._build_steps)
-        for step in steps:  # the build then fails with exit code 137, which its thread reports as Cancelled
-            _quietly(functools.partial(self._client.api.kill, step))
+            live = list(self._live.values())
         for container in live:
             _quietly(container.kill)
             _quietly(functools.partial(container.remove, force=True))
+        deadline = time.monotonic() + wait
+        while True:
+            with self._lock:
+                steps = list(self._build_steps)
+            for step in steps:  # the build then fails with exit code 137, which its thread reports as Cancelled
+                _quietly(functools.partial(self._client.api.kill, step))
+            if not steps or time.monotonic() >= deadline:
+                return
+            time.sleep(0.1)
+
+    def labelled(self, label: str, value: str | None = None) -> list[LabelledContainer]:
+        """Every container (running or not) with ``label`` (set to ``value`` when given)."""
+        errors = _docker_errors()
+        wanted = label if value is None else f"{label}={value}"
+        with self._talking(f"listing containers labelled {wanted}"):
+            try:
+                found = self._client.containers.list(all=True, filters={"label": wanted})
+            except errors.APIError as e:
+                raise EngineError(f"listing containers labelled {wanted} failed: {_explain(e)}") from e
+        return [_labelled(container) for container in found]
+
+    def remove(self, containers: Sequence[LabelledContainer]) -> list[str]:
+        """Kill and remove ``containers``; describes each one that is gone afterwards."""
+        errors = _docker_errors()
+        gone: list[str] = []
+        for found in containers:
+            with self._talking(f"removing {found.describe()}"):
+                try:
+                    # force: the engine kills it first (SIGKILL), whatever its PID 1 ignores.
+                    self._client.containers.get(found.id).remove(force=True)
+                except errors.NotFound:
+                    pass  # removed meanwhile (--rm, or another cleanup)
+                except errors.APIError:
+                    continue  # still there: not claimed as stopped
+            gone.append(found.describe())
+        return gone
+
+    def stop_labelled(self, label: str, value: str) -> list[str]:
+        """Kill and remove every container with ``label=value``; describes those stopped."""
+        return self.remove(self.labelled(label, value))
 
     def _start(self, what: str, deadline: float | None) -> float | None:
         """The time budget left, after refusing to start when cancelled or already late."""
@@ -506,6 +572,13 @@ class _Output:
         line = _redact(_ANSI.sub("", line).rstrip("\r"))
         self._lines.append(line)
         self._log(line)
+
+
+def _labelled(container: Any) -> LabelledContainer:
+    attrs = getattr(container, "attrs", None) or {}
+    image = (attrs.get("Config") or {}).get("Image") or getattr(container, "image_ref", "?")
+    return LabelledContainer(id=str(container.id), name=str(getattr(container, "name", None) or container.id[:12]),
+                             image=str(image), labels=dict(container.labels or {}))
 
 
 def _docker_errors() -> Any:

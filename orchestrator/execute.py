@@ -76,13 +76,16 @@ def execute(
     engine: Engine | None = None,
     unavailable: Mapping[str, str] | None = None,
     on_event: Callable[[Event], None] | None = None,
+    runner: CommandRunner | None = None,
 ) -> dict[str, Result]:
     """Build every step of ``plan``; returns each artifact's Result in plan order.
 
     ``unavailable`` maps artifacts that cannot be built here to the reason (e.g. no
     Docker engine for the demo's images); they are skipped, as are their dependents.
+    ``runner`` runs the host commands (default: one without the docker shim).
     """
-    return _Scheduler(plan, manifest, sources, options, engine, unavailable or {}, on_event).run()
+    return _Scheduler(plan, manifest, sources, options, engine, unavailable or {}, on_event,
+                      runner or CommandRunner()).run()
 
 
 class _RecordNotInvalidated(Exception):
@@ -96,7 +99,7 @@ class _RecordNotInvalidated(Exception):
 class _Scheduler:
     def __init__(self, plan: Plan, manifest: Manifest, sources: Mapping[str, Source], options: Options,
                  engine: Engine | None, unavailable: Mapping[str, str],
-                 on_event: Callable[[Event], None] | None) -> None:
+                 on_event: Callable[[Event], None] | None, runner: CommandRunner) -> None:
         self.plan = plan
         self.manifest = manifest
         self.sources = sources
@@ -104,7 +107,7 @@ class _Scheduler:
         self.engine = engine
         self.unavailable = unavailable
         self.emit = on_event or (lambda event: None)
-        self.runner = CommandRunner()
+        self.runner = runner
         self.results: dict[str, Result] = {}
         self.repo_locks = {repo: threading.Lock() for repo in plan.repos}
         self.stopping: str | None = None  # the first failure, when not keeping going
@@ -154,10 +157,7 @@ class _Scheduler:
                     busy_repos.discard(self.manifest.artifacts[name].repo)
                     self.finish(future.result())
         except KeyboardInterrupt:
-            gitcmd.cancel()  # a lazy checkout's git runs in its own session: Ctrl-C never reached it
-            self.runner.cancel_all()
-            if self.engine is not None:
-                self.engine.cancel_all()
+            self.stop()
             pool.shutdown(wait=True, cancel_futures=True)
             raise Interrupted("interrupted: running commands and containers were stopped; "
                               "no partial outputs were published") from None
@@ -169,6 +169,15 @@ class _Scheduler:
         finally:
             pool.shutdown(wait=True)
         return {step.artifact: self.results[step.artifact] for step in self.plan.steps}
+
+    def stop(self) -> None:
+        """Ctrl-C: stop every running step, host commands and containers alike, before returning."""
+        gitcmd.cancel()  # a lazy checkout's git runs in its own session: Ctrl-C never reached it
+        if self.engine is not None:
+            self.engine.cancel_all(wait=0)  # builder containers die now; running builds hear of it
+        self.runner.cancel_all()  # host commands: SIGTERM, grace, SIGKILL; their containers too
+        if self.engine is not None:
+            self.engine.cancel_all()  # keep killing announced build steps until their builds end
 
     def readiness(self, name: str) -> str:
         """'go', 'wait', or the reason the step will be skipped."""

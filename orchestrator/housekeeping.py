@@ -9,9 +9,10 @@ prints: callers show the returned ``Removal`` list (and ``dry_run`` only compute
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,10 @@ class Removal:
     path: Path
     what: str
     size: int  # bytes on disk, apparent sizes summed
+    kept: bool = False  # not removed: in use
+
+
+MIRROR = "mirror of a repository the manifest does not name"
 
 
 class CleanError(OrchestratorError):
@@ -41,32 +46,29 @@ def release_paths(workspace: Path, release: str) -> list[tuple[Path, str]]:
 
 
 def workspace_paths(workspace: Path) -> list[tuple[Path, str]]:
-    """Everything the orchestrator keeps in a workspace."""
-    return [
-        (workspace / "dist", "every release's outputs"),
-        (workspace / ".build", "checkouts, logs, cache records and the demo"),
-    ]
+    """Everything the orchestrator keeps in a workspace, but the workspace lock that the
+    cleaning run holds (removing a held lock file would let a second writer in)."""
+    from orchestrator.workspace import LOCK_NAME, OWNER_NAME
+
+    build = workspace / ".build"
+    kept = {LOCK_NAME, OWNER_NAME}
+    inside = sorted(entry for entry in build.iterdir() if entry.name not in kept) if build.is_dir() else []
+    return [(workspace / "dist", "every release's outputs"),
+            *((entry, f".build/{entry.name}") for entry in inside)]
 
 
 def cache_paths(cache_dir: Path, keep: Iterable[str]) -> list[tuple[Path, str]]:
-    """Mirrors in ``cache_dir`` not named in ``keep`` (mirror directory names) with their lock
-    files, locks whose mirror is gone, and what interrupted fetches left."""
+    """Mirrors in ``cache_dir`` not named in ``keep`` (mirror directory names), and what
+    interrupted fetches left. Lock files stay: a fetch may be waiting on one."""
     if not cache_dir.is_dir():
         return []
     kept = set(keep)
-    entries = sorted(cache_dir.iterdir())
-    mirrors = {entry.name for entry in entries if entry.name.endswith(".git")}
     found: list[tuple[Path, str]] = []
-    for entry in entries:
-        name = entry.name
-        if name.startswith(".tmp~"):
+    for entry in sorted(cache_dir.iterdir()):
+        if entry.name.startswith(".tmp~"):
             found.append((entry, "left by an interrupted fetch"))
-        elif name in mirrors and name not in kept:
-            found.append((entry, "mirror of a repository the manifest does not name"))
-            # Its lock and lock-owner files go with it (an empty "what" folds them in).
-            found += [(lock, "") for lock in sorted(cache_dir.glob(f"{name}.lock*"))]
-        elif ".git.lock" in name and name.partition(".git.lock")[0] + ".git" not in mirrors:
-            found.append((entry, "lock of a mirror that is gone"))
+        elif entry.name.endswith(".git") and entry.name not in kept:
+            found.append((entry, MIRROR))
     return found
 
 
@@ -74,7 +76,9 @@ def remove(paths: Iterable[tuple[Path, str]], *, roots: Iterable[Path], dry_run:
     """Remove each existing path (a directory with everything in it); returns what went.
 
     Every path must lie inside one of ``roots`` once resolved (its parent resolved, the
-    path itself not followed), else CleanError and nothing is removed.
+    path itself not followed), else CleanError and nothing is removed. A mirror is removed
+    only while holding its lock (a fetch elsewhere may be using it): when it is busy it is
+    kept, and its Removal says so (``kept``).
     """
     allowed = [root.resolve() for root in roots]
     todo: list[tuple[Path, str]] = []
@@ -88,21 +92,50 @@ def remove(paths: Iterable[tuple[Path, str]], *, roots: Iterable[Path], dry_run:
         todo.append((where, what))
     done: list[Removal] = []
     for path, what in todo:
-        size = _size(path)
-        if not what and done:  # a companion (a mirror's lock): counted with the entry before it
-            done[-1] = Removal(path=done[-1].path, what=done[-1].what, size=done[-1].size + size)
-        if not dry_run:
-            try:
-                if path.is_symlink() or not path.is_dir():
-                    path.unlink()
-                else:
-                    _remove_tree(path)
-            except OSError as e:
-                raise CleanError(f"cannot remove {path}: {e.strerror or e}",
-                                 hint="check its permissions; nothing after it was removed") from e
-        if what or not done:
+        with _mirror_lock(path if what == MIRROR and not dry_run else None) as free:
+            if not free:
+                done.append(Removal(path=path, what=f"{what}: in use by a running fetch", size=0, kept=True))
+                continue
+            size = _size(path)
+            if not dry_run:
+                _remove(path)
             done.append(Removal(path=path, what=what, size=size))
     return done
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()
+        else:
+            _remove_tree(path)
+    except OSError as e:
+        raise CleanError(f"cannot remove {path}: {e.strerror or e}",
+                         hint="check its permissions; nothing after it was removed") from e
+
+
+@contextlib.contextmanager
+def _mirror_lock(mirror: Path | None) -> Iterator[bool]:
+    """Hold a mirror's lock (the flock its fetches take) without waiting; False when busy."""
+    if mirror is None:
+        yield True
+        return
+    try:
+        fd = os.open(mirror.with_name(mirror.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o644)
+    except OSError:
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.close(fd)
 
 
 def _remove_tree(path: Path) -> None:

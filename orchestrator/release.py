@@ -21,6 +21,7 @@ from orchestrator.record import Release
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
+    from orchestrator.children import Children
     from orchestrator.engine import Engine
     from orchestrator.sources import FetchOptions
 
@@ -128,9 +129,14 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
                   on_event: Callable[[Event], None] | None = None,
                   on_fetch: Callable[[str, str], None] | None = None,
                   fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,
-                  force: frozenset[str] | bool = False,
+                  force: frozenset[str] | bool = False, children: Children | None = None,
                   on_log: Callable[[str, str], None] | None = None) -> Outcome:
-    """Build ``plan`` and write dist/<release>/ with SHA256SUMS, provenance.json and release.json."""
+    """Build ``plan`` and write dist/<release>/ with SHA256SUMS, provenance.json and release.json.
+
+    ``children`` runs the host commands and holds the engine (default: a new one for the
+    workspace, with the docker shim under its .build/); ``engine_factory`` is used only
+    without it. ``on_log(artifact, line)`` hears every line of every step's log."""
+    from orchestrator.children import Children
     from orchestrator.report import write_release
 
     started = time.time()
@@ -138,8 +144,10 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     # A damaged or hand-edited record stops the build before any work, naming the field:
     # carrying over from it would trust it, and overwriting it would hide the tampering.
     record.read_previous(release_dir)
+    if children is None:
+        children = Children(workspace=settings.workspace, build_dir=settings.build_dir, engine_factory=engine_factory)
     engine, unavailable, docker_problem = connect_docker(
-        manifest, plan, tolerate_missing=tolerate_missing_docker, engine_factory=engine_factory)
+        manifest, plan, tolerate_missing=tolerate_missing_docker, engine_factory=children.engine)
     sources = (fetch or (lambda m, p, s: fetch_sources(m, p, s, on_fetch, lazy=True)))(manifest, plan, settings)
     options = Options(
         jobs=settings.jobs or default_jobs(),
@@ -150,7 +158,8 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         force=force,
         on_log=on_log,
     )
-    results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event)
+    results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event,
+                      runner=children.runner)
     written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
                             started=started)
     return Outcome(plan=plan, results=results, release_dir=release_dir, record=written,

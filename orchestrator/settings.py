@@ -37,6 +37,7 @@ class Settings:
     retries: int = 2
     offline: bool = False
     mirrors: tuple[tuple[str, str], ...] = ()
+    wait: bool = False  # another writer holds the workspace: wait for it instead of failing
 
     @property
     def build_dir(self) -> Path:
@@ -47,7 +48,7 @@ class Settings:
         return self.workspace / "dist"
 
 
-_KEYS = ("manifest", "workspace", "cache_dir", "jobs", "retries", "offline", "mirrors")
+_KEYS = ("manifest", "workspace", "cache_dir", "jobs", "retries", "offline", "mirrors", "wait")
 
 
 def _bool(value: str, where: str) -> bool:
@@ -104,7 +105,7 @@ def _from_file(path: Path) -> dict[str, Any]:
             if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
                 raise doc.error((key,), "expected a mapping of FROM: TO URL prefixes")
             values[key] = tuple(value.items())
-        elif key == "offline":
+        elif key in ("offline", "wait"):
             if not isinstance(value, bool):
                 raise doc.error((key,), "expected true or false")
             values[key] = value
@@ -126,7 +127,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
             continue
         if key == "mirrors":
             values[key] = tuple(parse_mirror(part, name) for part in raw.split())
-        elif key == "offline":
+        elif key in ("offline", "wait"):
             values[key] = _bool(raw, name)
         elif key in ("jobs", "retries"):
             values[key] = parse_int(raw, name, minimum=1 if key == "jobs" else 0)

@@ -20,24 +20,28 @@ from invoke.tasks import task
 from orchestrator.errors import EXIT_INTERRUPTED, InputError, OrchestratorError
 from orchestrator.settings import Settings, load_settings, parse_int, parse_mirror
 from orchestrator_cli.parsing import OrchestratorCollection, OrchestratorTask
+from orchestrator_cli.stopping import stopping, writing
 
 if TYPE_CHECKING:
+    from orchestrator.children import Children
     from orchestrator_cli.display import Progress
 
 _RELEASE_DIR_HELP = ("A release directory (dist/<release>) to work on; without --manifest, the manifest its "
                      "release.json names is used.")
+_WAIT_HELP = "If another run is writing to the workspace, wait for it instead of failing (env ORCHESTRATOR_WAIT)."
 _MANIFEST_HELP = "Manifest file (default: manifest.yaml; config `manifest`, env ORCHESTRATOR_MANIFEST)."
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn library errors and Ctrl-C into invoke exits with documented codes."""
-    try:
-        yield
-    except OrchestratorError as e:
-        raise Exit(f"error: {e}", e.exit_code) from None
-    except KeyboardInterrupt:
-        raise Exit("interrupted", EXIT_INTERRUPTED) from None
+    """Turn library errors and Ctrl-C (SIGTERM, SIGHUP) into invoke exits with documented codes."""
+    with stopping.installed():
+        try:
+            yield
+        except OrchestratorError as e:
+            raise Exit(f"error: {e}", e.exit_code) from None
+        except KeyboardInterrupt:
+            raise Exit("interrupted", EXIT_INTERRUPTED) from None
 
 
 def _settings(**flags: Any) -> Settings:
@@ -51,8 +55,9 @@ def _settings(**flags: Any) -> Settings:
         flags["retries"] = None
     if "mirrors" in flags:
         flags["mirrors"] = tuple(parse_mirror(m, "--mirror") for m in flags["mirrors"] or ())
-    if not flags.get("offline"):
-        flags["offline"] = None  # a flag left off must not override the config's `offline: true`
+    for key in ("offline", "wait"):
+        if not flags.get(key):
+            flags[key] = None  # a flag left off must not override the config's `offline: true`
     for key in ("manifest", "workspace", "cache_dir"):
         if flags.get(key):
             flags[key] = Path(flags[key]).expanduser()
@@ -204,6 +209,7 @@ _BUILD_HELP = {
     "mirror": "FROM=TO URL prefix rewrite for git, e.g. https://github.com/=file:///srv/gh/.",
     "manifest": _MANIFEST_HELP,
     "workspace": "Directory holding .build/ and dist/ (default: the current directory).",
+    "wait": _WAIT_HELP,
     **_OUTPUT_HELP,
 }
 
@@ -224,7 +230,8 @@ def _emit_json(data: Any) -> None:
 
 
 def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, keep_going: bool, progress: Progress,
-               *, json_: bool = False, demo: bool = False, force: str | bool | None = None) -> None:
+               children: Children, *, json_: bool = False, demo: bool = False,
+               force: str | bool | None = None) -> None:
     from orchestrator.manifest import load
     from orchestrator.plan import make_plan, select
     from orchestrator.release import build_release
@@ -240,7 +247,7 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
     with progress.showing():
         outcome = build_release(loaded, plan, settings, keep_going=keep_going, tolerate_missing_docker=demo,
                                 on_event=progress, on_fetch=progress.fetch_event, force=forced,
-                                on_log=progress.log_line)
+                                on_log=progress.log_line, children=children)
     if json_:
         from orchestrator_cli.results import build_json
 
@@ -259,8 +266,8 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
 @task(klass=OrchestratorTask, positional=["names"], iterable=["mirror"], optional=["force"], help=_BUILD_HELP)
 def build(c: Context, names: str | None = None, all_: bool = False, dry_run: bool = False, jobs: str = "",
           keep_going: bool = False, force: str | None = None, offline: bool = False,
-          mirror: list[str] | None = None, manifest: str = "", workspace: str = "", progress: str = "",
-          quiet: bool = False, verbose: bool = False, json_: bool = False) -> None:
+          mirror: list[str] | None = None, manifest: str = "", workspace: str = "", wait: bool = False,
+          progress: str = "", quiet: bool = False, verbose: bool = False, json_: bool = False) -> None:
     """Build artifacts with their dependencies: `build felix`, `build --all`."""
     with user_errors():
         from orchestrator import describe
@@ -271,15 +278,16 @@ def build(c: Context, names: str | None = None, all_: bool = False, dry_run: boo
         dry_run = dry_run or _dry_run(c, "build", allowed=True)
         shown = _progress(progress, quiet, verbose)
         settings = _settings(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
-                             mirrors=mirror or [])
-        if dry_run:
+                             mirrors=mirror or [], wait=wait)
+        if dry_run:  # a reader: never takes the workspace lock
             plan = make_plan(load(settings.manifest), parsed, everything=all_)
             if json_:
                 _emit_json(describe.plan_json(plan))
             else:
                 _emit(describe.plan_text(plan))
             return
-        _run_build(settings, parsed, all_, keep_going, shown, json_=json_, force=force)
+        with writing(settings, shown.note, commands=True) as children:
+            _run_build(settings, parsed, all_, keep_going, shown, children, json_=json_, force=force)
 
 
 @task(
@@ -287,14 +295,14 @@ def build(c: Context, names: str | None = None, all_: bool = False, dry_run: boo
     positional=["names"],
     iterable=["mirror"],
     help={**{k: v for k, v in _BUILD_HELP.items() if k in ("names", "jobs", "offline", "mirror", "manifest",
-                                                          "workspace", *_OUTPUT_HELP)},
+                                                          "workspace", "wait", *_OUTPUT_HELP)},
           "all": "Fetch every repository of the manifest.",
           "retries": "Extra tries for network steps, with backoff (default 2).",
           "cache-dir": "Mirror cache (default $XDG_CACHE_HOME/orchestrator/git; env ORCHESTRATOR_CACHE_DIR)."},
 )
 def fetch(c: Context, names: str | None = None, all_: bool = False, jobs: str = "", offline: bool = False,
           mirror: list[str] | None = None, retries: str = "", cache_dir: str = "", manifest: str = "",
-          workspace: str = "", progress: str = "", quiet: bool = False, verbose: bool = False,
+          workspace: str = "", wait: bool = False, progress: str = "", quiet: bool = False, verbose: bool = False,
           json_: bool = False) -> None:
     """Fetch repositories at their pinned commits into .build/src/: `fetch --all`."""
     with user_errors():
@@ -306,10 +314,10 @@ def fetch(c: Context, names: str | None = None, all_: bool = False, jobs: str = 
         parsed = _names_or_all("fetch", names, all_)
         shown = _progress(progress, quiet, verbose)
         settings = _settings(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
-                             mirrors=mirror or [], retries=retries, cache_dir=cache_dir)
+                             mirrors=mirror or [], retries=retries, cache_dir=cache_dir, wait=wait)
         loaded = load(settings.manifest)
         plan = make_plan(loaded, parsed, everything=all_)
-        with shown.showing():
+        with writing(settings, shown.note), shown.showing():
             checkouts = fetch_sources(loaded, plan, settings, shown.fetch_event)
         if json_:
             from orchestrator_cli.results import fetch_json
@@ -325,9 +333,9 @@ def fetch(c: Context, names: str | None = None, all_: bool = False, jobs: str = 
             "registry": "Image prefix of the demo's images (default orchestrator-demo.invalid/, which never "
                         "resolves); HOST[:PORT]/ ending in '/'.",
             "workspace": "Directory for the demo's repositories, .build/ and dist/ (default: current directory).",
-            **_OUTPUT_HELP})
+            "wait": _WAIT_HELP, **_OUTPUT_HELP})
 def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None = None, registry: str = "",
-         workspace: str = "", progress: str = "", quiet: bool = False, verbose: bool = False,
+         workspace: str = "", wait: bool = False, progress: str = "", quiet: bool = False, verbose: bool = False,
          json_: bool = False) -> None:
     """Build the built-in demo release offline (local repos shaped like Calico's)."""
     with user_errors():
@@ -335,15 +343,17 @@ def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None
 
         _dry_run(c, "demo")
         shown = _progress(progress, quiet, verbose)
-        base = _settings(workspace=workspace, jobs=jobs)
-        manifest_path = create_demo(base.build_dir / "demo", registry=_registry_prefix(registry or DEMO_REGISTRY))
-        shown.note(f"demo repositories and manifest: {_shown_path(manifest_path.parent)}")
-        settings = _settings(manifest=str(manifest_path), workspace=workspace, jobs=jobs)
-        try:
-            _run_build(settings, (), True, keep_going, shown, json_=json_, demo=True, force=force)
-        finally:
-            if not json_ and not quiet:
-                _emit(_next_steps(manifest_path, workspace))
+        prefix = _registry_prefix(registry or DEMO_REGISTRY)
+        base = _settings(workspace=workspace, jobs=jobs, wait=wait)
+        with writing(base, shown.note, commands=True) as children:
+            manifest_path = create_demo(base.build_dir / "demo", registry=prefix)
+            shown.note(f"demo repositories and manifest: {_shown_path(manifest_path.parent)}")
+            settings = _settings(manifest=str(manifest_path), workspace=workspace, jobs=jobs, wait=wait)
+            try:
+                _run_build(settings, (), True, keep_going, shown, children, json_=json_, demo=True, force=force)
+            finally:
+                if not json_ and not quiet:
+                    _emit(_next_steps(manifest_path, workspace))
 
 
 def _registry_prefix(value: str) -> str:
@@ -396,27 +406,28 @@ def _next_steps(manifest_path: Path, workspace: str) -> str:
         "manifest": _MANIFEST_HELP,
         "workspace": "Directory holding dist/ (default: the current directory).",
         "release-dir": _RELEASE_DIR_HELP,
+        "wait": _WAIT_HELP,
         **_OUTPUT_HELP,
     },
 )
 def publish(c: Context, names: str | None = None, all_: bool = False, registry: str = "", retries: str = "",
-            manifest: str = "", workspace: str = "", release_dir: str = "", progress: str = "", quiet: bool = False,
-            verbose: bool = False, json_: bool = False) -> None:
+            manifest: str = "", workspace: str = "", release_dir: str = "", wait: bool = False, progress: str = "",
+            quiet: bool = False, verbose: bool = False, json_: bool = False) -> None:
     """Push a built release's images, only if every selected artifact built."""
     with user_errors():
-        from orchestrator.engine import Engine
         from orchestrator.plan import select
         from orchestrator.publish import format_report, publish_release
 
         _dry_run(c, "publish")
         parsed = _names_or_all("publish", names, all_)
         shown = _progress(progress, quiet, verbose)
-        settings = _settings(manifest=manifest, workspace=workspace, retries=retries)
-        loaded, directory = _release(settings, manifest, release_dir)  # the right release, before Docker is asked
-        selected = select(loaded, parsed, everything=all_)
-        with shown.showing():
+        settings = _settings(manifest=manifest, workspace=workspace, retries=retries, wait=wait)
+        with writing(settings, shown.note) as children, shown.showing():
+            stopping.second_is_graceful = True  # a second Ctrl-C stops waiting for the push in flight
+            loaded, directory = _release(settings, manifest, release_dir)  # the right release, before Docker
+            selected = select(loaded, parsed, everything=all_)
             report = publish_release(
-                directory, loaded, Engine.from_env(), artifacts=selected,
+                directory, loaded, children.engine(), artifacts=selected,
                 registry=registry or None, retries=settings.retries,
                 log=shown.push_line, on_bytes=shown.push_bytes,
             )
@@ -485,27 +496,38 @@ def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str
     },
 )
 def clean(c: Context, all_: bool = False, cache: bool = False, dry_run: bool = False, manifest: str = "",
-          workspace: str = "", cache_dir: str = "") -> None:
+          workspace: str = "", cache_dir: str = "", wait: bool = False) -> None:
     """Remove a release's outputs, logs and cache records (--all: the workspace; --cache: unused mirrors)."""
     with user_errors():
         from orchestrator import housekeeping, sources
         from orchestrator.manifest import load
 
         dry_run = dry_run or _dry_run(c, "clean", allowed=True)
-        settings = _settings(manifest=manifest, workspace=workspace, cache_dir=cache_dir)
+        settings = _settings(manifest=manifest, workspace=workspace, cache_dir=cache_dir, wait=wait)
         loaded = load(settings.manifest) if cache or not all_ else None
-        paths = (housekeeping.workspace_paths(settings.workspace) if all_ or loaded is None
-                 else housekeeping.release_paths(settings.workspace, loaded.release))
         roots = [settings.workspace]
-        if cache and loaded is not None:
-            cache_root = settings.cache_dir or sources.default_cache_dir()
-            keep = {sources.mirror_name(repo.url) for repo in loaded.repos.values()}
-            paths += housekeeping.cache_paths(cache_root, keep)
+        cache_root = settings.cache_dir or sources.default_cache_dir()
+        if cache:
             roots.append(cache_root)
-        removed = housekeeping.remove(paths, roots=roots, dry_run=dry_run)
+
+        def targets() -> list[tuple[Path, str]]:
+            found = (housekeeping.workspace_paths(settings.workspace) if all_ or loaded is None
+                     else housekeeping.release_paths(settings.workspace, loaded.release))
+            if cache and loaded is not None:
+                named = {sources.mirror_name(repo.url) for repo in loaded.repos.values()}
+                found += housekeeping.cache_paths(cache_root, named)
+            return found
+
+        if dry_run:  # a reader: the lock is for the run that removes
+            removed = housekeeping.remove(targets(), roots=roots, dry_run=True)
+        else:
+            with writing(settings, _note):
+                removed = housekeeping.remove(targets(), roots=roots)
         verb = "would remove" if dry_run else "removed"
         for item in removed:
-            _emit(f"{verb} {_shown_path(item.path)}  ({item.what}, {_size(item.size)})")
+            _emit(f"kept {_shown_path(item.path)}  ({item.what})" if item.kept else
+                  f"{verb} {_shown_path(item.path)}  ({item.what}, {_size(item.size)})")
+        removed = [item for item in removed if not item.kept]
         total = sum(item.size for item in removed)
         _emit("nothing to remove" if not removed else
               f"{'would free' if dry_run else 'freed'} {_size(total)} in {len(removed)} "

@@ -62,7 +62,9 @@ def test_clean_all_removes_the_workspaces_own_directories_only(tmp_path: Path) -
     workspace = workspace_with_two_releases(tmp_path)
     code, out = clean(workspace, "--all")
     assert code == 0, out
-    assert sorted(p.name for p in workspace.iterdir()) == ["manifest.yaml", "notes.txt"]
+    assert sorted(p.name for p in workspace.iterdir()) == [".build", "manifest.yaml", "notes.txt"]
+    assert sorted(p.name for p in (workspace / ".build").iterdir()) == ["workspace.lock"], \
+        "only the workspace lock the cleaning run held stays"
 
 
 def test_a_symlinked_release_directory_is_unlinked_not_followed(tmp_path: Path) -> None:
@@ -104,9 +106,27 @@ def test_clean_cache_prunes_unnamed_mirrors_and_leftovers_and_keeps_the_manifest
     code, out = clean(workspace, "--cache")
     assert code == 0, out
     assert kept.is_dir() and (cache / f"{kept.name}.lock").exists()
-    assert not other.exists() and not (cache / f"{other.name}.lock").exists()
-    assert not (cache / ".tmp~x.git~abc").exists() and not (cache / "gone.git.lock").exists()
+    assert not other.exists(), "lock files stay: a fetch may be waiting on one"
+    assert not (cache / ".tmp~x.git~abc").exists()
     assert "mirror of a repository the manifest does not name" in out
+
+
+def test_a_mirror_a_fetch_is_using_is_kept(tmp_path: Path) -> None:
+    import fcntl
+    import os
+
+    workspace = workspace_with_two_releases(tmp_path)
+    cache = workspace / "cache/orchestrator/git"
+    busy = cache / mirror_name("https://example.invalid/other.git")
+    (busy / "objects").mkdir(parents=True)
+    fd = os.open(cache / f"{busy.name}.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # as a fetch in another workspace holds it
+    try:
+        code, out = clean(workspace, "--cache")
+    finally:
+        os.close(fd)
+    assert code == 0, out
+    assert busy.is_dir() and "in use by a running fetch" in out
 
 
 def test_remove_refuses_everything_when_one_path_is_outside_the_roots(tmp_path: Path) -> None:
@@ -117,3 +137,15 @@ def test_remove_refuses_everything_when_one_path_is_outside_the_roots(tmp_path: 
     assert (tmp_path / "root/a").is_dir(), "nothing is removed when any path is refused"
     with pytest.raises(housekeeping.CleanError):
         housekeeping.remove([(tmp_path / "root", "the root itself")], roots=[tmp_path / "root"])
+
+
+def test_clean_waits_its_turn_behind_a_writer_and_a_dry_run_does_not(tmp_path: Path) -> None:
+    from orchestrator.workspace import hold
+
+    workspace = workspace_with_two_releases(tmp_path)
+    with hold(workspace, wait=False, on_wait=lambda line: None):
+        code, out = clean(workspace)
+        assert code == 1 and "use --wait" in out, out
+        assert (workspace / "dist/v1.0.0").is_dir()
+        dry, out = clean(workspace, "--dry-run")
+        assert dry == 0 and "would remove dist/v1.0.0" in out

@@ -6,8 +6,12 @@ Sources are plain directories (no git needed) and Docker is the hand-written fak
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -19,7 +23,7 @@ from orchestrator.manifest import Manifest, loads
 from orchestrator.outputs import Source
 from orchestrator.plan import make_plan
 from orchestrator.report import write_release
-from tests.helpers.fake_docker import FakeDockerClient
+from tests.helpers.fake_docker import ContainerScript, FakeDockerClient
 
 COMMIT = "1" * 40
 
@@ -194,6 +198,62 @@ def test_ctrl_c_stops_running_commands_and_publishes_nothing(tmp_path: Path) -> 
     assert not (src["a"].path / "late").exists()
     assert not (tmp_path / "dist" / "v9" / "bin").exists()
     assert subprocess.run(["pgrep", "-f", "sleep 30; touch late"], capture_output=True).returncode == 1
+
+
+def test_ctrl_c_stops_host_commands_builder_containers_and_their_stubborn_children_alike(tmp_path: Path) -> None:
+    word = f"mark{tmp_path.name}{id(tmp_path)}"
+    m = manifest(f"""
+    host:
+      url: file:///host
+      ref: v1
+      artifacts:
+        host:
+          type: binary
+          command: (trap '' TERM; while :; do sleep 0.1; done; echo {word}) & echo started; wait
+          outputs: [x]
+    boxed:
+      url: file:///boxed
+      ref: v1
+      artifacts:
+        boxed:
+          type: binary
+          builder: orchestrator-test/busybox:1
+          command: sleep 600
+          outputs: [y]
+    """)
+    client = FakeDockerClient()
+    client.add_image("orchestrator-test/busybox:1")
+    client.script_container("orchestrator-test/busybox:1", ContainerScript(duration=600))
+    src = sources_for(m, tmp_path)
+
+    returned, rescued = threading.Event(), threading.Event()
+
+    def ctrl_c_once_both_run() -> None:  # a real SIGINT to the main thread, as a terminal sends
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not (client.calls_to("container.start") and pgrep(word)):
+            time.sleep(0.05)
+        signal.pthread_kill(threading.main_thread().ident or 0, signal.SIGINT)
+        if not returned.wait(60):  # a safety bound: a hung stop is a failure, not a hung suite
+            rescued.set()
+            for pid in pgrep(word):
+                os.kill(int(pid), signal.SIGKILL)
+
+    threading.Thread(target=ctrl_c_once_both_run, daemon=True).start()
+    try:
+        with pytest.raises(Interrupted):
+            execute(make_plan(m, everything=True), m, src, options(tmp_path, jobs=2), engine=Engine(client))
+    finally:
+        returned.set()
+
+    assert not rescued.is_set(), "the stop hung until the test killed the command's child"
+    assert pgrep(word) == [], "the child that ignored SIGTERM is gone"
+    assert len(client.calls_to("container.start")) == 1
+    assert client.calls_to("container.kill") and client.calls_to("container.remove")
+    assert client.containers.list(all=True) == []
+
+
+def pgrep(word: str) -> list[str]:
+    return subprocess.run(["pgrep", "-f", word], capture_output=True, text=True).stdout.split()
 
 
 def test_release_record_and_sha256sums_verify_with_sha256sum(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from orchestrator import engine as engine_module
+from orchestrator import procs
 from orchestrator.engine import (
     MANAGED_LABEL,
     Cancelled,
@@ -23,6 +24,7 @@ from orchestrator.engine import (
     ImageMissing,
 )
 from orchestrator.errors import DockerUnavailableError
+from orchestrator.shim import RUN_LABEL
 from tests.engine.conftest import Lines
 from tests.helpers.fake_docker import ContainerScript, FakeContainer, FakeDockerClient
 
@@ -53,7 +55,8 @@ def test_a_command_runs_on_a_copy_of_the_workdir_whose_result_comes_back_and_log
         "network_mode": "none",
         "working_dir": "/src",
         "user": f"{os.getuid()}:{os.getgid()}",
-        "labels": {MANAGED_LABEL: "true"},
+        # The run token too: a later run finds what a killed one left (tests/reliability).
+        "labels": {MANAGED_LABEL: "true", RUN_LABEL: procs.run_token()},
         "use_config_proxy": False,
     }
 

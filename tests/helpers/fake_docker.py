@@ -86,7 +86,9 @@ class BuildScript:
     ``output`` lines are printed by every RUN step, which then runs silently for
     ``run_seconds`` (``api.kill`` of its container ends it with code 137); ``delay``
     seconds pass before each chunk; a ``block`` event holds the stream before its last
-    chunk until it is set.
+    chunk until it is set. With ``starts``, a RUN step's container, once announced
+    ("Running in"), starts only when that event is set; until then ``api.kill`` fails
+    as the engine's does for a container that is not running, and changes nothing.
     """
 
     error: str | None = None
@@ -95,6 +97,7 @@ class BuildScript:
     run_seconds: float = 0.0
     delay: float = 0.0
     block: threading.Event | None = None
+    starts: threading.Event | None = None
 
 
 @dataclass
@@ -150,6 +153,7 @@ class FakeDockerClient:
         self._container_scripts: list[tuple[str, ContainerScript]] = []
         self._push_outcomes: dict[str, list[dict[str, Any]] | str] = {}
         self._build_steps: dict[str, threading.Event] = {}  # RUN step container -> its kill switch
+        self._unstarted_steps: set[str] = set()  # RUN step containers announced but not started
         self.api = FakeAPIClient(self)
         self.images = FakeImageCollection(self)
         self.containers = FakeContainerCollection(self)
@@ -320,6 +324,7 @@ class FakeAPIClient:
 
     def kill(self, container: str, signal: str | int | None = None) -> None:
         self._client._record("api.kill", container=container, signal=signal)
+        self._refuse_unstarted_step(container)
         if (step := self._client._build_steps.get(container)) is not None:
             step.set()
             return
@@ -330,6 +335,11 @@ class FakeAPIClient:
                 404, f"/containers/{container}/kill", fake_api.NO_SUCH_CONTAINER.format(id=container)
             )
         found[0].kill(signal)
+
+    def _refuse_unstarted_step(self, container: str) -> None:
+        """The engine's answer to a kill of a build step's container that has not started yet."""
+        if container in self._client._unstarted_steps:
+            raise fake_api.api_error(409, f"/containers/{container}/kill", fake_api.CANNOT_KILL.format(id=container))
 
     def tag(self, image: str, repository: str, tag: str | None = None, force: bool = False) -> bool:
         self._client._record("api.tag", image=image, repository=repository, tag=tag, force=force)
@@ -517,6 +527,11 @@ class FakeContainer:
     @property
     def short_id(self) -> str:
         return self.id[:12]
+
+    @property
+    def name(self) -> str:
+        """docker-py's ``Container.name``; the engine makes one up when none is given."""
+        return f"fake_{self.id[:8]}"
 
     @property
     def host_workdir(self) -> Path:
@@ -790,6 +805,7 @@ class _ClassicBuild:
         """A RUN step's silent work; True when api.kill ended it."""
         if not self.script.run_seconds:
             return False
+        self._start_late(container)
         killed = self.client._build_steps[container] = threading.Event()
         try:
             limit = self.script.run_seconds if self.timeout is None else min(self.script.run_seconds, self.timeout)
@@ -800,6 +816,16 @@ class _ClassicBuild:
             return False
         finally:
             self.client._build_steps.pop(container, None)
+
+    def _start_late(self, container: str) -> None:
+        """With ``BuildScript.starts``: the announced container starts only when it is set."""
+        if self.script.starts is None:
+            return
+        self.client._unstarted_steps.add(container)
+        try:
+            self.script.starts.wait()
+        finally:
+            self.client._unstarted_steps.discard(container)
 
     def _instructions(self) -> list[tuple[int, str, str]]:
         path = self.context / self.dockerfile

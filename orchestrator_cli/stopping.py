@@ -1,0 +1,103 @@
+"""Signals and the workspace lock for the tasks that write to a workspace.
+
+SIGINT, SIGTERM and SIGHUP are one thing here (CI systems send SIGTERM, a closed
+terminal SIGHUP): the first stops the run gracefully, the way Ctrl-C always has; the
+second kills everything of the run at once. The handlers live here, not in the library.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from orchestrator.errors import EXIT_INTERRUPTED, Interrupted
+from orchestrator.settings import Settings
+
+if TYPE_CHECKING:
+    from orchestrator.children import Children
+
+
+class Stopping:
+    """SIGINT, SIGTERM and SIGHUP alike (CI systems send SIGTERM, a closed terminal SIGHUP).
+
+    The first one stops the run gracefully, the way Ctrl-C always has: KeyboardInterrupt in
+    the main thread, which the library answers by stopping what runs (exit 130). The second
+    one kills everything of the run at once and exits 130 without waiting for anything.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.children: Children | None = None  # the writer task's, once it has one
+        self.received = 0
+        # publish answers a second interrupt itself (it stops waiting for the push in flight
+        # and says that reference's state is unknown): there is nothing of ours to kill.
+        self.second_is_graceful = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        self.received += 1
+        if self.received == 1 or self.second_is_graceful:
+            raise KeyboardInterrupt
+        try:
+            # os.write, not sys.stderr: the main thread may be inside a write to stderr, holding its lock.
+            with contextlib.suppress(OSError):
+                os.write(2, b"interrupted again: killing every command and container of this run at once\n")
+            if self.children is not None:
+                self.children.kill_now()
+            else:
+                from orchestrator import procs
+
+                procs.kill(procs.RUN_VARIABLE, procs.run_token(), wait=1.0)
+        finally:
+            os._exit(EXIT_INTERRUPTED)
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():  # signal.signal would refuse
+            yield
+            return
+        self.received = 0
+        self.second_is_graceful = False
+        previous = {number: signal.signal(number, self) for number in self.SIGNALS}
+        try:
+            yield
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
+
+stopping = Stopping()
+
+
+@contextmanager
+def writing(settings: Settings, note: Callable[[str], None], *, commands: bool = False) -> Iterator[Children]:
+    """Hold the workspace as its one writer, after stopping what a dead writer left running.
+
+    ``commands``: the task runs host build commands (the docker shim is written for them).
+    """
+    from orchestrator.children import Children, stop_dead_run
+    from orchestrator.workspace import hold
+
+    with hold(settings.workspace, wait=settings.wait, on_wait=note) as holding:
+        children = Children(workspace=settings.workspace, build_dir=settings.build_dir if commands else None)
+        stopping.children = children
+        try:
+            if holding.dead is not None:
+                stopped = stop_dead_run(holding.dead, settings.workspace, children.engine)
+                if stopped:
+                    note(f"a run that died holding this workspace ({holding.dead.describe()}) left work "
+                         "running; stopped:\n  " + "\n  ".join(stopped))
+            yield children
+        except (KeyboardInterrupt, Interrupted):
+            stragglers = children.sweep()
+            if stragglers:
+                note("stopped what was still running:\n  " + "\n  ".join(stragglers))
+            raise
+        finally:
+            stopping.children = None

@@ -77,7 +77,9 @@ class CommandRunner:
         self._stopped = threading.Event()  # cancel_all or kill_all has finished with every step
 
     def run(self, argv: list[str], *, cwd: Path, env: Mapping[str, str], log: Callable[[str], None],
-            name: str) -> None:
+            name: str, shown: str | None = None) -> None:
+        """Run ``argv`` in ``cwd`` with exactly ``env``, each output line to ``log``; BuildError
+        when it fails, naming the command as ``shown`` (as the manifest wrote it) or argv."""
         token = procs.new_token()
         full = {**env, procs.RUN_VARIABLE: procs.run_token(), procs.STEP_VARIABLE: token}
         if self._shim is not None:
@@ -103,7 +105,7 @@ class CommandRunner:
             raise BuildError(f"{name}: stopped (interrupted)")
         if code != 0:
             raise BuildError(
-                f"{name}: command failed with exit code {code}: {command_text(tuple(argv))}\n"
+                f"{name}: command `{shown or command_text(tuple(argv))}` failed with exit code {code}\n"
                 + tail("\n".join(out.lines))
             )
 

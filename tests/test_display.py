@@ -158,3 +158,18 @@ def test_a_bad_progress_mode_is_refused() -> None:
     result = subprocess.run([str(BIN / "orchestrator"), "build", "--all", "--progress", "fancy"],
                             capture_output=True, text=True)
     assert result.returncode == 2 and "--progress 'fancy' is not a progress mode" in result.stderr
+
+
+def test_a_failed_command_is_named_as_the_manifest_wrote_it_without_shell_quoting(tmp_path: Path) -> None:
+    from orchestrator.sandbox import create_demo
+
+    manifest = create_demo(tmp_path / "demo")
+    text = manifest.read_text().replace("command: sh build.sh", "command: echo 'felix is broken' >&2; exit 3", 1)
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(text)
+    result = run_cli("build", "felix", "-m", str(broken), program="orchestrator", cwd=tmp_path,
+                     env={"XDG_CACHE_HOME": str(tmp_path / "cache")})
+    assert result.returncode == 1
+    assert "FAILED felix: command `echo 'felix is broken' >&2; exit 3` failed with exit code 3" in result.stdout
+    assert "'\"'\"'" not in result.stdout and "sh -c" not in result.stdout
+    assert result.stdout.count("felix is broken\n") == 1, "the command's output, once"

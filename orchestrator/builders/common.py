@@ -195,4 +195,5 @@ def run_command(job: Job) -> None:
         command = (sys.executable, *command[1:])
     job.log(f"$ {command_text(command)}")
     argv = list(command) if isinstance(command, tuple) else ["sh", "-c", command]
-    job.runner.run(argv, cwd=job.source.path, env=job.environment(), log=job.log, name=artifact.name)
+    job.runner.run(argv, cwd=job.source.path, env=job.environment(), log=job.log, name=artifact.name,
+                   shown=command_text(artifact.command))

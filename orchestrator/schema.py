@@ -13,6 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from orchestrator import gitinput, imageref
+from orchestrator.gitinput import shown
+
 SCHEMA_VERSION = 1
 SCHEMA_ID = "https://example.invalid/orchestrator/manifest.schema.json"
 
@@ -26,9 +29,8 @@ RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TEMPLATE_FIELDS = ("release", "repo", "ref", "commit", "short_commit", "registry", "name", "tag")
-URL_SCHEMES = ("https", "ssh", "git", "file")
-_SCP_LIKE_RE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/].*$|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.*$")
-_BAD_REF_RE = re.compile(r"[\x00-\x20~^:?*\[\\\x7f]|\.\.|@\{|//")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Check = Callable[[Any], "tuple[str, str | None] | None"]
 
@@ -49,9 +51,10 @@ def _type_name(value: Any) -> str:
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, (int, float)):
-        return f"a number ({value})"
+        text = str(value)
+        return f"a number ({text if len(text) <= 40 else text[:36] + '...'})"
     if isinstance(value, str):
-        return f"a string ({value!r})"
+        return f"a string ({shown(value)})"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -82,58 +85,37 @@ def _pattern(regex: re.Pattern[str], what: str, hint: str) -> Check:
     def check(value: Any) -> tuple[str, str | None] | None:
         if not isinstance(value, str):
             return type_problem("a string", value)
-        if not regex.match(value):
-            return f"{value!r} is not a valid {what}", hint
+        if not regex.fullmatch(value):
+            return f"{shown(value)} is not a valid {what}", hint
         return None
 
     return check
 
 
+def _problem(found: gitinput.Problem | None) -> tuple[str, str | None] | None:
+    return (found.what, found.hint) if found else None
+
+
 def check_url(value: Any) -> tuple[str, str | None] | None:
     if not isinstance(value, str):
         return type_problem("a string", value)
-    if not value or value.startswith("-"):
-        return f"{value!r} is not a URL git can safely use", "URLs must not be empty or begin with '-'"
-    if "::" in value.split("/", 1)[0] or value.split(":", 1)[0] in ("ext", "fd"):
-        return (
-            f"transport {value.split(':', 1)[0]!r} is refused: it can run arbitrary commands",
-            f"use one of {', '.join(URL_SCHEMES)}",
-        )
-    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", value)
-    if match:
-        scheme = match.group(1).lower()
-        if scheme not in URL_SCHEMES:
-            return f"URL scheme {scheme!r} is not allowed", f"use one of {', '.join(URL_SCHEMES)}"
-        if scheme != "file" and not value[match.end():].split("/", 1)[0]:
-            return f"{value!r} has no host", None
-        return None
-    if _SCP_LIKE_RE.match(value):
-        return None  # user@host:path, git's scp-like ssh syntax
-    if value.startswith(("/", ".")):
-        return f"{value!r} is a plain path", f"write it as a file:// URL (file://{value}); plain paths ignore --depth"
-    return f"{value!r} is not a URL", f"use a URL with one of the schemes {', '.join(URL_SCHEMES)}"
+    return _problem(gitinput.url_problem(value))
 
 
 def check_ref(value: Any) -> tuple[str, str | None] | None:
     if not isinstance(value, str):
         return type_problem("a string", value)
-    if not value:
-        return "must not be empty", None
-    if value.startswith("-"):
-        return f"ref {value!r} begins with '-'", "git would read it as an option; refs never start with '-'"
-    if _BAD_REF_RE.search(value) or value.endswith((".lock", "/", ".")) or value == "@":
-        return f"{value!r} is not a valid git ref name", "use a tag, a branch or a full 40-hex commit"
-    return None
+    return _problem(gitinput.ref_problem(value))
 
 
 def check_commit(value: Any) -> tuple[str, str | None] | None:
     if not isinstance(value, str):
         return type_problem("a 40-hex commit id", value)
-    if not COMMIT_RE.match(value):
+    if not COMMIT_RE.fullmatch(value):
         if re.fullmatch(r"[0-9a-fA-F]{40}", value):
             return f"commit {value!r} has upper-case hex", "write the commit in lower case"
         return (
-            f"commit {value!r} is not a full 40-hex commit id",
+            f"commit {shown(value)} is not a full 40-hex commit id",
             "abbreviated ids are ambiguous; `git rev-parse <ref>^{commit}` prints the full one",
         )
     return None
@@ -144,11 +126,21 @@ def check_path(value: Any) -> tuple[str, str | None] | None:
         return type_problem("a relative path", value)
     if not value:
         return "path must not be empty", None
+    if _CONTROL.search(value):
+        return f"path {shown(value)} contains a control character", "file names here are printable text"
     if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
         return f"path {value!r} is absolute", "paths are relative to the repository checkout"
     if ".." in re.split(r"[/\\]", value):
         return f"path {value!r} escapes the checkout", "paths must stay inside the repository checkout"
     return None
+
+
+def check_file_path(value: Any) -> tuple[str, str | None] | None:
+    """A path naming one file: no trailing '/' and not '.'."""
+    problem = check_path(value)
+    if problem is None and (value.endswith("/") or value.rsplit("/", 1)[-1] == "."):
+        return f"path {shown(value)} names a directory, not a file", "name the file (globs allowed)"
+    return problem
 
 
 def _list_of(item: Check, what: str, *, nonempty: bool = False) -> Check:
@@ -202,9 +194,21 @@ def check_template(value: Any) -> tuple[str, str | None] | None:
 def check_registry(value: Any) -> tuple[str, str | None] | None:
     if not isinstance(value, str):
         return type_problem("a string", value)
-    if value and not value.endswith("/"):
+    problem = imageref.registry_problem(value)
+    if problem is None:
+        return None
+    if not value.endswith("/") and imageref.registry_problem(value + "/") is None:
         return f"registry {value!r} must end with '/'", f"write {value + '/'!r}"
-    return None
+    return f"registry {shown(value)} cannot start an image name: {problem}", "write host[:port]/ or host/namespace/"
+
+
+def check_image(value: Any) -> tuple[str, str | None] | None:
+    if not isinstance(value, str):
+        return type_problem("an image reference", value)
+    problem = imageref.problem(value, digest=True)
+    if problem is None:
+        return None
+    return f"{shown(value)} is not a valid image reference: {problem}", "e.g. golang:1.22 or quay.io/team/go@sha256:..."
 
 
 def check_schema_version(value: Any) -> tuple[str, str | None] | None:
@@ -245,7 +249,8 @@ CHECKS: dict[str, Check] = {
     "commit": check_commit,
     "path": check_path,
     "paths": _list_of(check_path, "paths"),
-    "outputs": _list_of(check_path, "paths", nonempty=True),
+    "outputs": _list_of(check_file_path, "paths", nonempty=True),
+    "file": check_file_path,
     "names": _list_of(_artifact_name, "artifact names"),
     "env": _map_of(_env_name, _string, "variable names to strings"),
     "buildargs": _map_of(_env_name, _string, "build-arg names to strings"),
@@ -254,6 +259,7 @@ CHECKS: dict[str, Check] = {
     "templates": _list_of(check_template, "tag templates", nonempty=True),
     "template": check_template,
     "registry": check_registry,
+    "image": check_image,
     "type": check_type,
     "mapping": _mapping,
 }
@@ -265,7 +271,7 @@ _COMMON = {
 }
 _RUNS = {
     "command": Field(kind="command", description="Run in the checkout: a string runs with sh -c, a list is argv."),
-    "builder": Field(kind="nonempty", description="Image to run `command` in, with the checkout mounted at /src."),
+    "builder": Field(kind="image", description="Image to run `command` in, with the checkout mounted at /src."),
     "env": Field(kind="env", description="Extra environment for `command` (on top of defaults.env).", default={}),
     "stage": Field(
         kind="stage",
@@ -286,7 +292,7 @@ ARTIFACT_FIELDS: dict[ArtifactType, dict[str, Field]] = {
         **_COMMON,
         **_RUNS,
         "command": Field(kind="command", description="Optional step run before the image build."),
-        "dockerfile": Field(kind="path", description="Dockerfile, relative to the checkout.", default="Dockerfile"),
+        "dockerfile": Field(kind="file", description="Dockerfile, relative to the checkout.", default="Dockerfile"),
         "context": Field(kind="path", description="Build context, relative to the checkout.", default="."),
         "buildargs": Field(kind="buildargs", description="Docker build arguments.", default={}),
         "target": Field(kind="nonempty", description="Multi-stage build target."),
@@ -337,7 +343,13 @@ _FRAGMENTS: dict[str, dict[str, Any]] = {
     "string": {"type": "string"},
     "nonempty": {"type": "string", "minLength": 1},
     "url": {"type": "string", "pattern": r"^(https|ssh|git|file)://|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:"},
-    "ref": {"type": "string", "minLength": 1, "pattern": "^[^-]"},
+    "ref": {
+        "type": "string",
+        "minLength": 1,
+        "pattern": "^[^-]",
+        # git check-ref-format's rules, as gitinput.ref_problem applies them.
+        "not": {"pattern": r"[\x00-\x20\x7f~^:?*\[\\]|^/|/$|//|(^|/)\.|\.lock(/|$)|\.\.|\.$|@\{|^@$"},
+    },
     "commit": {"type": "string", "pattern": COMMIT_RE.pattern},
     "path": {"type": "string", "minLength": 1, "not": {"pattern": r"^/|(^|/)\.\.(/|$)"}},
     "command": {
@@ -348,9 +360,11 @@ _FRAGMENTS: dict[str, dict[str, Any]] = {
     },
     "template": {"type": "string"},
     "registry": {"type": "string", "pattern": "^$|/$"},
+    "image": {"type": "string", "minLength": 1},
     "type": {"enum": list(ARTIFACT_TYPES)},
     "mapping": {"type": "object"},
 }
+_FRAGMENTS["file"] = _FRAGMENTS["path"]
 _FRAGMENTS["paths"] = {"type": "array", "items": _FRAGMENTS["path"]}
 _FRAGMENTS["outputs"] = {"type": "array", "minItems": 1, "items": _FRAGMENTS["path"]}
 _FRAGMENTS["names"] = {"type": "array", "items": {"type": "string", "pattern": ARTIFACT_NAME_RE.pattern}}

@@ -117,7 +117,7 @@ class _Validator:
             rpath: Path_ = ("repos", name)
             if not schema.REPO_NAME_RE.fullmatch(name):
                 self.add(rpath, f"{name!r} is not a valid repo name",
-                         "lower-case letters, digits, '.', '_', '-'; starting with a letter or digit", at_key=True)
+                         schema.REPO_NAME_HINT, at_key=True)
             if not self.fields(repo, rpath, schema.REPO_FIELDS, f"repo {name!r}"):
                 continue
             for aname, artifact in (repo.get("artifacts") or {}).items():
@@ -126,7 +126,7 @@ class _Validator:
     def artifact(self, name: str, value: Any, path: Path_) -> None:
         if not schema.ARTIFACT_NAME_RE.fullmatch(name):
             self.add(path, f"{name!r} is not a valid artifact name",
-                     "lower-case letters, digits, '.', '_', '-', with '/' between parts (calico/node)", at_key=True)
+                     schema.ARTIFACT_NAME_HINT, at_key=True)
         if not isinstance(value, dict):
             self.add(path, f"expected a mapping, got {schema._type_name(value)}")
             return

@@ -22,10 +22,17 @@ SCHEMA_ID = "https://example.invalid/orchestrator/manifest.schema.json"
 ArtifactType = Literal["binary", "image", "python-package", "library"]
 ARTIFACT_TYPES: tuple[ArtifactType, ...] = ("binary", "image", "python-package", "library")
 
-REPO_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# Patterns carry '^...$' for the JSON Schema (ECMA regexes, matched anywhere); Python
+# code must use fullmatch, since '$' also matches before a final newline. Names are
+# bounded: each becomes a file or directory name (.build/src/<repo>, dist/<release>,
+# .build/logs/<release>/<artifact>.log), and file names stop at 255 bytes.
+REPO_NAME_RE = re.compile(r"^(?=.{1,100}$)[a-z0-9][a-z0-9._-]*$")
 # Artifact names double as image names (calico/node), hence docker's lowercase grammar.
-ARTIFACT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
-RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+ARTIFACT_NAME_RE = re.compile(r"^(?=.{1,128}$)[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+REPO_NAME_HINT = "lower-case letters, digits, '.', '_', '-'; starting with a letter or digit; at most 100 characters"
+ARTIFACT_NAME_HINT = ("lower-case letters, digits, '.', '_', '-', with '/' between parts (calico/node); "
+                      "at most 128 characters")
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TEMPLATE_FIELDS = ("release", "repo", "ref", "commit", "short_commit", "registry", "name", "tag")
@@ -172,6 +179,8 @@ def check_command(value: Any) -> tuple[str, str | None] | None:
     if isinstance(value, list):
         if not value:
             return "command must not be empty", None
+        if isinstance(value[0], str) and not value[0].strip():
+            return "the program (the first item) must not be empty", "e.g. [make, bin/tool]"
         return None
     return type_problem("a string (run with sh -c) or a list of strings (argv)", value)
 
@@ -235,13 +244,14 @@ def _mapping(value: Any) -> tuple[str, str | None] | None:
 
 
 _artifact_name = _pattern(
-    ARTIFACT_NAME_RE, "artifact name", "lower-case letters, digits, '.', '_', '-', and '/' between parts"
+    ARTIFACT_NAME_RE, "artifact name", ARTIFACT_NAME_HINT
 )
 _env_name = _pattern(ENV_NAME_RE, "environment variable name", "letters, digits and '_', not starting with a digit")
 
 CHECKS: dict[str, Check] = {
     "schema": check_schema_version,
-    "release": _pattern(RELEASE_RE, "release name", "letters, digits, '.', '_', '+', '-'; it names dist/<release>/"),
+    "release": _pattern(RELEASE_RE, "release name",
+                        "letters, digits, '.', '_', '+', '-', at most 128; it names dist/<release>/"),
     "string": _string,
     "nonempty": _nonempty,
     "url": check_url,
@@ -337,108 +347,8 @@ TOP_FIELDS: dict[str, Field] = {
 }
 
 
-_FRAGMENTS: dict[str, dict[str, Any]] = {
-    "schema": {"const": SCHEMA_VERSION},
-    "release": {"type": "string", "pattern": RELEASE_RE.pattern},
-    "string": {"type": "string"},
-    "nonempty": {"type": "string", "minLength": 1},
-    "url": {"type": "string", "pattern": r"^(https|ssh|git|file)://|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:"},
-    "ref": {
-        "type": "string",
-        "minLength": 1,
-        "pattern": "^[^-]",
-        # git check-ref-format's rules, as gitinput.ref_problem applies them.
-        "not": {"pattern": r"[\x00-\x20\x7f~^:?*\[\\]|^/|/$|//|(^|/)\.|\.lock(/|$)|\.\.|\.$|@\{|^@$"},
-    },
-    "commit": {"type": "string", "pattern": COMMIT_RE.pattern},
-    "path": {"type": "string", "minLength": 1, "not": {"pattern": r"^/|(^|/)\.\.(/|$)"}},
-    "command": {
-        "oneOf": [
-            {"type": "string", "minLength": 1},
-            {"type": "array", "minItems": 1, "items": {"type": "string"}},
-        ]
-    },
-    "template": {"type": "string"},
-    "registry": {"type": "string", "pattern": "^$|/$"},
-    "image": {"type": "string", "minLength": 1},
-    "type": {"enum": list(ARTIFACT_TYPES)},
-    "mapping": {"type": "object"},
-}
-_FRAGMENTS["file"] = _FRAGMENTS["path"]
-_FRAGMENTS["paths"] = {"type": "array", "items": _FRAGMENTS["path"]}
-_FRAGMENTS["outputs"] = {"type": "array", "minItems": 1, "items": _FRAGMENTS["path"]}
-_FRAGMENTS["names"] = {"type": "array", "items": {"type": "string", "pattern": ARTIFACT_NAME_RE.pattern}}
-_FRAGMENTS["templates"] = {"type": "array", "minItems": 1, "items": _FRAGMENTS["template"]}
-_FRAGMENTS["env"] = {
-    "type": "object",
-    "propertyNames": {"pattern": ENV_NAME_RE.pattern},
-    "additionalProperties": {"type": "string"},
-}
-_FRAGMENTS["buildargs"] = _FRAGMENTS["env"]
-_FRAGMENTS["stage"] = {
-    "type": "object",
-    "propertyNames": _FRAGMENTS["path"],
-    "additionalProperties": {"type": "string", "pattern": ARTIFACT_NAME_RE.pattern},
-}
-
-
-def _object(fields: dict[str, Field], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    properties: dict[str, Any] = {}
-    for name, field in fields.items():
-        fragment = dict((overrides or {}).get(name) or _FRAGMENTS[field.kind])
-        fragment["description"] = field.description
-        if field.default is not None and field.default != [] and field.default != {}:
-            fragment["default"] = field.default
-        properties[name] = fragment
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": [name for name, field in fields.items() if field.required],
-        "additionalProperties": False,
-    }
-
-
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of manifest schema version 1."""
-    defs: dict[str, Any] = {}
-    for kind, fields in ARTIFACT_FIELDS.items():
-        defs[kind] = _object(fields, {"type": {"const": kind}})
-    defs["artifact"] = {
-        "type": "object",
-        "required": ["type"],
-        "properties": {"type": _FRAGMENTS["type"]},
-        "allOf": [
-            {"if": {"properties": {"type": {"const": kind}}}, "then": {"$ref": f"#/$defs/{kind}"}}
-            for kind in ARTIFACT_TYPES
-        ],
-    }
-    defs["repo"] = _object(
-        REPO_FIELDS,
-        {
-            "artifacts": {
-                "type": "object",
-                "propertyNames": {"pattern": ARTIFACT_NAME_RE.pattern},
-                "additionalProperties": {"$ref": "#/$defs/artifact"},
-            }
-        },
-    )
-    defs["defaults"] = _object(DEFAULTS_FIELDS)
-    top = _object(
-        TOP_FIELDS,
-        {
-            "defaults": {"$ref": "#/$defs/defaults"},
-            "repos": {
-                "type": "object",
-                "minProperties": 1,
-                "propertyNames": {"pattern": REPO_NAME_RE.pattern},
-                "additionalProperties": {"$ref": "#/$defs/repo"},
-            },
-        },
-    )
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "Release manifest (orchestrator schema 1)",
-        **top,
-        "$defs": defs,
-    }
+    """The JSON Schema (draft 2020-12) of manifest schema version 1 (see schemafile.py)."""
+    from orchestrator.schemafile import build
+
+    return build()

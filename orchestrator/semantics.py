@@ -106,11 +106,12 @@ class Meaning:
         repo = self.manifest.repos[artifact.repo]
         values = {"release": self.manifest.release, "repo": repo.name, "ref": repo.ref,
                   "registry": self.manifest.defaults.registry, "name": artifact.name}
-        shown = [f"{{{f}}} = {values[f]!r}" for f in dict.fromkeys(used) if f in values and f != "tag"]
+        shown = [f"{{{f}}} = {values[f]!r}" for f in dict.fromkeys(used) if values.get(f)]
         hint = "image names are lower case; tags are letters, digits, '_', '.', '-' (at most 128)"
         if shown:
             hint = f"rendered from {template!r} with " + ", ".join(shown) + "; " + hint
-        self.add(self.template_path(artifact, index), f"{ref!r} is not a valid image reference: {why}", hint)
+        where = self.template_path(artifact, index)
+        self.add(where, f"{ref!r} is not a valid image reference: {why}", hint, at_key=where == _path(artifact))
 
     def template_path(self, artifact: Artifact, index: int) -> Path_:
         """Where the template that made reference ``index`` is written: the artifact's

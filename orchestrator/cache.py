@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.fileops import first_damaged, write_atomic
 from orchestrator.manifest import Artifact, Manifest, image_refs
+from orchestrator.model import file_stem
 from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ def cache_key(manifest: Manifest, artifact: Artifact, *, commit: str, dependency
 
 
 def _record_path(state_dir: Path, artifact: str) -> Path:
-    return state_dir / (artifact.replace("/", "_") + ".json")
+    return state_dir / (file_stem(artifact) + ".json")
 
 
 def save(state_dir: Path, artifact: str, key: str, output: ArtifactOutput) -> None:

@@ -42,6 +42,10 @@ _MAX_NUMBER_CHARS = 64
 _NUMERIC_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"}
 
 
+_TOO_DEEP = (f"values nested more than {MAX_DEPTH} levels deep",
+             "a manifest needs about 6 levels; look for an unclosed '[' or '{' or runaway indentation")
+
+
 class _BoundedLoader(yaml.SafeLoader):
     """PyYAML's pure-Python composer, which recurses once per nesting level, stopped
     at MAX_DEPTH before Python's recursion limit."""
@@ -53,8 +57,7 @@ class _BoundedLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH + 1:
                 mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
-                raise yaml.composer.ComposerError(None, None, f"values nested more than {MAX_DEPTH} levels deep",
-                                                  mark)
+                raise yaml.composer.ComposerError(None, None, _TOO_DEEP[0], mark)
             return super().compose_node(parent, index)
         finally:
             self._depth -= 1
@@ -158,12 +161,15 @@ def compose(text: str, file: str, *, loader: type | None = None) -> yaml.Node | 
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
+        hint = "check indentation and quoting near this position"
+        if "nesting depth" in problem or "levels deep" in problem:  # libyaml's limit, or _BoundedLoader's
+            problem, hint = _TOO_DEEP
         raise ManifestError(
-            f"invalid YAML: {problem}",
+            problem if problem == _TOO_DEEP[0] else f"invalid YAML: {problem}",
             file=file,
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
-            hint="check indentation and quoting near this position",
+            hint=hint,
         ) from e
     except yaml.reader.ReaderError as e:  # a character YAML does not allow, e.g. a control character
         pos = _position(text, e.position)
@@ -185,9 +191,10 @@ def parse(text: str, file: str, *, loader: type | None = None) -> Document:
     """Parse YAML ``text`` (read from ``file``) into a located :class:`Document`.
 
     ``loader`` chooses the YAML loader (tests use it to cover the pure-Python one).
+    An empty text is an error: a manifest cannot be empty.
     """
-    node = compose(text, file, loader=loader)
-    if node is None:
+    document = parse_optional(text, file, loader=loader)
+    if document is None:
         raise ManifestError(
             "the manifest is empty",
             file=file,
@@ -195,7 +202,13 @@ def parse(text: str, file: str, *, loader: type | None = None) -> Document:
             column=1,
             hint="start from the example in README.md (schema: 1, release, repos)",
         )
-    return _Converter(file).document(node)
+    return document
+
+
+def parse_optional(text: str, file: str, *, loader: type | None = None) -> Document | None:
+    """Like ``parse``, but an empty text (or only comments) gives ``None``."""
+    node = compose(text, file, loader=loader)
+    return None if node is None else _Converter(file).document(node)
 
 
 class _Converter:
@@ -237,8 +250,7 @@ class _Converter:
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
         if len(path) >= MAX_DEPTH:
-            raise self.fail(node, path, f"values nested more than {MAX_DEPTH} levels deep",
-                            "a manifest needs about 6 levels; look for an unclosed '[' or '{' or runaway indentation")
+            raise self.fail(node, path, *_TOO_DEEP)
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):

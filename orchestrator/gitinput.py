@@ -99,11 +99,15 @@ def url_problem(url: str) -> Problem | None:
         scheme = match.group(1).lower()
         if scheme not in URL_SCHEMES:
             return Problem(what=f"URL scheme {scheme!r} is not allowed", hint=f"use one of {schemes}")
-        host = url[match.end():].split("/", 1)[0]
-        if scheme != "file" and not host.rpartition("@")[2]:
+        host = url[match.end():].split("/", 1)[0].rpartition("@")[2]
+        if scheme != "file" and not host:
             return Problem(what=f"URL {safe} has no host", hint="write scheme://host/path")
+        if host.startswith("-"):
+            return Problem(what=f"URL {safe} has a host beginning with '-'", hint="ssh would read it as an option")
         return None
     if _SCP_LIKE.fullmatch(url):
+        if url.split("@", 1)[1].startswith("-"):
+            return Problem(what=f"URL {safe} has a host beginning with '-'", hint="ssh would read it as an option")
         return None
     if url.startswith(("/", ".", "~")):
         return Problem(what=f"URL {safe} is a plain path",

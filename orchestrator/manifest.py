@@ -120,8 +120,10 @@ class _Validator:
                          schema.REPO_NAME_HINT, at_key=True)
             if not self.fields(repo, rpath, schema.REPO_FIELDS, f"repo {name!r}"):
                 continue
-            for aname, artifact in (repo.get("artifacts") or {}).items():
-                self.artifact(aname, artifact, (*rpath, "artifacts", aname))
+            artifacts = repo.get("artifacts")
+            if isinstance(artifacts, dict):  # anything else is reported by fields() above
+                for aname, artifact in artifacts.items():
+                    self.artifact(aname, artifact, (*rpath, "artifacts", aname))
 
     def artifact(self, name: str, value: Any, path: Path_) -> None:
         if not schema.ARTIFACT_NAME_RE.fullmatch(name):

@@ -23,7 +23,7 @@ from tests.helpers.gitrepos import RepoSpec
 # Letters and digits, and every character git check-ref-format gives a rule.
 _REF_ALPHABET = "abcXYZ019-._/@{}~^:?*[\\ \t\n\x7f\x01é"
 _OPTIONS = FetchOptions(cache_dir=Path("/nonexistent/cache"), checkout_dir=Path("/nonexistent/src"))
-_PROPERTY = settings(derandomize=True, deadline=None, max_examples=300,
+_PROPERTY = settings(derandomize=True, deadline=None, max_examples=300, database=None,
                      suppress_health_check=[HealthCheck.too_slow])
 
 

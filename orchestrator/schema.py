@@ -2,8 +2,10 @@
 (`manifest.py`) and the published JSON Schema (`manifest.schema.json`) are derived.
 
 A key's *kind* names one value check; each check returns ``None`` or a problem
-sentence, plus an optional hint. Keeping the checks here, next to their JSON Schema
-fragments, keeps editors' validation and ours from drifting apart.
+sentence, plus an optional hint. The same kinds name the JSON Schema fragments
+(``schemafile.py``), so editors' validation and ours are derived from one table.
+Refs and URLs are judged by ``gitinput``, image references by ``imageref``: the
+same functions the fetch and the build rely on.
 """
 
 from __future__ import annotations

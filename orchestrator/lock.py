@@ -17,7 +17,7 @@ from pathlib import Path
 import yaml
 
 from orchestrator.document import compose, parse
-from orchestrator.errors import InputError, ManifestError
+from orchestrator.errors import InputError, ManifestError, OrchestratorError
 from orchestrator.fileops import MAX_INPUT_BYTES, read_limited
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
@@ -83,7 +83,10 @@ def lock_file(path: Path, commits: Mapping[str, str]) -> bool:
     locked = lock_text(text, commits, source=str(path))
     if locked == text:
         return False
-    fd, temp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+    except OSError as e:
+        raise _unwritable(real, e) from e
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(locked.encode("utf-8"))
@@ -91,10 +94,17 @@ def lock_file(path: Path, commits: Mapping[str, str]) -> bool:
             os.fsync(handle.fileno())
         os.chmod(temp, stat.S_IMODE(real.stat().st_mode))
         os.replace(temp, real)
-    except BaseException:
+    except BaseException as e:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _unwritable(real, e) from e
         raise
     return True
+
+
+def _unwritable(path: Path, error: OSError) -> OrchestratorError:
+    return OrchestratorError(f"{path}: cannot write the locked manifest: {error.strerror or error}",
+                             hint="check free space and permissions of its directory; the manifest is unchanged")
 
 
 def _compose(text: str, source: str) -> yaml.Node:

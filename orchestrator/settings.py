@@ -64,7 +64,13 @@ def _bool(value: str, where: str) -> bool:
 _WHOLE = re.compile(r"[0-9]+")
 
 
-def parse_int(value: Any, where: str, *, minimum: int = 0) -> int:
+# Bounds of the whole-number settings. More workers than this only queue up; a
+# retry count past 10 means waiting days (the backoff doubles each time), and past
+# ~1000 the delay no longer fits a float.
+LIMITS = {"jobs": (1, 256), "retries": (0, 10)}
+
+
+def parse_int(value: Any, where: str, *, minimum: int = 0, maximum: int | None = None) -> int:
     """An integer setting from a flag, variable or file value: ASCII digits or a YAML
     integer, nothing that ``int()`` would round or reinterpret (3.5, "1_0", "٣")."""
     if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
@@ -75,6 +81,8 @@ def parse_int(value: Any, where: str, *, minimum: int = 0) -> int:
         raise InputError(f"{where}: expected a whole number, got {value!r}")
     if number < minimum:
         raise InputError(f"{where}: must be at least {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise InputError(f"{where}: must be at most {maximum}, got {number}")
     return number
 
 
@@ -129,9 +137,9 @@ def _file_value(doc: Document, key: str, value: Any) -> Any:
             raise doc.error((key,), f"expected true or false, got {value!r}")
         return value
     if key in ("jobs", "retries"):
-        minimum = 1 if key == "jobs" else 0
+        minimum, maximum = LIMITS[key]
         try:
-            return parse_int(value, key, minimum=minimum)
+            return parse_int(value, key, minimum=minimum, maximum=maximum)
         except InputError as e:
             raise doc.error((key,), e.message.removeprefix(f"{key}: "),
                             hint=f"e.g. {key}: {max(minimum, 2)}") from None
@@ -152,7 +160,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         elif key == "offline":
             values[key] = _bool(raw, name)
         elif key in ("jobs", "retries"):
-            values[key] = parse_int(raw, name, minimum=1 if key == "jobs" else 0)
+            values[key] = parse_int(raw, name, minimum=LIMITS[key][0], maximum=LIMITS[key][1])
         else:
             values[key] = Path(raw).expanduser()
     return values
@@ -173,4 +181,7 @@ def load_settings(overrides: Mapping[str, Any] | None = None, *, env: Mapping[st
         raise InputError(str(e)) from e
     settings = replace(settings, **_from_env(env))
     given = {k: v for k, v in (overrides or {}).items() if v is not None and v != () and v != []}
+    for key, (low, high) in LIMITS.items():
+        if key in given:
+            given[key] = parse_int(given[key], f"--{key}", minimum=low, maximum=high)
     return replace(settings, **given)

@@ -120,3 +120,17 @@ def test_a_missing_orchestrator_config_file_fails_the_command_with_exit_2(tmp_pa
     result = run_cli("manifest", program="orchestrator", cwd=tmp_path, env={"ORCHESTRATOR_CONFIG": "ci.yaml"})
     assert result.returncode == 2
     assert "ci.yaml: the config file named by ORCHESTRATOR_CONFIG does not exist" in result.stderr
+
+
+@pytest.mark.parametrize(("source", "value", "limit"), [("jobs", 257, "at most 256"), ("retries", 11, "at most 10"),
+                                                        ("jobs", 0, "at least 1")])
+def test_whole_numbers_out_of_bounds_are_refused_from_every_source(source: str, value: int, limit: str,
+                                                                   tmp_path: Path) -> None:
+    (tmp_path / "orchestrator.yaml").write_text(f"{source}: {value}\n")
+    with pytest.raises(InputError, match=f"orchestrator.yaml:1:{len(source) + 3}: {source}: must be {limit}"):
+        load_settings(env={}, cwd=tmp_path)
+    with pytest.raises(InputError, match=f"ORCHESTRATOR_{source.upper()}: must be {limit}"):
+        load_settings(env={f"ORCHESTRATOR_{source.upper()}": str(value)}, cwd=tmp_path / "none")
+    with pytest.raises(InputError, match=f"--{source}: must be {limit}"):
+        load_settings({source: value}, env={}, cwd=tmp_path / "none")
+    assert load_settings({"jobs": 256, "retries": 10}, env={}, cwd=tmp_path / "none").jobs == 256

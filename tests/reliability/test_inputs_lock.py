@@ -8,6 +8,8 @@ file in the target's directory.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -83,3 +85,32 @@ def test_lock_text_refuses_deep_nesting_with_a_location_not_a_recursion_error() 
     deep = MANIFEST.replace("artifacts: {}", "artifacts: {}\n    description: " + "[" * 5000 + "]" * 5000)
     with pytest.raises(ManifestError, match=r"manifest.yaml:\d+:\d+: .*nested"):
         lock_text(deep, {"felix": A})
+
+
+_LOCK_UNDER_A_FILE_SIZE_LIMIT = """
+import resource, signal, sys
+from pathlib import Path
+from orchestrator.errors import OrchestratorError
+from orchestrator.lock import lock_file
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # then a write past the limit fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+try:
+    lock_file(Path(sys.argv[1]), {"felix": sys.argv[2]})
+except OrchestratorError as error:
+    print(f"{type(error).__name__} {error.exit_code}: {error}")
+"""
+
+
+def test_a_write_that_fails_midway_leaves_the_manifest_and_no_temporary_file(tmp_path: Path) -> None:
+    """The disk refuses the new text (a file size limit stands in for a full disk):
+    one error naming the file, and the old manifest exactly as it was."""
+    path = tmp_path / "manifest.yaml"
+    path.write_text(MANIFEST)
+
+    result = subprocess.run([sys.executable, "-c", _LOCK_UNDER_A_FILE_SIZE_LIMIT, str(path), A],
+                            capture_output=True, text=True, timeout=60)
+
+    assert result.stdout.startswith(f"OrchestratorError 1: {path}: cannot write the locked manifest: "), result
+    assert "Traceback" not in result.stderr
+    assert path.read_text() == MANIFEST
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["manifest.yaml"]

@@ -173,8 +173,9 @@ def compose(text: str, file: str, *, loader: type | None = None) -> yaml.Node | 
         ) from e
     except yaml.reader.ReaderError as e:  # a character YAML does not allow, e.g. a control character
         pos = _position(text, e.position)
+        char = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
         raise ManifestError(
-            f"invalid YAML: character {e.character!r} is not allowed", file=file, line=pos.line,
+            f"invalid YAML: character U+{char:04X} is not allowed", file=file, line=pos.line,
             column=pos.column, hint="remove it; write escapes like \\t inside double quotes",
         ) from e
     except yaml.YAMLError as e:

@@ -58,7 +58,10 @@ def load(path: Path | str) -> Manifest:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise ManifestError(f"not UTF-8 text (byte {e.start})", file=str(path), hint="save it as UTF-8") from e
+        line = data.count(b"\n", 0, e.start) + 1
+        column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+        raise ManifestError(f"not UTF-8 text (byte {e.start}: {data[e.start:e.start + 1]!r})", file=str(path),
+                            line=line, column=column, hint="save it as UTF-8") from e
     return loads(text, file=str(path), sha256=hashlib.sha256(data).hexdigest(), path=path)
 
 

@@ -193,3 +193,12 @@ def test_a_deeply_nested_config_file_is_refused_with_its_location(tmp_path: Path
     (tmp_path / "orchestrator.yaml").write_text("mirrors: " + _flow_maps(5000) + "\n")
     with pytest.raises(InputError, match=r"orchestrator.yaml:1:\d+: .*nest"):
         load_settings(env={}, cwd=tmp_path)
+
+
+def test_a_manifest_that_is_not_utf8_is_refused_at_the_offending_byte(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(MINIMAL.replace("release: v1", "release: v\xe91").encode("latin-1"))
+
+    result = orchestrator(tmp_path, "manifest", "--manifest", str(path))
+
+    assert_refused(result, f"{path}:2:11: not UTF-8 text", "save it as UTF-8")

@@ -58,7 +58,7 @@ def test_dangerous_or_malformed_ref_is_refused_before_git_runs(
     assert not options.cache_dir.exists()
 
 
-@pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", ""])
+@pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", "", "felix\n"])
 def test_repo_name_that_is_not_one_path_component_is_refused(
     name: str, upstream_template: Upstream, options: FetchOptions
 ) -> None:

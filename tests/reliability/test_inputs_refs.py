@@ -86,7 +86,8 @@ URLS = [
     "http://example.invalid/x", "ftp://example.invalid/x", "ext::sh -c touch% /tmp/pwned", "fd::17",
     "git@github.com::x", "-oProxyCommand=x", "--upload-pack=x", "", " ", "/srv/git/felix", "./felix", "~/felix",
     "felix", "example.invalid:felix", "https://", "https:///x", "https://@/x", "https://x/a\nb", " https://x/a",
-    "https://x/a ", "https://x/a\n", "https://x/a\x00", "ssh://-oProxyCommand=x/y", "git@-oProxyCommand=x:y", "fd:17", "ext:x",
+    "https://x/a ", "https://x/a\n", "https://x/a\x00", "ssh://-oProxyCommand=x/y", "git@-oProxyCommand=x:y",
+    "fd:17", "ext:x",
 ]
 
 

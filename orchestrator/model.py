@@ -119,5 +119,6 @@ def file_stem(artifact: str) -> str:
 def archive_stem(repo: Repo) -> str:
     """``<repo>-<ref>``: the file name (before .tar.gz) of a library artifact's source
     archive in dist/<release>/src/; a ref that is the commit itself is shortened.
-    Must agree with ``builders.library.archive_name`` (tests/test_manifest_collisions.py)."""
+    Must agree with ``builders.library.archive_name``
+    (tests/reliability/test_inputs_collisions.py)."""
     return f"{repo.name}-{repo.ref if repo.ref != repo.commit else repo.ref[:12]}"

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from orchestrator import record
 from orchestrator.fileops import damage, read_limited, write_atomic
 from orchestrator.manifest import Artifact, Manifest, image_refs
+from orchestrator.model import file_stem
 from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord
 from orchestrator.record import ReleaseRecordError
 
@@ -53,7 +54,7 @@ def cache_key(manifest: Manifest, artifact: Artifact, *, commit: str, dependency
 
 
 def _record_path(state_dir: Path, artifact: str) -> Path:
-    return state_dir / (artifact.replace("/", "_") + ".json")
+    return state_dir / (file_stem(artifact) + ".json")
 
 
 def save(state_dir: Path, artifact: str, key: str, output: ArtifactOutput) -> None:

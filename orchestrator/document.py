@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from orchestrator.errors import ManifestError
+from orchestrator.gitinput import shown
 
 Path_ = tuple[str | int, ...]
 
@@ -30,11 +31,52 @@ _PLAIN_TAGS = {
 # Values reached again through an alias: a manifest needs few, an alias bomb
 # ("billion laughs") needs billions.
 _MAX_ALIAS_VALUES = 100_000
+# Nesting levels of mappings and lists. A manifest needs 6 (repos.x.artifacts.y.env.K);
+# the converter below recurses once per level, so 500 levels deep would end in a
+# RecursionError instead of a message.
+MAX_DEPTH = 64
+# YAML 1.1 reads digits, colons and dashes as numbers and dates. Constructing one
+# thousands of characters long costs quadratic time (``1:2:3...`` is base 60) or
+# fails; no setting is a number that long, so it is refused before it is built.
+_MAX_NUMBER_CHARS = 64
+_NUMERIC_TAGS = {"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:timestamp"}
 
-try:  # the C composer is several times faster on large manifests
-    _Loader: type = yaml.CSafeLoader
-except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+
+_TOO_DEEP = (f"values nested more than {MAX_DEPTH} levels deep",
+             "a manifest needs about 6 levels; look for an unclosed '[' or '{' or runaway indentation")
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's pure-Python composer, which recurses once per nesting level, stopped
+    at MAX_DEPTH before Python's recursion limit."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH + 1:
+                mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(None, None, _TOO_DEEP[0], mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _choose_loader() -> type:
+    # libyaml's composer is C and several times faster on large manifests; from 0.2.5
+    # on, libyaml itself stops at 1,000 levels, so the C recursion stays bounded.
+    # Without it (or with an older one), the bounded pure-Python composer is used.
+    loader = getattr(yaml, "CSafeLoader", None)
+    if loader is not None and getattr(yaml, "__with_libyaml__", False):
+        from yaml import _yaml
+
+        if tuple(_yaml.get_version()) >= (0, 2, 5):
+            return loader  # type: ignore[no-any-return]
+    return _BoundedLoader
+
+
+_Loader = _choose_loader()
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +124,17 @@ class Document:
 
 
 def format_path(path: Path_) -> str:
-    """``('repos', 'felix', 'outputs', 0)`` -> ``repos.felix.outputs[0]``."""
+    """``('repos', 'felix', 'outputs', 0)`` -> ``repos.felix.outputs[0]``; a key with
+    white space, quotes or brackets is shown quoted (``env['ARCH\\n']``), so that a
+    message stays on one line and says exactly which key."""
     text = ""
+    if len(path) > 12:  # too deep to read: the way in, and how deep it went
+        return format_path(path[:8]) + f"...({len(path)} levels)"
     for part in path:
         if isinstance(part, int):
             text += f"[{part}]"
+        elif not _plain_key(part):
+            text += f"[{shown(part)}]"
         elif text:
             text += f".{part}"
         else:
@@ -94,27 +142,60 @@ def format_path(path: Path_) -> str:
     return text
 
 
+def _plain_key(key: str) -> bool:
+    return bool(key) and key.isprintable() and key == key.strip() and not any(c in key for c in "'\"[]")
+
+
 def _mark_pos(mark: Any) -> Pos:
     return Pos(mark.line + 1, mark.column + 1)
 
 
-def parse(text: str, file: str) -> Document:
-    """Parse YAML ``text`` (read from ``file``) into a located :class:`Document`."""
+def compose(text: str, file: str, *, loader: type | None = None) -> yaml.Node | None:
+    """YAML ``text`` -> its node tree (None when empty), or a located ManifestError.
+
+    Nesting is bounded (by libyaml, or by the pure-Python ``loader``): whatever the
+    input, this never ends in a RecursionError. ``parse`` enforces MAX_DEPTH itself.
+    """
     try:
-        node = yaml.compose(text, Loader=_Loader)
+        return yaml.compose(text, Loader=loader or _Loader)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         problem = " ".join(x for x in (e.context, e.problem) if x) or "invalid YAML"
+        hint = "check indentation and quoting near this position"
+        if "nesting depth" in problem or "levels deep" in problem:  # libyaml's limit, or _BoundedLoader's
+            problem, hint = _TOO_DEEP
         raise ManifestError(
-            f"invalid YAML: {problem}",
+            problem if problem == _TOO_DEEP[0] else f"invalid YAML: {problem}",
             file=file,
             line=mark.line + 1 if mark else None,
             column=mark.column + 1 if mark else None,
-            hint="check indentation and quoting near this position",
+            hint=hint,
         ) from e
-    except yaml.YAMLError as e:  # e.g. a reader error on control characters
+    except yaml.reader.ReaderError as e:  # a character YAML does not allow, e.g. a control character
+        pos = _position(text, e.position)
+        char = e.character if isinstance(e.character, int) else ord(str(e.character)[:1] or "\0")
+        raise ManifestError(
+            f"invalid YAML: character U+{char:04X} is not allowed", file=file, line=pos.line,
+            column=pos.column, hint="remove it; write escapes like \\t inside double quotes",
+        ) from e
+    except yaml.YAMLError as e:
         raise ManifestError(f"invalid YAML: {e}", file=file) from e
-    if node is None:
+
+
+def _position(text: str, index: int) -> Pos:
+    """The line:column of character ``index`` of ``text``."""
+    index = max(0, min(index, len(text)))
+    return Pos(text.count("\n", 0, index) + 1, index - (text.rfind("\n", 0, index) + 1) + 1)
+
+
+def parse(text: str, file: str, *, loader: type | None = None) -> Document:
+    """Parse YAML ``text`` (read from ``file``) into a located :class:`Document`.
+
+    ``loader`` chooses the YAML loader (tests use it to cover the pure-Python one).
+    An empty text is an error: a manifest cannot be empty.
+    """
+    document = parse_optional(text, file, loader=loader)
+    if document is None:
         raise ManifestError(
             "the manifest is empty",
             file=file,
@@ -122,7 +203,13 @@ def parse(text: str, file: str) -> Document:
             column=1,
             hint="start from the example in README.md (schema: 1, release, repos)",
         )
-    return _Converter(file).document(node)
+    return document
+
+
+def parse_optional(text: str, file: str, *, loader: type | None = None) -> Document | None:
+    """Like ``parse``, but an empty text (or only comments) gives ``None``."""
+    node = compose(text, file, loader=loader)
+    return None if node is None else _Converter(file).document(node)
 
 
 class _Converter:
@@ -163,6 +250,8 @@ class _Converter:
         self.positions[path] = _mark_pos(node.start_mark)
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
+        if len(path) >= MAX_DEPTH:
+            raise self.fail(node, path, *_TOO_DEEP)
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
@@ -188,6 +277,8 @@ class _Converter:
                 )
             key = key_node.value
             child = (*path, key)
+            if "\x00" in key:
+                raise self.fail(key_node, path, f"key {key!r} contains a NUL character", "remove it")
             if key in result:
                 first = self.key_positions[child]
                 raise self.fail(
@@ -205,6 +296,19 @@ class _Converter:
         if tag not in _PLAIN_TAGS:
             raise self.fail(node, path, f"unsupported YAML tag {tag!r}", "remove the tag or quote the value")
         if tag == "tag:yaml.org,2002:str":
+            if "\x00" in node.value:
+                raise self.fail(node, path, "the string contains a NUL character", "no file name, command or "
+                                "environment value can hold one; remove it")
             return node.value
         self.raw[path] = node.value
-        return self.constructor.construct_object(node, deep=True)
+        kind = tag.rsplit(":", 1)[-1]
+        if tag in _NUMERIC_TAGS and len(node.value) > _MAX_NUMBER_CHARS:
+            raise self.fail(node, path, f"YAML reads this {len(node.value)}-character value as a {kind}",
+                            "quote it if it is meant as a string")
+        try:
+            return self.constructor.construct_object(node, deep=True)
+        except (ValueError, KeyError, AttributeError, TypeError, OverflowError, yaml.YAMLError) as e:
+            # A scalar that looks like a number or date but is none (2018-13-45), or
+            # a wrong explicit tag (!!int abc).
+            raise self.fail(node, path, f"{shown(node.value)} is not a valid {kind}",
+                            "quote it if it is meant as a string") from e

@@ -23,6 +23,7 @@ from orchestrator.builders.common import Claims, Job
 from orchestrator.commands import CommandRunner
 from orchestrator.errors import Interrupted, OrchestratorError
 from orchestrator.manifest import Manifest
+from orchestrator.model import file_stem
 from orchestrator.outputs import ArtifactOutput, Source
 from orchestrator.plan import Plan
 
@@ -64,7 +65,7 @@ class Options:
 
 
 def log_path(log_dir: Path, artifact: str) -> Path:
-    return log_dir / (artifact.replace("/", "_") + ".log")
+    return log_dir / (file_stem(artifact) + ".log")
 
 
 def execute(

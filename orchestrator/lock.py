@@ -18,7 +18,9 @@ from typing import Any
 
 import yaml
 
-from orchestrator.errors import InputError, ManifestError
+from orchestrator.document import compose, parse
+from orchestrator.errors import InputError, ManifestError, OrchestratorError
+from orchestrator.fileops import MAX_INPUT_BYTES, read_limited
 
 _FULL_SHA = re.compile(r"[0-9a-f]{40}")
 
@@ -66,39 +68,51 @@ def lock_file(path: Path, commits: Mapping[str, str]) -> bool:
     """Lock the manifest at ``path`` (see ``lock_text``), replacing it atomically.
 
     Returns whether the file changed. The new text is written to a temporary file
-    in the same directory and renamed over the old one, so an interrupted run leaves
-    either the old manifest or the new one, never half of one.
+    next to the file and renamed over it, so an interrupted run leaves either the
+    old manifest or the new one, never half of one. A ``path`` that is a symlink
+    stays one: the file it points to (through any chain of links) is the one
+    replaced, in its own directory.
     """
-    # Bytes, not read_text(): universal newlines would turn CRLF files into LF ones.
-    text = path.read_bytes().decode("utf-8")
+    try:
+        real = Path(os.path.realpath(path, strict=True))
+        # Bytes, not read_text(): universal newlines would turn CRLF files into LF ones.
+        text = read_limited(real).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte {e.start})", hint="save it as UTF-8") from e
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the manifest to lock it: {e.strerror or e}",
+                         hint=f"give a regular file of at most {MAX_INPUT_BYTES // (1 << 20)} MiB") from e
     locked = lock_text(text, commits, source=str(path))
     if locked == text:
         return False
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+    except OSError as e:
+        raise _unwritable(real, e) from e
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(locked.encode("utf-8"))
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(temp, stat.S_IMODE(path.stat().st_mode))
-        os.replace(temp, path)
-    except BaseException:
+        os.chmod(temp, stat.S_IMODE(real.stat().st_mode))
+        os.replace(temp, real)
+    except BaseException as e:
         Path(temp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise _unwritable(real, e) from e
         raise
     return True
 
 
+def _unwritable(path: Path, error: OSError) -> OrchestratorError:
+    return OrchestratorError(f"{path}: cannot write the locked manifest: {error.strerror or error}",
+                             hint="check free space and permissions of its directory; the manifest is unchanged")
+
+
 def _compose(text: str, source: str) -> yaml.Node:
-    try:
-        root: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        raise ManifestError(
-            f"not valid YAML: {error.problem}",
-            file=source,
-            line=mark.line + 1 if mark else None,
-            column=mark.column + 1 if mark else None,
-        ) from error
+    # The loader's own composer: YAML errors and runaway nesting get the same located
+    # messages as `invoke manifest`, never a RecursionError.
+    root = compose(text, source)
     if root is None:
         raise ManifestError("the manifest is empty", file=source)
     return root
@@ -147,7 +161,7 @@ def _error(path: str, node: yaml.Node, source: str, problem: str) -> ManifestErr
 
 def _verify(text: str, commits: Mapping[str, str], source: str) -> None:
     # A cheap guard against an edit that landed in the wrong place.
-    loaded = yaml.safe_load(text)
+    loaded = parse(text, source).root
     for name, commit in commits.items():
         if loaded["repos"][name].get("commit") != commit:
             raise ManifestError(f"could not set repos.{name}.commit", file=source)

@@ -2,8 +2,10 @@
 (`manifest.py`) and the published JSON Schema (`manifest.schema.json`) are derived.
 
 A key's *kind* names one value check; each check returns ``None`` or a problem
-sentence, plus an optional hint. Keeping the checks here, next to their JSON Schema
-fragments, keeps editors' validation and ours from drifting apart.
+sentence, plus an optional hint. The same kinds name the JSON Schema fragments
+(``schemafile.py``), so editors' validation and ours are derived from one table.
+Refs and URLs are judged by ``gitinput``, image references by ``imageref``: the
+same functions the fetch and the build rely on.
 """
 
 from __future__ import annotations
@@ -13,22 +15,31 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from orchestrator import gitinput, imageref
+from orchestrator.gitinput import shown
+
 SCHEMA_VERSION = 1
 SCHEMA_ID = "https://example.invalid/orchestrator/manifest.schema.json"
 
 ArtifactType = Literal["binary", "image", "python-package", "library"]
 ARTIFACT_TYPES: tuple[ArtifactType, ...] = ("binary", "image", "python-package", "library")
 
-REPO_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+# Patterns carry '^...$' for the JSON Schema (ECMA regexes, matched anywhere); Python
+# code must use fullmatch, since '$' also matches before a final newline. Names are
+# bounded: each becomes a file or directory name (.build/src/<repo>, dist/<release>,
+# .build/logs/<release>/<artifact>.log), and file names stop at 255 bytes.
+REPO_NAME_RE = re.compile(r"^(?=.{1,100}$)[a-z0-9][a-z0-9._-]*$")
 # Artifact names double as image names (calico/node), hence docker's lowercase grammar.
-ARTIFACT_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
-RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+ARTIFACT_NAME_RE = re.compile(r"^(?=.{1,128}$)[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")
+RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+REPO_NAME_HINT = "lower-case letters, digits, '.', '_', '-'; starting with a letter or digit; at most 100 characters"
+ARTIFACT_NAME_HINT = ("lower-case letters, digits, '.', '_', '-', with '/' between parts (calico/node); "
+                      "at most 128 characters")
 COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TEMPLATE_FIELDS = ("release", "repo", "ref", "commit", "short_commit", "registry", "name", "tag")
-URL_SCHEMES = ("https", "ssh", "git", "file")
-_SCP_LIKE_RE = re.compile(r"^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:[^/].*$|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:/.*$")
-_BAD_REF_RE = re.compile(r"[\x00-\x20~^:?*\[\\\x7f]|\.\.|@\{|//")
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Check = Callable[[Any], "tuple[str, str | None] | None"]
 
@@ -49,9 +60,10 @@ def _type_name(value: Any) -> str:
     if isinstance(value, bool):
         return f"a boolean ({str(value).lower()})"
     if isinstance(value, (int, float)):
-        return f"a number ({value})"
+        text = str(value)
+        return f"a number ({text if len(text) <= 40 else text[:36] + '...'})"
     if isinstance(value, str):
-        return f"a string ({value!r})"
+        return f"a string ({shown(value)})"
     if isinstance(value, list):
         return "a list"
     if isinstance(value, dict):
@@ -82,58 +94,37 @@ def _pattern(regex: re.Pattern[str], what: str, hint: str) -> Check:
     def check(value: Any) -> tuple[str, str | None] | None:
         if not isinstance(value, str):
             return type_problem("a string", value)
-        if not regex.match(value):
-            return f"{value!r} is not a valid {what}", hint
+        if not regex.fullmatch(value):
+            return f"{shown(value)} is not a valid {what}", hint
         return None
 
     return check
 
 
+def _problem(found: gitinput.Problem | None) -> tuple[str, str | None] | None:
+    return (found.what, found.hint) if found else None
+
+
 def check_url(value: Any) -> tuple[str, str | None] | None:
     if not isinstance(value, str):
         return type_problem("a string", value)
-    if not value or value.startswith("-"):
-        return f"{value!r} is not a URL git can safely use", "URLs must not be empty or begin with '-'"
-    if "::" in value.split("/", 1)[0] or value.split(":", 1)[0] in ("ext", "fd"):
-        return (
-            f"transport {value.split(':', 1)[0]!r} is refused: it can run arbitrary commands",
-            f"use one of {', '.join(URL_SCHEMES)}",
-        )
-    match = re.match(r"^([A-Za-z][A-Za-z0-9+.-]*)://", value)
-    if match:
-        scheme = match.group(1).lower()
-        if scheme not in URL_SCHEMES:
-            return f"URL scheme {scheme!r} is not allowed", f"use one of {', '.join(URL_SCHEMES)}"
-        if scheme != "file" and not value[match.end():].split("/", 1)[0]:
-            return f"{value!r} has no host", None
-        return None
-    if _SCP_LIKE_RE.match(value):
-        return None  # user@host:path, git's scp-like ssh syntax
-    if value.startswith(("/", ".")):
-        return f"{value!r} is a plain path", f"write it as a file:// URL (file://{value}); plain paths ignore --depth"
-    return f"{value!r} is not a URL", f"use a URL with one of the schemes {', '.join(URL_SCHEMES)}"
+    return _problem(gitinput.url_problem(value))
 
 
 def check_ref(value: Any) -> tuple[str, str | None] | None:
     if not isinstance(value, str):
         return type_problem("a string", value)
-    if not value:
-        return "must not be empty", None
-    if value.startswith("-"):
-        return f"ref {value!r} begins with '-'", "git would read it as an option; refs never start with '-'"
-    if _BAD_REF_RE.search(value) or value.endswith((".lock", "/", ".")) or value == "@":
-        return f"{value!r} is not a valid git ref name", "use a tag, a branch or a full 40-hex commit"
-    return None
+    return _problem(gitinput.ref_problem(value))
 
 
 def check_commit(value: Any) -> tuple[str, str | None] | None:
     if not isinstance(value, str):
         return type_problem("a 40-hex commit id", value)
-    if not COMMIT_RE.match(value):
+    if not COMMIT_RE.fullmatch(value):
         if re.fullmatch(r"[0-9a-fA-F]{40}", value):
             return f"commit {value!r} has upper-case hex", "write the commit in lower case"
         return (
-            f"commit {value!r} is not a full 40-hex commit id",
+            f"commit {shown(value)} is not a full 40-hex commit id",
             "abbreviated ids are ambiguous; `git rev-parse <ref>^{commit}` prints the full one",
         )
     return None
@@ -144,11 +135,21 @@ def check_path(value: Any) -> tuple[str, str | None] | None:
         return type_problem("a relative path", value)
     if not value:
         return "path must not be empty", None
+    if _CONTROL.search(value):
+        return f"path {shown(value)} contains a control character", "file names here are printable text"
     if value.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", value):
         return f"path {value!r} is absolute", "paths are relative to the repository checkout"
     if ".." in re.split(r"[/\\]", value):
         return f"path {value!r} escapes the checkout", "paths must stay inside the repository checkout"
     return None
+
+
+def check_file_path(value: Any) -> tuple[str, str | None] | None:
+    """A path naming one file: no trailing '/' and not '.'."""
+    problem = check_path(value)
+    if problem is None and (value.endswith("/") or value.rsplit("/", 1)[-1] == "."):
+        return f"path {shown(value)} names a directory, not a file", "name the file (globs allowed)"
+    return problem
 
 
 def _list_of(item: Check, what: str, *, nonempty: bool = False) -> Check:
@@ -180,6 +181,8 @@ def check_command(value: Any) -> tuple[str, str | None] | None:
     if isinstance(value, list):
         if not value:
             return "command must not be empty", None
+        if isinstance(value[0], str) and not value[0].strip():
+            return "the program (the first item) must not be empty", "e.g. [make, bin/tool]"
         return None
     return type_problem("a string (run with sh -c) or a list of strings (argv)", value)
 
@@ -202,9 +205,21 @@ def check_template(value: Any) -> tuple[str, str | None] | None:
 def check_registry(value: Any) -> tuple[str, str | None] | None:
     if not isinstance(value, str):
         return type_problem("a string", value)
-    if value and not value.endswith("/"):
+    problem = imageref.registry_problem(value)
+    if problem is None:
+        return None
+    if not value.endswith("/") and imageref.registry_problem(value + "/") is None:
         return f"registry {value!r} must end with '/'", f"write {value + '/'!r}"
-    return None
+    return f"registry {shown(value)} cannot start an image name: {problem}", "write host[:port]/ or host/namespace/"
+
+
+def check_image(value: Any) -> tuple[str, str | None] | None:
+    if not isinstance(value, str):
+        return type_problem("an image reference", value)
+    problem = imageref.problem(value, digest=True)
+    if problem is None:
+        return None
+    return f"{shown(value)} is not a valid image reference: {problem}", "e.g. golang:1.22 or quay.io/team/go@sha256:..."
 
 
 def check_schema_version(value: Any) -> tuple[str, str | None] | None:
@@ -231,13 +246,14 @@ def _mapping(value: Any) -> tuple[str, str | None] | None:
 
 
 _artifact_name = _pattern(
-    ARTIFACT_NAME_RE, "artifact name", "lower-case letters, digits, '.', '_', '-', and '/' between parts"
+    ARTIFACT_NAME_RE, "artifact name", ARTIFACT_NAME_HINT
 )
 _env_name = _pattern(ENV_NAME_RE, "environment variable name", "letters, digits and '_', not starting with a digit")
 
 CHECKS: dict[str, Check] = {
     "schema": check_schema_version,
-    "release": _pattern(RELEASE_RE, "release name", "letters, digits, '.', '_', '+', '-'; it names dist/<release>/"),
+    "release": _pattern(RELEASE_RE, "release name",
+                        "letters, digits, '.', '_', '+', '-', at most 128; it names dist/<release>/"),
     "string": _string,
     "nonempty": _nonempty,
     "url": check_url,
@@ -245,7 +261,8 @@ CHECKS: dict[str, Check] = {
     "commit": check_commit,
     "path": check_path,
     "paths": _list_of(check_path, "paths"),
-    "outputs": _list_of(check_path, "paths", nonempty=True),
+    "outputs": _list_of(check_file_path, "paths", nonempty=True),
+    "file": check_file_path,
     "names": _list_of(_artifact_name, "artifact names"),
     "env": _map_of(_env_name, _string, "variable names to strings"),
     "buildargs": _map_of(_env_name, _string, "build-arg names to strings"),
@@ -254,6 +271,7 @@ CHECKS: dict[str, Check] = {
     "templates": _list_of(check_template, "tag templates", nonempty=True),
     "template": check_template,
     "registry": check_registry,
+    "image": check_image,
     "type": check_type,
     "mapping": _mapping,
 }
@@ -265,7 +283,7 @@ _COMMON = {
 }
 _RUNS = {
     "command": Field(kind="command", description="Run in the checkout: a string runs with sh -c, a list is argv."),
-    "builder": Field(kind="nonempty", description="Image to run `command` in, with the checkout mounted at /src."),
+    "builder": Field(kind="image", description="Image to run `command` in, with the checkout mounted at /src."),
     "env": Field(kind="env", description="Extra environment for `command` (on top of defaults.env).", default={}),
     "stage": Field(
         kind="stage",
@@ -286,7 +304,7 @@ ARTIFACT_FIELDS: dict[ArtifactType, dict[str, Field]] = {
         **_COMMON,
         **_RUNS,
         "command": Field(kind="command", description="Optional step run before the image build."),
-        "dockerfile": Field(kind="path", description="Dockerfile, relative to the checkout.", default="Dockerfile"),
+        "dockerfile": Field(kind="file", description="Dockerfile, relative to the checkout.", default="Dockerfile"),
         "context": Field(kind="path", description="Build context, relative to the checkout.", default="."),
         "buildargs": Field(kind="buildargs", description="Docker build arguments.", default={}),
         "target": Field(kind="nonempty", description="Multi-stage build target."),
@@ -331,100 +349,8 @@ TOP_FIELDS: dict[str, Field] = {
 }
 
 
-_FRAGMENTS: dict[str, dict[str, Any]] = {
-    "schema": {"const": SCHEMA_VERSION},
-    "release": {"type": "string", "pattern": RELEASE_RE.pattern},
-    "string": {"type": "string"},
-    "nonempty": {"type": "string", "minLength": 1},
-    "url": {"type": "string", "pattern": r"^(https|ssh|git|file)://|^[A-Za-z0-9._-]+@[A-Za-z0-9.-]+:"},
-    "ref": {"type": "string", "minLength": 1, "pattern": "^[^-]"},
-    "commit": {"type": "string", "pattern": COMMIT_RE.pattern},
-    "path": {"type": "string", "minLength": 1, "not": {"pattern": r"^/|(^|/)\.\.(/|$)"}},
-    "command": {
-        "oneOf": [
-            {"type": "string", "minLength": 1},
-            {"type": "array", "minItems": 1, "items": {"type": "string"}},
-        ]
-    },
-    "template": {"type": "string"},
-    "registry": {"type": "string", "pattern": "^$|/$"},
-    "type": {"enum": list(ARTIFACT_TYPES)},
-    "mapping": {"type": "object"},
-}
-_FRAGMENTS["paths"] = {"type": "array", "items": _FRAGMENTS["path"]}
-_FRAGMENTS["outputs"] = {"type": "array", "minItems": 1, "items": _FRAGMENTS["path"]}
-_FRAGMENTS["names"] = {"type": "array", "items": {"type": "string", "pattern": ARTIFACT_NAME_RE.pattern}}
-_FRAGMENTS["templates"] = {"type": "array", "minItems": 1, "items": _FRAGMENTS["template"]}
-_FRAGMENTS["env"] = {
-    "type": "object",
-    "propertyNames": {"pattern": ENV_NAME_RE.pattern},
-    "additionalProperties": {"type": "string"},
-}
-_FRAGMENTS["buildargs"] = _FRAGMENTS["env"]
-_FRAGMENTS["stage"] = {
-    "type": "object",
-    "propertyNames": _FRAGMENTS["path"],
-    "additionalProperties": {"type": "string", "pattern": ARTIFACT_NAME_RE.pattern},
-}
-
-
-def _object(fields: dict[str, Field], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    properties: dict[str, Any] = {}
-    for name, field in fields.items():
-        fragment = dict((overrides or {}).get(name) or _FRAGMENTS[field.kind])
-        fragment["description"] = field.description
-        if field.default is not None and field.default != [] and field.default != {}:
-            fragment["default"] = field.default
-        properties[name] = fragment
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": [name for name, field in fields.items() if field.required],
-        "additionalProperties": False,
-    }
-
-
 def json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of manifest schema version 1."""
-    defs: dict[str, Any] = {}
-    for kind, fields in ARTIFACT_FIELDS.items():
-        defs[kind] = _object(fields, {"type": {"const": kind}})
-    defs["artifact"] = {
-        "type": "object",
-        "required": ["type"],
-        "properties": {"type": _FRAGMENTS["type"]},
-        "allOf": [
-            {"if": {"properties": {"type": {"const": kind}}}, "then": {"$ref": f"#/$defs/{kind}"}}
-            for kind in ARTIFACT_TYPES
-        ],
-    }
-    defs["repo"] = _object(
-        REPO_FIELDS,
-        {
-            "artifacts": {
-                "type": "object",
-                "propertyNames": {"pattern": ARTIFACT_NAME_RE.pattern},
-                "additionalProperties": {"$ref": "#/$defs/artifact"},
-            }
-        },
-    )
-    defs["defaults"] = _object(DEFAULTS_FIELDS)
-    top = _object(
-        TOP_FIELDS,
-        {
-            "defaults": {"$ref": "#/$defs/defaults"},
-            "repos": {
-                "type": "object",
-                "minProperties": 1,
-                "propertyNames": {"pattern": REPO_NAME_RE.pattern},
-                "additionalProperties": {"$ref": "#/$defs/repo"},
-            },
-        },
-    )
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": SCHEMA_ID,
-        "title": "Release manifest (orchestrator schema 1)",
-        **top,
-        "$defs": defs,
-    }
+    """The JSON Schema (draft 2020-12) of manifest schema version 1 (see schemafile.py)."""
+    from orchestrator.schemafile import build
+
+    return build()

@@ -16,13 +16,15 @@ and one project must not need two spellings of the same setting.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from orchestrator.document import parse
+from orchestrator.document import Document, parse_optional
 from orchestrator.errors import InputError, ManifestError
+from orchestrator.fileops import MAX_INPUT_BYTES, read_limited
 
 CONFIG_FILE = "orchestrator.yaml"
 ENV_PREFIX = "ORCHESTRATOR_"
@@ -60,16 +62,28 @@ def _bool(value: str, where: str) -> bool:
     raise InputError(f"{where}: expected true or false, got {value!r}")
 
 
-def parse_int(value: Any, where: str, *, minimum: int = 0) -> int:
-    """An integer setting from a flag, variable or file value."""
-    if isinstance(value, bool):
+_WHOLE = re.compile(r"[0-9]+")
+
+
+# Bounds of the whole-number settings. More workers than this only queue up; a
+# retry count past 10 means waiting days (the backoff doubles each time), and past
+# ~1000 the delay no longer fits a float.
+LIMITS = {"jobs": (1, 256), "retries": (0, 10)}
+
+
+def parse_int(value: Any, where: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    """An integer setting from a flag, variable or file value: ASCII digits or a YAML
+    integer, nothing that ``int()`` would round or reinterpret (3.5, "1_0", "٣")."""
+    if isinstance(value, str) and _WHOLE.fullmatch(value.strip()):
+        number = int(value.strip())
+    elif isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    else:
         raise InputError(f"{where}: expected a whole number, got {value!r}")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise InputError(f"{where}: expected a whole number, got {value!r}") from None
     if number < minimum:
         raise InputError(f"{where}: must be at least {minimum}, got {number}")
+    if maximum is not None and number > maximum:
+        raise InputError(f"{where}: must be at most {maximum}, got {number}")
     return number
 
 
@@ -84,38 +98,55 @@ def parse_mirror(text: str, where: str) -> tuple[str, str]:
     return source, target
 
 
-def _from_file(path: Path) -> dict[str, Any]:
+def _from_file(path: Path, *, named: bool) -> dict[str, Any]:
+    """The settings in the config file ``path``; ``named``: the user named it (through
+    ORCHESTRATOR_CONFIG), so it must exist. Read with the input limits (a regular file
+    of at most MAX_INPUT_BYTES), so a FIFO or /dev/zero is refused, not waited on."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_limited(path).decode("utf-8")
     except FileNotFoundError:
-        return {}
-    except (OSError, UnicodeDecodeError) as e:
-        raise InputError(f"{path}: cannot read the config file: {e}") from e
-    doc = parse(text, str(path))
-    if doc.root is None:
+        if not named:
+            return {}
+        raise InputError(f"{path}: the config file named by {ENV_PREFIX}CONFIG does not exist",
+                         hint=f"create it, or unset {ENV_PREFIX}CONFIG to read ./{CONFIG_FILE}") from None
+    except OSError as e:
+        raise InputError(f"{path}: cannot read the config file: {e.strerror or e}",
+                         hint=f"give a regular file of at most {MAX_INPUT_BYTES // (1 << 20)} MiB") from e
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: the config file is not UTF-8 text (byte {e.start})", hint="save it as UTF-8") from e
+    doc = parse_optional(text, str(path))
+    if doc is None or doc.root is None:
         return {}
     if not isinstance(doc.root, dict):
         raise doc.error((), "the config file must be a mapping of settings")
-    values: dict[str, Any] = {}
-    for key, value in doc.root.items():
-        if key not in _KEYS:
-            raise doc.error((key,), f"unknown setting {key!r}", hint="settings: " + ", ".join(_KEYS), at_key=True)
-        where = f"{path}:{doc.pos((key,)).line}: {key}"  # type: ignore[union-attr]
-        if key == "mirrors":
-            if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
-                raise doc.error((key,), "expected a mapping of FROM: TO URL prefixes")
-            values[key] = tuple(value.items())
-        elif key in ("offline", "wait"):
-            if not isinstance(value, bool):
-                raise doc.error((key,), "expected true or false")
-            values[key] = value
-        elif key in ("jobs", "retries"):
-            values[key] = parse_int(value, where, minimum=1 if key == "jobs" else 0)
-        elif value is not None:
-            if not isinstance(value, str):
-                raise doc.error((key,), "expected a path string")
-            values[key] = Path(value).expanduser()
-    return values
+    return {key: _file_value(doc, key, value) for key, value in doc.root.items()}
+
+
+def _file_value(doc: Document, key: str, value: Any) -> Any:
+    """One setting of the config file, checked; errors are located in the file."""
+    if key not in _KEYS:
+        raise doc.error((key,), f"unknown setting {key!r}", hint="settings: " + ", ".join(_KEYS), at_key=True)
+    if key == "mirrors":
+        if not isinstance(value, dict) or not all(isinstance(v, str) and v for v in value.values()):
+            raise doc.error((key,), "expected a mapping of FROM: TO URL prefixes",
+                            hint="e.g. https://github.com/: file:///srv/mirrors/github/")
+        if "" in value:
+            raise doc.error((key, ""), "a mirror's FROM prefix must not be empty", at_key=True)
+        return tuple(value.items())
+    if key in ("offline", "wait"):
+        if not isinstance(value, bool):
+            raise doc.error((key,), f"expected true or false, got {value!r}")
+        return value
+    if key in ("jobs", "retries"):
+        minimum, maximum = LIMITS[key]
+        try:
+            return parse_int(value, key, minimum=minimum, maximum=maximum)
+        except InputError as e:
+            raise doc.error((key,), e.message.removeprefix(f"{key}: "),
+                            hint=f"e.g. {key}: {max(minimum, 2)}") from None
+    if not isinstance(value, str) or not value.strip():
+        raise doc.error((key,), f"expected a path, got {value!r}")
+    return Path(value).expanduser()
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
@@ -130,7 +161,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         elif key in ("offline", "wait"):
             values[key] = _bool(raw, name)
         elif key in ("jobs", "retries"):
-            values[key] = parse_int(raw, name, minimum=1 if key == "jobs" else 0)
+            values[key] = parse_int(raw, name, minimum=LIMITS[key][0], maximum=LIMITS[key][1])
         else:
             values[key] = Path(raw).expanduser()
     return values
@@ -142,12 +173,16 @@ def load_settings(overrides: Mapping[str, Any] | None = None, *, env: Mapping[st
     (the flags that were given; ``None`` values mean "not given")."""
     env = os.environ if env is None else env
     cwd = cwd or Path.cwd()
-    config = Path(env[ENV_PREFIX + "CONFIG"]) if env.get(ENV_PREFIX + "CONFIG") else cwd / CONFIG_FILE
+    named = bool(env.get(ENV_PREFIX + "CONFIG"))
+    config = cwd / (Path(env[ENV_PREFIX + "CONFIG"]).expanduser() if named else CONFIG_FILE)
     settings = Settings()
     try:
-        settings = replace(settings, **_from_file(config))
+        settings = replace(settings, **_from_file(config, named=named))
     except ManifestError as e:
         raise InputError(str(e)) from e
     settings = replace(settings, **_from_env(env))
     given = {k: v for k, v in (overrides or {}).items() if v is not None and v != () and v != []}
+    for key, (low, high) in LIMITS.items():
+        if key in given:
+            given[key] = parse_int(given[key], f"--{key}", minimum=low, maximum=high)
     return replace(settings, **given)

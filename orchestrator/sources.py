@@ -30,6 +30,7 @@ from orchestrator.gitfailure import (
     RepositoryNotFoundError,
     UnreachableRemoteError,
 )
+from orchestrator.gitinput import ref_problem, url_problem
 from orchestrator.refs import (
     FULL_SHA,
     AbbreviatedCommitError,
@@ -70,11 +71,8 @@ __all__ = [
 
 EventHandler = Callable[[str, str], None]
 
-# git reads any "<name>::" before the first slash as a remote helper to run.
-_HELPER = re.compile(r"[^/]*::")
+# One path component: the checkout directory .build/src/<name>.
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
-# git check-ref-format's rules, checked here so that a bad ref never reaches git.
-_BAD_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//|^/|/$|\.$|\.lock(/|$)|(^|/)\.|^@$")
 
 
 class RepoSource(Protocol):
@@ -305,10 +303,8 @@ def _prepare(repo: RepoSource, options: FetchOptions) -> RepoRef:
     if not _NAME.fullmatch(name):
         raise UnsafeSourceError(name, "repo name", name, "it must be one path component")
     _check_url(name, repo.url, "URL")
-    if ref.startswith("-"):
-        raise UnsafeSourceError(name, "ref", ref, "it starts with '-' (a git option)")
-    if not ref or _BAD_REF.search(ref):
-        raise UnsafeSourceError(name, "ref", ref, "it is no valid tag, branch or commit")
+    if problem := ref_problem(ref):
+        raise UnsafeSourceError(name, "ref", ref, problem.what)
     expected = repo.commit.lower() if repo.commit is not None else None
     if expected is not None and not FULL_SHA.fullmatch(expected):
         raise PinConflictError(name, f"commit {repo.commit!r} is not a 40-hex commit id")
@@ -327,14 +323,8 @@ def _prepare(repo: RepoSource, options: FetchOptions) -> RepoRef:
 
 
 def _check_url(name: str, url: str, what: str) -> None:
-    shown = redact_url(url)
-    if not url.strip() or any(c in url for c in "\x00\r\n"):
-        raise UnsafeSourceError(name, what, shown, "it is empty or has control characters")
-    if url.startswith("-"):
-        raise UnsafeSourceError(name, what, shown, "it starts with '-' (a git option)")
-    if _HELPER.match(url):
-        helper = shown.split("::", 1)[0]
-        raise UnsafeSourceError(name, what, shown, f"'{helper}::' runs a program; use https, ssh, git or file")
+    if problem := url_problem(url):
+        raise UnsafeSourceError(name, what, redact_url(url), problem.what)
 
 
 def _rewrite(url: str, mirrors: Sequence[tuple[str, str]]) -> str:

@@ -116,7 +116,7 @@ def test_flow_style_repo_is_refused_with_its_location() -> None:
         ("repos:\n  felix:\n    url: x\n", {"felix": A}, "has no ref: to put commit: after"),
         ("repos: [felix]\n", {"felix": A}, "repos: is not a mapping"),
         ("repos:\n  felix:\n    ref: a\n    ref: b\n", {"felix": A}, "repos.felix.ref: is given twice"),
-        ("repos: {\n", {"felix": A}, "not valid YAML"),
+        ("repos: {\n", {"felix": A}, "invalid YAML"),
     ],
 )
 def test_manifest_that_cannot_be_locked_is_refused_clearly(text: str, commits: dict[str, str], fragment: str) -> None:

@@ -27,13 +27,14 @@ def _refused(repo: RepoSpec, options: FetchOptions) -> UnsafeSourceError:
 @pytest.mark.parametrize(
     ("url", "fragment"),
     [
-        ("ext::sh -c touch% /tmp/pwned", "'ext::' runs a program"),
-        ("fd::17", "'fd::' runs a program"),
-        ("git@github.com::x", "'git@github.com::' runs a program"),
-        ("--upload-pack=touch /tmp/pwned", "starts with '-'"),
-        ("-oProxyCommand=touch /tmp/pwned", "starts with '-'"),
+        ("ext::sh -c touch% /tmp/pwned", "transport 'ext' is refused: it runs a program"),
+        ("fd::17", "transport 'fd' is refused: it runs a program"),
+        ("git@github.com::x", "transport 'git@github.com' is refused: it runs a program"),
+        ("--upload-pack=touch /tmp/pwned", "begins with '-'"),
+        ("-oProxyCommand=touch /tmp/pwned", "begins with '-'"),
         ("", "empty"),
-        ("https://example.invalid/x\n--upload-pack=x", "control characters"),
+        ("https://example.invalid/x\n--upload-pack=x", "control character"),
+        ("/srv/git/felix.git", "plain path"),
     ],
 )
 def test_dangerous_url_is_refused_before_git_runs(
@@ -46,7 +47,8 @@ def test_dangerous_url_is_refused_before_git_runs(
     assert not options.cache_dir.exists()
 
 
-@pytest.mark.parametrize("ref", ["-x", "--upload-pack=touch", "v1..v2", "a b", "v1^{tree}", "x:y", "", "refs/.hidden"])
+@pytest.mark.parametrize("ref", ["-x", "--upload-pack=touch", "v1..v2", "a b", "v1^{tree}", "x:y", "", "refs/.hidden",
+                                 "/x", ".x", "a/.b", "a.lock/b", "a//b", "x.", "v1\n", "@"])
 def test_dangerous_or_malformed_ref_is_refused_before_git_runs(
     ref: str, upstream_template: Upstream, options: FetchOptions
 ) -> None:
@@ -56,7 +58,7 @@ def test_dangerous_or_malformed_ref_is_refused_before_git_runs(
     assert not options.cache_dir.exists()
 
 
-@pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", ""])
+@pytest.mark.parametrize("name", ["../evil", "a/b", ".hidden", "", "felix\n"])
 def test_repo_name_that_is_not_one_path_component_is_refused(
     name: str, upstream_template: Upstream, options: FetchOptions
 ) -> None:

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator import provenance, pushing, record
+from orchestrator import imageref, provenance, pushing, record
 from orchestrator.conformance import record_checks, release_of
 from orchestrator.engine import Engine, EngineError, PushFailed
 from orchestrator.errors import InputError, Interrupted, OrchestratorError, tail
@@ -279,8 +279,9 @@ def _targets(manifest: Manifest, release: Release, selected: Sequence[str], regi
 
 
 def _valid_registry(registry: str) -> bool:
-    host = registry.partition("/")[0]
-    return registry.endswith("/") and "://" not in registry and ("." in host or ":" in host or host == "localhost")
+    """A registry host (and an optional namespace) to push under: the manifest's rule for
+    ``defaults.registry``, and its first part must be a registry, not a Docker Hub user."""
+    return imageref.registry_problem(registry) is None and imageref.is_registry_host(registry.partition("/")[0])
 
 
 def _is_pushed(release: Release, target: _Target) -> bool:

@@ -357,9 +357,10 @@ def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None
 
 
 def _registry_prefix(value: str) -> str:
-    host = value.partition("/")[0]
-    if not value.endswith("/") or "://" in value or not host or any(c.isspace() or c.isupper() for c in value):
-        raise InputError(f"--registry {value!r} is not an image registry prefix",
+    from orchestrator.imageref import registry_problem
+
+    if problem := registry_problem(value):
+        raise InputError(f"--registry {value!r} cannot start image names: {problem}",
                          hint="give HOST[:PORT]/ with the trailing '/', e.g. 127.0.0.1:5000/")
     return value
 

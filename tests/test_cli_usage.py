@@ -96,3 +96,9 @@ def test_completion_scripts_call_back_the_console_script(shell: str) -> None:
     result = run_cli("--print-completion-script", shell, program="orchestrator")
     assert result.returncode == 0
     assert "--complete" in result.stdout and "orchestrator" in result.stdout
+
+
+@pytest.mark.parametrize("value", ["UPPER/", "http://x/", "x y/", "no-slash"])
+def test_demo_registry_is_judged_like_defaults_registry(value: str) -> None:
+    result = run_cli("demo", "--registry", value, program="orchestrator")
+    assert result.returncode == 2 and f"--registry {value!r} cannot start image names" in result.stderr

@@ -31,6 +31,7 @@ def _artifact_json(manifest: Manifest, artifact: Artifact, edges: dict[str, tupl
         "description": artifact.description,
         "dependencies": list(artifact.dependencies),
         "all_dependencies": sorted(closure, key=order.__getitem__),
+        "timeout": artifact.timeout,
     }
     if artifact.type != "library":
         command = artifact.command
@@ -71,6 +72,7 @@ def manifest_json(manifest: Manifest) -> dict[str, Any]:
             "tag": manifest.defaults.tag,
             "env": dict(manifest.defaults.env),
             "network": manifest.defaults.network,
+            "timeout": manifest.defaults.timeout,
         },
         "repos": {
             repo.name: {

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from orchestrator import procs, treecopy
-from orchestrator.errors import BuildError, DockerUnavailableError, Interrupted, tail
+from orchestrator.errors import BuildError, DockerUnavailableError, Interrupted, TimedOut, tail
 from orchestrator.redact import redact
 from orchestrator.shim import RUN_LABEL, WORKSPACE_LABEL
 
@@ -98,7 +98,7 @@ class ContainerFailed(EngineError):
         self.command, self.image, self.exit_code = command, image, exit_code
 
 
-class DeadlineExceeded(EngineError):
+class DeadlineExceeded(EngineError, TimedOut):
     """A build or command ran past its deadline and was stopped."""
 
     def __init__(self, what: str, budget: float, output: str = "") -> None:

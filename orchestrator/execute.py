@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from orchestrator import builders, cache, gitcmd, record
 from orchestrator.builders.common import Claims, Job
 from orchestrator.commands import CommandRunner
-from orchestrator.errors import Interrupted, OrchestratorError
+from orchestrator.errors import Interrupted, OrchestratorError, TimedOut
 from orchestrator.manifest import Manifest
 from orchestrator.model import file_stem
 from orchestrator.outputs import ArtifactOutput, Source
@@ -42,6 +42,7 @@ class Result:
     log: Path | None = None
     error: str | None = None  # failed: the message; skipped/not-started: why
     cache_key: str | None = None
+    timed_out: bool = False  # failed because it ran past its `timeout:`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -269,7 +270,7 @@ class _Scheduler:
                 }
                 job = Job(manifest=self.manifest, artifact=artifact, source=self.sources[artifact.repo],
                           release_dir=self.options.release_dir, log=log, runner=self.runner, engine=self.engine,
-                          staged=staged, cache_key=key, claims=self.claims)
+                          staged=staged, cache_key=key, claims=self.claims, deadline=started + artifact.timeout)
                 output = builders.build(job)
                 if state is not None:
                     cache.save(state, name, key, output)
@@ -279,7 +280,7 @@ class _Scheduler:
             except OrchestratorError as e:
                 log(f"FAILED: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
-                              error=str(e))
+                              error=str(e), timed_out=isinstance(e, TimedOut))
             except Exception as e:  # a bug or an unexpected OS error: fail this artifact, keep the rest sane
                 log(f"FAILED (unexpected): {type(e).__name__}: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,

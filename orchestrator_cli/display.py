@@ -202,7 +202,7 @@ def summary(outcome: Outcome, *, table_too: bool = True) -> str:
             ref for image in result.output.images for ref in image.refs)
         if result.status == "failed":
             what = _reason(result)
-        rows.append((name, result.status, f"{result.duration:.1f}s", what))
+        rows.append((name, "timed out" if result.timed_out else result.status, f"{result.duration:.1f}s", what))
     lines = table(rows) if table_too and len(rows) > 1 else []
     for (status, why), names in groups.items():
         verb = "skipped" if status == "skipped" else "not started"

@@ -24,6 +24,7 @@ def build_json(outcome: Outcome) -> dict[str, Any]:
     for name, result in outcome.results.items():
         artifacts[name] = {
             "status": result.status,
+            "timed_out": result.timed_out,
             "duration": round(result.duration, 3),
             "files": [{"path": f.path, "sha256": f.sha256, "size": f.size} for f in result.output.files],
             "images": [{"id": i.id, "refs": list(i.refs)} for i in result.output.images],

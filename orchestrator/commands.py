@@ -107,13 +107,14 @@ class CommandRunner:
                 self._running.discard(step)
         if self.cancelled.is_set():
             raise BuildError(f"{name}: stopped (interrupted)")
+        shown = _one_line(shown or command_text(tuple(argv)))
         if step.timed_out:
-            raise TimedOut(f"{name}: command `{shown or command_text(tuple(argv))}` timed out after "
+            raise TimedOut(f"{name}: command `{shown}` timed out after "
                            f"{time.monotonic() - started:.0f}s and was stopped\n" + tail("\n".join(out.lines)),
                            hint="raise the artifact's `timeout:` (or defaults.timeout), or find out why it hangs")
         if code != 0:
             raise BuildError(
-                f"{name}: command `{shown or command_text(tuple(argv))}` failed with exit code {code}\n"
+                f"{name}: command `{shown}` failed with exit code {code}\n"
                 + tail("\n".join(out.lines))
             )
 
@@ -215,6 +216,12 @@ class CommandRunner:
                 step.notes.append(f"killed {len(left)} process(es) still running after SIGTERM: {', '.join(left)}")
             self._stop_containers(step)
         self._stopped.set()
+
+
+def _one_line(command: str) -> str:
+    """A command as one line of a message: a multi-line script shows its first line."""
+    lines = command.strip().splitlines() or [""]
+    return lines[0] + (f" ... ({len(lines)} lines)" if len(lines) > 1 else "")
 
 
 class _Step:

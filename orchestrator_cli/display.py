@@ -214,6 +214,7 @@ def summary(outcome: Outcome, *, table_too: bool = True) -> str:
             if output.strip():
                 lines.append(tail(output, 15))
             lines.append(f"  full log: {shown_path(result.log)}")
+        lines += [line for line in (result.error or "").splitlines()[1:] if line.lstrip().startswith("hint:")]
     lines += ["", f"release {outcome.record.release}: {outcome.record.status} -> "
                   f"{outcome.release_dir.resolve()}/ (release.json, SHA256SUMS, provenance.json)"]
     return "\n".join(line for i, line in enumerate(lines) if line or i)

@@ -35,7 +35,7 @@ SOURCE_LABEL = "org.opencontainers.image.source"
 
 
 def _statuses(workspace: Path) -> dict[str, str]:
-    record = json.loads((workspace / "dist" / "v3.2.0" / "release.json").read_text(encoding="utf-8"))
+    record = json.loads((workspace / "dist" / "v3.2.0-demo" / "release.json").read_text(encoding="utf-8"))
     return {name: a["status"] for name, a in record["artifacts"].items()}
 
 
@@ -99,7 +99,7 @@ def run(root: Path, *, repeats: int, run_id: str) -> dict[str, Any]:
         timed = run_timed([str(ORCHESTRATOR), "build", "--all", "--manifest", str(manifest),
                            "--workspace", str(workspace)], env={**env, "XDG_CACHE_HOME": str(cache)},
                           log=root / "logs" / f"orchestrator-{tag}.log")
-        logs = workspace / ".build" / "logs" / "v3.2.0"
+        logs = workspace / ".build" / "logs" / "v3.2.0-demo"
         hits = sum(_layer_cache_hits(p.read_text(errors="replace")) for p in logs.glob("*.log"))
         kind = tag.split("-")[0]
         cpu[kind].append(timed.cpu)

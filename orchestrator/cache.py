@@ -40,6 +40,7 @@ def cache_key(manifest: Manifest, artifact: Artifact, *, commit: str, dependency
     """The sha256 of everything that determines ``artifact``'s build result."""
     spec = asdict(artifact)
     spec.pop("description")  # documentation only: editing it must not rebuild
+    spec.pop("timeout")  # a limit on the build, not an input of it
     payload = {
         "format": KEY_FORMAT,
         "release": manifest.release,

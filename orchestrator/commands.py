@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Protocol
 
 from orchestrator import procs
-from orchestrator.errors import BuildError, OrchestratorError, tail
+from orchestrator.errors import BuildError, OrchestratorError, TimedOut, tail
 from orchestrator.plan import command_text
 from orchestrator.shim import STEP_LABEL, Shim
 
@@ -77,7 +77,13 @@ class CommandRunner:
         self._stopped = threading.Event()  # cancel_all or kill_all has finished with every step
 
     def run(self, argv: list[str], *, cwd: Path, env: Mapping[str, str], log: Callable[[str], None],
-            name: str) -> None:
+            name: str, shown: str | None = None, deadline: float | None = None) -> None:
+        """Run ``argv`` in ``cwd`` with exactly ``env``, each output line to ``log``; BuildError
+        when it fails, naming the command as ``shown`` (as the manifest wrote it) or argv.
+
+        ``deadline`` (a ``time.monotonic()`` value): past it the command is stopped as Ctrl-C
+        stops it (SIGTERM to all of it, SIGKILL after the grace) and TimedOut is raised."""
+        started = time.monotonic()
         token = procs.new_token()
         full = {**env, procs.RUN_VARIABLE: procs.run_token(), procs.STEP_VARIABLE: token}
         if self._shim is not None:
@@ -94,21 +100,27 @@ class CommandRunner:
             self._running.add(step)
         out = _Lines(log)
         try:
-            code = self._supervise(step, out)
+            code = self._supervise(step, out, deadline)
         finally:
             step.close()
             with self._lock:
                 self._running.discard(step)
         if self.cancelled.is_set():
             raise BuildError(f"{name}: stopped (interrupted)")
+        shown = _one_line(shown or command_text(tuple(argv)))
+        if step.timed_out:
+            raise TimedOut(f"{name}: command `{shown}` timed out after "
+                           f"{time.monotonic() - started:.0f}s and was stopped\n" + tail("\n".join(out.lines)),
+                           hint="raise the artifact's `timeout:` (or defaults.timeout), or find out why it hangs")
         if code != 0:
             raise BuildError(
-                f"{name}: command failed with exit code {code}: {command_text(tuple(argv))}\n"
+                f"{name}: command `{shown}` failed with exit code {code}\n"
                 + tail("\n".join(out.lines))
             )
 
-    def _supervise(self, step: _Step, out: _Lines) -> int:
-        """Follow the step until its leader exits; kill what it left; its exit code."""
+    def _supervise(self, step: _Step, out: _Lines, deadline: float | None = None) -> int:
+        """Follow the step until its leader exits; kill what it left; its exit code. Past
+        ``deadline`` the step is stopped: SIGTERM, then SIGKILL after the grace."""
         assert step.proc.stdout is not None
         fd = step.proc.stdout.fileno()
         os.set_blocking(fd, False)
@@ -119,8 +131,18 @@ class CommandRunner:
                 selector.register(exit_fd, selectors.EVENT_READ)
             open_ = True
             patience: float | None = None
+            kill_at: float | None = None
             try:
                 while True:
+                    now = time.monotonic()
+                    if deadline is not None and not step.timed_out and now >= deadline:
+                        step.timed_out = True
+                        out.note(f"timed out: stopping the command (SIGKILL in {self.grace:g}s if it lingers)")
+                        step.terminate()
+                        kill_at = now + self.grace
+                    if kill_at is not None and now >= kill_at:
+                        step.kill()
+                        kill_at = None
                     if step.leader_exited():
                         if exit_fd is not None and exit_fd in selector.get_map():
                             selector.unregister(exit_fd)
@@ -196,6 +218,12 @@ class CommandRunner:
         self._stopped.set()
 
 
+def _one_line(command: str) -> str:
+    """A command as one line of a message: a multi-line script shows its first line."""
+    lines = command.strip().splitlines() or [""]
+    return lines[0] + (f" ... ({len(lines)} lines)" if len(lines) > 1 else "")
+
+
 class _Step:
     """One running command: its leader, whose pid is its process group's id, and its token.
 
@@ -207,6 +235,7 @@ class _Step:
         self.proc = proc
         self.token = token
         self.notes: list[str] = []  # what was stopped, for the step's log
+        self.timed_out = False
         self._lock = threading.RLock()
         self._reaped = False
 

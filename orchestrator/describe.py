@@ -13,6 +13,12 @@ from orchestrator.manifest import Artifact, Manifest, image_refs
 from orchestrator.plan import Plan, build_order
 from orchestrator.redact import redact_url
 
+
+def count(number: int, noun: str) -> str:
+    """``3 artifacts``, ``1 artifact``."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 JSON_FORMAT = 1  # bump when the shape of `invoke manifest --json` changes incompatibly
 
 
@@ -25,6 +31,7 @@ def _artifact_json(manifest: Manifest, artifact: Artifact, edges: dict[str, tupl
         "description": artifact.description,
         "dependencies": list(artifact.dependencies),
         "all_dependencies": sorted(closure, key=order.__getitem__),
+        "timeout": artifact.timeout,
     }
     if artifact.type != "library":
         command = artifact.command
@@ -65,6 +72,7 @@ def manifest_json(manifest: Manifest) -> dict[str, Any]:
             "tag": manifest.defaults.tag,
             "env": dict(manifest.defaults.env),
             "network": manifest.defaults.network,
+            "timeout": manifest.defaults.timeout,
         },
         "repos": {
             repo.name: {
@@ -107,9 +115,21 @@ def manifest_table(manifest: Manifest) -> str:
     return "\n".join([header, "", *table(rows)])
 
 
+def plan_json(plan: Plan) -> dict[str, Any]:
+    """The dry-run view of a plan for programs: the steps in order, with what each would do."""
+    return {
+        "format": JSON_FORMAT,
+        "release": plan.release,
+        "repos": list(plan.repos),
+        "steps": [{"artifact": s.artifact, "repo": s.repo, "type": s.type, "requested": s.requested,
+                   "dependencies": list(s.dependencies), "actions": list(s.actions)} for s in plan.steps],
+    }
+
+
 def plan_text(plan: Plan) -> str:
     """The dry-run view of a plan: order, and what each step would run."""
-    lines = [f"plan for release {plan.release}: {len(plan.steps)} artifacts from {len(plan.repos)} repos"]
+    lines = [f"plan for release {plan.release}: {count(len(plan.steps), 'artifact')} from "
+             f"{count(len(plan.repos), 'repo')}"]
     for i, step in enumerate(plan.steps, 1):
         why = "" if step.requested else "  (dependency)"
         after = f"  after {', '.join(step.dependencies)}" if step.dependencies else ""

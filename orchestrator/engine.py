@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from orchestrator import procs, treecopy
-from orchestrator.errors import BuildError, DockerUnavailableError, Interrupted, tail
+from orchestrator.errors import BuildError, DockerUnavailableError, Interrupted, TimedOut, tail
 from orchestrator.redact import redact
 from orchestrator.shim import RUN_LABEL, WORKSPACE_LABEL
 
@@ -98,7 +98,7 @@ class ContainerFailed(EngineError):
         self.command, self.image, self.exit_code = command, image, exit_code
 
 
-class DeadlineExceeded(EngineError):
+class DeadlineExceeded(EngineError, TimedOut):
     """A build or command ran past its deadline and was stopped."""
 
     def __init__(self, what: str, budget: float, output: str = "") -> None:
@@ -409,15 +409,17 @@ class Engine:
                     return str(chunk["status"])
             return str(self._client.images.get(f"{repository}:{tag}").id)
 
-    def push(self, ref: str, *, log: Log) -> str:
+    def push(self, ref: str, *, log: Log, on_bytes: Callable[[int, int], None] | None = None) -> str:
         """Push image ``ref``; returns the registry's digest (``sha256:...``).
 
         Credentials come from the Docker config (``docker login``), so no password passes
-        through the orchestrator, its logs or its messages.
+        through the orchestrator, its logs or its messages. ``on_bytes(sent, total)`` hears
+        the bytes uploaded so far over all layers, as the engine reports them.
         """
         errors = _docker_errors()
         out = _Output(log)
         digest = None
+        layers: dict[str, tuple[int, int]] = {}  # layer id -> (sent, size)
         with self._talking(f"pushing {ref}"):
             try:
                 repository, tag = _split_ref(ref)
@@ -431,6 +433,8 @@ class Engine:
                         digest = aux["Digest"]
                     if isinstance(status := chunk.get("status"), str) and "progress" not in chunk:
                         out.feed(f"{chunk['id']}: {status}\n" if "id" in chunk else f"{status}\n")
+                    if on_bytes is not None and _layer_progress(chunk, layers):
+                        on_bytes(sum(sent for sent, _ in layers.values()), sum(size for _, size in layers.values()))
             except errors.APIError as e:
                 raise PushFailed(ref, _explain(e), "other", out.text) from e
         out.flush()
@@ -634,6 +638,20 @@ def _is_read_timeout(error: BaseException) -> bool:
 
 def _redact(text: str) -> str:
     return redact(text, mask="***@")
+
+
+def _layer_progress(chunk: Mapping[str, Any], layers: dict[str, tuple[int, int]]) -> bool:
+    """Fold a push chunk's byte counts into ``layers``; True when they changed."""
+    detail, layer = chunk.get("progressDetail"), chunk.get("id")
+    if not isinstance(layer, str):
+        return False
+    if chunk.get("status") in ("Pushed", "Layer already exists") and layer in layers:
+        layers[layer] = (layers[layer][1], layers[layer][1])
+        return True
+    if isinstance(detail, Mapping) and isinstance(detail.get("current"), int) and isinstance(detail.get("total"), int):
+        layers[layer] = (int(detail["current"]), int(detail["total"]))
+        return True
+    return False
 
 
 def _push_problem(reason: str) -> PushProblem:

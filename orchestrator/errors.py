@@ -125,6 +125,10 @@ class BuildError(OrchestratorError):
     """One or more artifacts failed to build. Exit code 1."""
 
 
+class TimedOut(BuildError):
+    """A step ran past its ``timeout:`` and was stopped (as Ctrl-C would stop it)."""
+
+
 class Interrupted(OrchestratorError):
     """The user pressed Ctrl-C. Exit code 130."""
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from orchestrator import builders, cache, gitcmd, record
 from orchestrator.builders.common import Claims, Job
 from orchestrator.commands import CommandRunner
-from orchestrator.errors import Interrupted, OrchestratorError
+from orchestrator.errors import Interrupted, OrchestratorError, TimedOut
 from orchestrator.manifest import Manifest
 from orchestrator.model import file_stem
 from orchestrator.outputs import ArtifactOutput, Source
@@ -42,6 +42,7 @@ class Result:
     log: Path | None = None
     error: str | None = None  # failed: the message; skipped/not-started: why
     cache_key: str | None = None
+    timed_out: bool = False  # failed because it ran past its `timeout:`
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +62,7 @@ class Options:
     release_dir: Path = Path("dist")
     state_dir: Path | None = None  # cache records; None: always rebuild
     force: frozenset[str] | bool = False  # True: rebuild everything; names: rebuild those
+    on_log: Callable[[str, str], None] | None = None  # (artifact, line) as each log line is written
 
 
 def log_path(log_dir: Path, artifact: str) -> Path:
@@ -240,6 +242,8 @@ class _Scheduler:
             def log(line: str) -> None:
                 log_file.write(line.rstrip("\n") + "\n")
                 log_file.flush()
+                if self.options.on_log is not None:
+                    self.options.on_log(name, line.rstrip("\n"))
 
             try:
                 key = self.key_for(name)
@@ -266,7 +270,7 @@ class _Scheduler:
                 }
                 job = Job(manifest=self.manifest, artifact=artifact, source=self.sources[artifact.repo],
                           release_dir=self.options.release_dir, log=log, runner=self.runner, engine=self.engine,
-                          staged=staged, cache_key=key, claims=self.claims)
+                          staged=staged, cache_key=key, claims=self.claims, deadline=started + artifact.timeout)
                 output = builders.build(job)
                 if state is not None:
                     cache.save(state, name, key, output)
@@ -276,7 +280,7 @@ class _Scheduler:
             except OrchestratorError as e:
                 log(f"FAILED: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
-                              error=str(e))
+                              error=str(e), timed_out=isinstance(e, TimedOut))
             except Exception as e:  # a bug or an unexpected OS error: fail this artifact, keep the rest sane
                 log(f"FAILED (unexpected): {type(e).__name__}: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,

@@ -91,6 +91,11 @@ def _why_not(ref: str) -> str:
     return "it does not follow Docker's reference grammar"
 
 
+def is_registry_host(host: str) -> bool:
+    """``host`` names a registry (has a '.' or a port, or is localhost), as docker decides."""
+    return _REGISTRY_RE.fullmatch(host) is not None
+
+
 def registry_problem(prefix: str) -> str | None:
     """Why ``prefix`` (``defaults.registry``) cannot start image names, or ``None``.
 

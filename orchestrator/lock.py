@@ -11,8 +11,10 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -163,3 +165,37 @@ def _verify(text: str, commits: Mapping[str, str], source: str) -> None:
     for name, commit in commits.items():
         if loaded["repos"][name].get("commit") != commit:
             raise ManifestError(f"could not set repos.{name}.commit", file=source)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PinChange:
+    """What locking found for one repo: its ref, the pin it had, where the ref is now."""
+
+    repo: str
+    ref: str
+    pinned: str | None
+    now: str
+
+    @property
+    def state(self) -> str:
+        return "unpinned" if self.pinned is None else "moved" if self.pinned != self.now else "unchanged"
+
+
+def check_pins(repos: Iterable[Any], commits: Mapping[str, str]) -> list[PinChange]:
+    """Each repo's pin against ``commits`` (what its ref resolves to now), in order."""
+    return [PinChange(repo=repo.name, ref=repo.ref, pinned=repo.commit, now=commits[repo.name]) for repo in repos]
+
+
+def lock_manifest(manifest: Any, options: Any, *, write: bool,
+                  on_event: Callable[[str, str], None] | None = None) -> tuple[list[PinChange], bool]:
+    """Resolve every repo's ref now (asking the remotes), compare with its pin, and, when
+    ``write``, write the commits into the manifest. Returns the changes and whether the
+    file changed (never, without ``write``)."""
+    from orchestrator import sources
+
+    # Locking asks where each ref points *now*: the old pins are what it replaces.
+    unpinned = [replace(repo, commit=None) for repo in manifest.repos.values()]
+    commits = sources.resolve(unpinned, options, on_event=on_event)
+    changes = check_pins(manifest.repos.values(), commits)
+    changed = lock_file(manifest.path, commits) if write else False
+    return changes, changed

@@ -209,6 +209,7 @@ def _build(doc: Document, sha256: str, path: Path) -> Manifest:
         tag=raw_defaults.get("tag", "{release}"),
         env=_pairs(raw_defaults.get("env")),
         network=raw_defaults.get("network", "default"),
+        timeout=_seconds(raw_defaults.get("timeout", schema.DEFAULT_TIMEOUT)),
     )
     repos: dict[str, Repo] = {}
     artifacts: dict[str, Artifact] = {}
@@ -252,4 +253,11 @@ def _artifact(name: str, repo: str, a: dict[str, Any], defaults: Defaults) -> Ar
         target=a.get("target"),
         tags=tuple(a.get("tags", ("{registry}{name}:{tag}",))) if kind == "image" else (),
         prefix=a.get("prefix"),
+        timeout=_seconds(a["timeout"]) if "timeout" in a else defaults.timeout,
     )
+
+
+def _seconds(value: Any) -> float:
+    seconds = schema.duration_seconds(value)
+    assert seconds is not None  # validated by the shape pass
+    return seconds

@@ -27,6 +27,7 @@ class Defaults:
     tag: str = "{release}"
     env: Pairs = ()
     network: str = "default"
+    timeout: float = 7200.0  # seconds (schema.DEFAULT_TIMEOUT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -50,6 +51,7 @@ class Artifact:
     target: str | None = None
     tags: tuple[str, ...] = ()  # templates; see image_refs()
     prefix: str | None = None
+    timeout: float = 7200.0  # seconds: the build is stopped and fails after this long
 
     @property
     def dependencies(self) -> tuple[str, ...]:

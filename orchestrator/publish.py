@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator import provenance, pushing, record
+from orchestrator import imageref, provenance, pushing, record
 from orchestrator.conformance import record_checks, release_of
 from orchestrator.engine import Engine, EngineError, PushFailed
 from orchestrator.errors import InputError, Interrupted, OrchestratorError, tail
@@ -110,6 +110,7 @@ def publish_release(
     log: Log,
     retries: int = 2,
     backoff: float = 1.0,
+    on_bytes: Callable[[str, int, int], None] | None = None,
 ) -> PublishReport:
     """Push every image of the selected artifacts (default: all) of the release in ``release_dir``.
 
@@ -141,7 +142,8 @@ def publish_release(
             if target.ref != target.source:
                 engine.tag(target.id, target.ref)
         for target in todo:
-            digest = _push_one(release_dir, engine, target, pushed, todo, log=log, retries=retries, backoff=backoff)
+            digest = _push_one(release_dir, engine, target, pushed, todo, log=log, retries=retries, backoff=backoff,
+                               on_bytes=on_bytes)
             pushed.append(Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=digest))
             log(f"pushed {target.ref}@{digest}")
     except KeyboardInterrupt:  # between pushes: nothing in flight
@@ -151,15 +153,17 @@ def publish_release(
 
 
 def _push_one(release_dir: Path, engine: Engine, target: _Target, pushed: Sequence[Pushed],
-              todo: Sequence[_Target], *, log: Log, retries: int, backoff: float) -> str:
+              todo: Sequence[_Target], *, log: Log, retries: int, backoff: float,
+              on_bytes: Callable[[str, int, int], None] | None = None) -> str:
     """Push ``target`` and record its digest (pushing.guarded); every way it can end
     becomes PublishFailed or Interrupted saying what landed."""
     def landed_now(digest: str) -> Pushed:
         return Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=digest)
 
     try:
+        progress = functools.partial(on_bytes, target.ref) if on_bytes is not None else None
         return pushing.guarded(functools.partial(_push, engine, target.ref, log=log, retries=retries,
-                                                 backoff=backoff),
+                                                 backoff=backoff, on_bytes=progress),
                                functools.partial(_record, release_dir, target), ref=target.ref, log=log)
     except pushing.PushInterrupted as e:
         landed = [*pushed, landed_now(e.digest)] if e.digest else list(pushed)
@@ -275,8 +279,9 @@ def _targets(manifest: Manifest, release: Release, selected: Sequence[str], regi
 
 
 def _valid_registry(registry: str) -> bool:
-    host = registry.partition("/")[0]
-    return registry.endswith("/") and "://" not in registry and ("." in host or ":" in host or host == "localhost")
+    """A registry host (and an optional namespace) to push under: the manifest's rule for
+    ``defaults.registry``, and its first part must be a registry, not a Docker Hub user."""
+    return imageref.registry_problem(registry) is None and imageref.is_registry_host(registry.partition("/")[0])
 
 
 def _is_pushed(release: Release, target: _Target) -> bool:
@@ -304,11 +309,12 @@ def _preflight(engine: Engine, targets: Sequence[_Target]) -> None:
             problems, hint="rebuild the release on this engine (invoke build --all), or load the recorded images")
 
 
-def _push(engine: Engine, ref: str, *, log: Log, retries: int, backoff: float) -> str:
+def _push(engine: Engine, ref: str, *, log: Log, retries: int, backoff: float,
+          on_bytes: Callable[[int, int], None] | None = None) -> str:
     for attempt in range(retries + 1):
         log(f"pushing {ref}" + (f" (attempt {attempt + 1} of {retries + 1})" if attempt else ""))
         try:
-            return engine.push(ref, log=log)
+            return engine.push(ref, log=log, on_bytes=on_bytes)
         except PushFailed as e:
             # Only "other" (a 5xx, a reset connection, no digest) may pass by itself;
             # refused credentials or a wrong address fail the same way every time.

@@ -129,12 +129,13 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
                   on_event: Callable[[Event], None] | None = None,
                   on_fetch: Callable[[str, str], None] | None = None,
                   fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,
-                  force: frozenset[str] | bool = False, children: Children | None = None) -> Outcome:
+                  force: frozenset[str] | bool = False, children: Children | None = None,
+                  on_log: Callable[[str, str], None] | None = None) -> Outcome:
     """Build ``plan`` and write dist/<release>/ with SHA256SUMS, provenance.json and release.json.
 
     ``children`` runs the host commands and holds the engine (default: a new one for the
     workspace, with the docker shim under its .build/); ``engine_factory`` is used only
-    without it."""
+    without it. ``on_log(artifact, line)`` hears every line of every step's log."""
     from orchestrator.children import Children
     from orchestrator.report import write_release
 
@@ -155,6 +156,7 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         release_dir=release_dir,
         state_dir=settings.build_dir / "state" / manifest.release,
         force=force,
+        on_log=on_log,
     )
     results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event,
                       runner=children.runner)

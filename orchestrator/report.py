@@ -86,7 +86,7 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     release = Release(
         release=manifest.release,
         status=record.release_status({a.status for a in artifacts.values()}),
-        manifest=ManifestEntry(path=str(manifest.path), sha256=manifest.sha256),
+        manifest=ManifestEntry(path=recorded_manifest_path(manifest.path, workspace), sha256=manifest.sha256),
         started=_iso(started),
         finished=_iso(datetime.datetime.now(datetime.UTC).timestamp()),
         orchestrator=__version__,
@@ -100,6 +100,21 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     provenance.write_provenance(release, release_dir)
     record.write(release_dir, release)
     return release
+
+
+def recorded_manifest_path(path: Path, workspace: Path) -> str:
+    """How the record names the manifest: relative to the workspace when it lies inside it
+    (so the record finds it again wherever the workspace is, and from whichever directory
+    the build was run), else absolute."""
+    absolute, root = Path(os.path.abspath(path)), Path(os.path.abspath(workspace))
+    return absolute.relative_to(root).as_posix() if absolute.is_relative_to(root) else str(absolute)
+
+
+def recorded_manifest(release_dir: Path, recorded: str) -> Path:
+    """The manifest a record names, as a path: a relative one is relative to the workspace
+    that holds ``release_dir`` (``<workspace>/dist/<release>``)."""
+    path = Path(recorded)
+    return path if path.is_absolute() else Path(os.path.abspath(release_dir)).parent.parent / path
 
 
 def _sweep_leftovers(release_dir: Path) -> None:

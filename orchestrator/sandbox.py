@@ -27,7 +27,13 @@ import yaml
 from orchestrator import gitcmd
 from orchestrator.errors import SourceError, tail
 
-DEMO_RELEASE = "v3.2.0"
+# The demo lives in its own namespace: its own release name, and an image registry
+# prefix in the reserved .invalid domain (RFC 2606), which no resolver will ever answer,
+# so nothing the demo builds can replace a user's real calico/* images or reach a public
+# registry. `publish --registry HOST:PORT/` puts its images where you choose.
+DEMO_RELEASE = "v3.2.0-demo"
+DEMO_REGISTRY = "orchestrator-demo.invalid/"
+_HISTORY_RELEASE = "v3.2.0"  # named in commit messages: keeps the demo's commit ids stable
 
 _NAME, _EMAIL = "Calico Demo", "demo@example.invalid"
 _IDENTITY = f"{_NAME} <{_EMAIL}>"
@@ -191,7 +197,7 @@ _REPOS: dict[str, _Repo] = {
 }  # fmt: skip
 
 
-def create_demo(root: Path) -> Path:
+def create_demo(root: Path, *, registry: str = DEMO_REGISTRY) -> Path:
     """Create (or reuse) the demo repositories under root/repos/<name>, write root/manifest.yaml, return its path.
 
     Repositories that already hold exactly the demo history are kept as they are;
@@ -204,7 +210,7 @@ def create_demo(root: Path) -> Path:
     repos_dir.mkdir(parents=True, exist_ok=True)
     pins = {name: _ensure_repo(repos_dir / name, name, spec) for name, spec in _REPOS.items()}
     manifest = root / "manifest.yaml"
-    _write_atomic(manifest, _manifest_text(repos_dir, pins))
+    _write_atomic(manifest, _manifest_text(repos_dir, pins, registry))
     return manifest
 
 
@@ -284,7 +290,7 @@ def _history(name: str, spec: _Repo) -> bytes:
         # upstream cni-plugin's v3.2.0 whose branch was deleted.
         assert spec.tag is not None and not spec.annotated, "only a lightweight tag can hold a branchless commit"
         pin_ref = f"refs/tags/{spec.tag}"
-    release = spec.tag or DEMO_RELEASE
+    release = spec.tag or _HISTORY_RELEASE
     _commit(out, "refs/heads/main", 1, None, _BASE_TIME, "Initial import", base)
     _commit(out, pin_ref, 2, 1, _PIN_TIME, f"Release {release}", pinned)
     if spec.tag and spec.annotated:
@@ -342,7 +348,7 @@ def _git(*args: str, stdin: bytes | None = None, check: bool = True) -> gitcmd.G
     return result
 
 
-def _manifest_text(repos_dir: Path, pins: Mapping[str, str]) -> str:
+def _manifest_text(repos_dir: Path, pins: Mapping[str, str], registry: str) -> str:
     repos: dict[str, Any] = {}
     for name, spec in _REPOS.items():
         repos[name] = {
@@ -355,7 +361,7 @@ def _manifest_text(repos_dir: Path, pins: Mapping[str, str]) -> str:
     doc = {
         "schema": 1,
         "release": DEMO_RELEASE,
-        "defaults": {"env": {"ARCH": "amd64"}, "network": "none"},
+        "defaults": {"registry": registry, "env": {"ARCH": "amd64"}, "network": "none"},
         "repos": repos,
     }
     shapes = "".join(f"#   {name:<18} {spec.shape}\n" for name, spec in _REPOS.items())
@@ -366,6 +372,8 @@ def _manifest_text(repos_dir: Path, pins: Mapping[str, str]) -> str:
         "# artifact names and types, and the same kinds of refs, served from local repositories\n"
         f"# under {repos_dir}. The recipes are POSIX sh scripts and FROM scratch\n"
         "# Dockerfiles, so everything builds without network (defaults.network: none).\n"
+        f"# Its own namespace: release {DEMO_RELEASE}, images under {registry} (never a real\n"
+        "# release's names; `publish --registry HOST:PORT/` pushes them where you choose).\n"
         "#\n"
         "# Ref shapes (as in manifest.yaml):\n" + shapes
     )

@@ -202,6 +202,37 @@ def check_template(value: Any) -> tuple[str, str | None] | None:
     return None
 
 
+# `timeout:` values: seconds as a number, or a duration such as 90s, 30m, 2h, 1h30m.
+DURATION_RE = re.compile(r"(?:(?P<h>[0-9]+)h)?(?:(?P<m>[0-9]+)m)?(?:(?P<s>[0-9]+)s)?")
+MAX_TIMEOUT = 7 * 24 * 3600  # a week: anything longer is a mistake, not a build
+DEFAULT_TIMEOUT = "2h"  # a hung recipe never holds a CI runner forever
+
+
+def duration_seconds(value: Any) -> float | None:
+    """``value`` (a number of seconds or a duration text) in seconds; None when it is neither."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if not isinstance(value, str) or not value:
+        return None
+    if value.isascii() and value.isdigit():
+        return float(value)
+    match = DURATION_RE.fullmatch(value)
+    if match is None or not any(match.groupdict().values()):
+        return None
+    return float(int(match["h"] or 0) * 3600 + int(match["m"] or 0) * 60 + int(match["s"] or 0))
+
+
+def check_duration(value: Any) -> tuple[str, str | None] | None:
+    seconds = duration_seconds(value)
+    if seconds is None:
+        return (f"{value!r} is not a duration", "seconds as a number, or 90s, 30m, 2h, 1h30m")
+    if not 0 < seconds <= MAX_TIMEOUT:
+        return (f"timeout {value!r} must be more than 0 and at most a week", None)
+    return None
+
+
 def check_registry(value: Any) -> tuple[str, str | None] | None:
     if not isinstance(value, str):
         return type_problem("a string", value)
@@ -271,6 +302,7 @@ CHECKS: dict[str, Check] = {
     "templates": _list_of(check_template, "tag templates", nonempty=True),
     "template": check_template,
     "registry": check_registry,
+    "duration": check_duration,
     "image": check_image,
     "type": check_type,
     "mapping": _mapping,
@@ -280,6 +312,8 @@ _COMMON = {
     "type": Field(kind="type", required=True, description="binary | image | python-package | library"),
     "description": Field(kind="string", description="What the artifact is (the documented text)."),
     "requires": Field(kind="names", description="Artifacts that must be built before this one.", default=[]),
+    "timeout": Field(kind="duration", description="Stop the build and fail it after this long (seconds, or "
+                     "90s, 30m, 2h); default defaults.timeout."),
 }
 _RUNS = {
     "command": Field(kind="command", description="Run in the checkout: a string runs with sh -c, a list is argv."),
@@ -339,6 +373,8 @@ DEFAULTS_FIELDS: dict[str, Field] = {
     "tag": Field(kind="template", description="Image tag template.", default="{release}"),
     "env": Field(kind="env", description="Environment passed to every build command.", default={}),
     "network": Field(kind="nonempty", description="Docker network mode for builds.", default="default"),
+    "timeout": Field(kind="duration", description="Time limit of every artifact's build (seconds, or 90s, 30m, "
+                     "2h).", default=DEFAULT_TIMEOUT),
 }
 
 TOP_FIELDS: dict[str, Field] = {

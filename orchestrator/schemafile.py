@@ -52,6 +52,12 @@ _FRAGMENTS: dict[str, dict[str, Any]] = {
     "mapping": {"type": "object"},
 }
 _FRAGMENTS["file"] = {"type": "string", "minLength": 1, "not": {"pattern": r"^/|(^|/)\.\.(/|$)|/$|(^|/)\.$"}}
+_FRAGMENTS["duration"] = {
+    "oneOf": [
+        {"type": "number", "exclusiveMinimum": 0},
+        {"type": "string", "pattern": r"^(?=[0-9])([0-9]+h)?([0-9]+m)?([0-9]+s)?$|^[0-9]+$"},
+    ]
+}
 _FRAGMENTS["paths"] = {"type": "array", "items": _FRAGMENTS["path"]}
 _FRAGMENTS["outputs"] = {"type": "array", "minItems": 1, "items": _FRAGMENTS["file"]}
 _FRAGMENTS["names"] = {"type": "array", "items": {"type": "string", "pattern": ARTIFACT_NAME_RE.pattern}}

@@ -9,7 +9,7 @@ from another manifest is refused before anything else is checked.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,18 +48,20 @@ class VerifyReport:
         return tuple(check for check in self.checks if check.ok is None)
 
 
-def resolve_pins(manifest: Manifest, options: FetchOptions) -> dict[str, str | OrchestratorError]:
+def resolve_pins(manifest: Manifest, options: FetchOptions, *,
+                 on_event: Callable[[str, str], None] | None = None) -> dict[str, str | OrchestratorError]:
     """Each repo's ref resolved now (``sources.resolve``); a repo that fails keeps its error.
 
     A tag that moved away from a `commit:` pin is an error from ``resolve``; here it
     becomes that repo's entry, so that ``verify_release`` reports it as a failed check.
+    ``on_event(repo, message)`` hears what each resolution is doing (it may take a while).
     """
     repos = list(manifest.repos.values())
     try:
-        return dict(resolve(repos, options))
+        return dict(resolve(repos, options, on_event=on_event))
     except FetchFailed as e:
         rest = [repo for repo in repos if repo.name not in e.failures]
-        found: dict[str, str | OrchestratorError] = dict(resolve(rest, options)) if rest else {}
+        found: dict[str, str | OrchestratorError] = dict(resolve(rest, options, on_event=on_event)) if rest else {}
         found.update(e.failures)
         return {name: found[name] for name in manifest.repos if name in found}
 
@@ -87,11 +89,11 @@ def verify_release(
     return VerifyReport(release=release.release, release_dir=release_dir, checks=tuple(checks))
 
 
-def format_report(report: VerifyReport) -> str:
-    """One line per check, then a verdict naming what does not match."""
+def format_report(report: VerifyReport, *, checks: bool = True) -> str:
+    """One line per check (unless ``checks`` is False), then a verdict naming what does not match."""
     mark = {True: "[ok]    ", False: "[FAIL]  ", None: "[--]    "}
-    lines = [f"verifying release {report.release} in {report.release_dir}"]
-    lines += [f"  {mark[check.ok]}{check.what}: {check.detail}" for check in report.checks]
+    lines = [f"verifying release {report.release} in {report.release_dir}"] if checks else []
+    lines += [f"  {mark[check.ok]}{check.what}: {check.detail}" for check in report.checks if checks]
     passed = sum(1 for check in report.checks if check.ok)
     counts = f"{passed} matched, {len(report.failures)} did not, {len(report.unchecked)} not checked"
     if report.ok:

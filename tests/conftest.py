@@ -1,10 +1,17 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+# Every image a test builds or tags is named under this session's own prefix (a reserved
+# .invalid domain, so nothing can resolve it), never under a user's names such as
+# calico/node; tests/helpers/session_images.py removes what the session created.
+SESSION = uuid.uuid4().hex[:10]
+IMAGE_PREFIX = f"orchestrator-test.invalid/{SESSION}/"
 
 
 @pytest.fixture(autouse=True)
@@ -30,6 +37,24 @@ def dont_write_to_home_directory(
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Fixture Committer")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "committer@example.invalid")
     yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_images() -> Iterator[None]:
+    """After the session, remove the images it named or pushed, and those it left untagged."""
+    from tests.helpers.session_images import connect, image_ids, remove_session_images
+
+    client = connect()
+    before = image_ids(client) if client is not None else set()
+    yield
+    if client is not None:
+        remove_session_images(client, before, (IMAGE_PREFIX,))
+
+
+@pytest.fixture(scope="session")
+def image_prefix() -> str:
+    """The registry prefix for images of this test session (``orchestrator-test.invalid/<id>/``)."""
+    return IMAGE_PREFIX
 
 
 @pytest.fixture(autouse=True)

@@ -82,7 +82,7 @@ def test_console_script_exits_2_on_an_unknown_flag(tmp_path: Path) -> None:
 def test_build_dry_run_of_felix_prints_only_felix_and_its_command() -> None:
     result = run_cli("build", "felix", "--dry-run")
     assert result.returncode == 0, result.stderr
-    assert "1 artifacts from 1 repos" in result.stdout
+    assert "1 artifact from 1 repo" in result.stdout
     assert "run on the host: make bin/calico-felix" in result.stdout
 
 
@@ -107,9 +107,9 @@ def test_unknown_name_exits_2_with_valid_names_and_a_suggestion() -> None:
 def test_lean_start_up_imports_neither_docker_nor_gitpython(args: list[str]) -> None:
     code = (
         "import sys\n"
-        "from orchestrator_cli.main import program\n"
+        "from orchestrator_cli.program import run\n"
         "try:\n"
-        f"    program.run(['orchestrator', *{args!r}], exit=False)\n"
+        f"    run({args!r})\n"
         "finally:\n"
         "    sys.stdout.flush()\n"
         "    bad = sorted(m for m in sys.modules if m.split('.')[0] in ('docker', 'git', 'requests'))\n"

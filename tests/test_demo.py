@@ -15,6 +15,7 @@ import pytest
 
 from orchestrator.engine import Engine
 from orchestrator.errors import DockerUnavailableError
+from tests.conftest import IMAGE_PREFIX
 from tests.helpers.cli import run_cli
 
 IMAGES = ["calico/node", "calico/test", "calico/build", "calico/kube-controllers"]
@@ -26,8 +27,8 @@ def env_for(workspace: Path, **extra: str) -> dict[str, str]:
 
 def demo(workspace: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
     workspace.mkdir(parents=True, exist_ok=True)
-    return run_cli("demo", "--workspace", str(workspace), *args, program="orchestrator", cwd=workspace,
-                   env=env_for(workspace, **env), timeout=600)
+    return run_cli("demo", "--workspace", str(workspace), "--registry", IMAGE_PREFIX, *args, program="orchestrator",
+                   cwd=workspace, env=env_for(workspace, **env), timeout=600)
 
 
 def build(workspace: Path, manifest: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,7 +38,7 @@ def build(workspace: Path, manifest: Path, *args: str) -> subprocess.CompletedPr
 
 
 def release(workspace: Path) -> dict:  # type: ignore[type-arg]
-    return json.loads((workspace / "dist/v3.2.0/release.json").read_text())
+    return json.loads((workspace / "dist/v3.2.0-demo/release.json").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_demo_without_docker_builds_the_rest_and_names_each_image_and_why(tmp_pa
     statuses = {name: a["status"] for name, a in record["artifacts"].items()}
     assert {statuses[name] for name in IMAGES} == {"skipped"}
     assert {s for name, s in statuses.items() if name not in IMAGES} == {"ok"}
-    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "dist/v3.2.0", capture_output=True)
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=tmp_path / "dist/v3.2.0-demo", capture_output=True)
     assert check.returncode == 0
 
 
@@ -76,7 +77,7 @@ def test_demo_builds_the_whole_release_with_valid_sums_and_record(built_demo: Pa
     assert len(record["artifacts"]) == 11 and len(record["repos"]) == 8
     kinds = {a["type"] for a in record["artifacts"].values()}
     assert kinds == {"binary", "image", "python-package", "library"}
-    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=built_demo / "dist/v3.2.0",
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=built_demo / "dist/v3.2.0-demo",
                            capture_output=True, text=True)
     assert check.returncode == 0, check.stdout
     assert "python/pycalico-0.19.0-py3-none-any.whl: OK" in check.stdout
@@ -84,8 +85,8 @@ def test_demo_builds_the_whole_release_with_valid_sums_and_record(built_demo: Pa
     node = record["artifacts"]["calico/node"]["images"][0]
     labels = real_engine.image_labels(node["id"])
     assert labels["org.opencontainers.image.revision"] == record["repos"]["node"]["commit"]
-    assert labels["org.opencontainers.image.version"] == "v3.2.0"
-    assert real_engine.image_id("calico/node:v3.2.0") == node["id"]
+    assert labels["org.opencontainers.image.version"] == "v3.2.0-demo"
+    assert real_engine.image_id(f"{IMAGE_PREFIX}calico/node:v3.2.0-demo") == node["id"]
 
 
 @pytest.mark.docker
@@ -102,7 +103,7 @@ def test_build_felix_on_the_demo_manifest_builds_only_felix(built_demo: Path, tm
     result = build(tmp_path, built_demo / ".build/demo/manifest.yaml", "felix")
     assert result.returncode == 0, result.stderr
     assert list(release(tmp_path)["artifacts"]) == ["felix"]
-    assert sorted(p.name for p in (tmp_path / "dist/v3.2.0/bin").iterdir()) == ["calico-felix"]
+    assert sorted(p.name for p in (tmp_path / "dist/v3.2.0-demo/bin").iterdir()) == ["calico-felix"]
 
 
 @pytest.mark.docker
@@ -113,7 +114,7 @@ def test_build_calico_node_builds_felix_first_and_stages_it(built_demo: Path, tm
     assert list(record["artifacts"]) == ["felix", "calico/node"]
     assert result.stderr.index("[ok] felix") < result.stderr.index("[running] calico/node")
     staged = tmp_path / ".build/src/node/bin/calico-felix"
-    assert staged.read_bytes() == (tmp_path / "dist/v3.2.0/bin/calico-felix").read_bytes()
+    assert staged.read_bytes() == (tmp_path / "dist/v3.2.0-demo/bin/calico-felix").read_bytes()
 
 
 @pytest.mark.docker
@@ -132,7 +133,7 @@ def test_a_failing_artifact_with_keep_going_leaves_every_independent_artifact_bu
     assert statuses.pop("calico/node") == "skipped"
     assert set(statuses.values()) == {"ok"}
     assert record["artifacts"]["calico/node"]["error"] == "skipped: dependency felix failed"
-    assert "felix is broken" in result.stdout and "full log: .build/logs/v3.2.0/felix.log" in result.stdout
+    assert "felix is broken" in result.stdout and "full log: .build/logs/v3.2.0-demo/felix.log" in result.stdout
 
 
 @pytest.mark.docker

@@ -101,6 +101,29 @@ def test_lock_writes_every_commit_and_keeps_comments_and_order(demo_manifest: Pa
     assert "already locked" in again.stdout
 
 
+def test_lock_check_writes_nothing_and_lists_unpinned_and_moved_refs(demo_manifest: Path, tmp_path: Path) -> None:
+    original = demo_manifest.read_text()
+    felix = load(demo_manifest).repos["felix"].commit
+    assert felix is not None
+    # felix unpinned; calicoctl pinned at a commit its tag does not name (as if the tag moved).
+    text = re.sub(rf"\n    commit: {felix}", "", original)
+    calicoctl = load(demo_manifest).repos["calicoctl"].commit
+    assert calicoctl is not None
+    text = text.replace(f"commit: {calicoctl}", f"commit: {felix}")
+    path = tmp_path / "manifest.yaml"
+    path.write_text(text)
+    result = cli(tmp_path, "manifest", "--lock", "--check", "--manifest", str(path))
+    assert result.returncode == 1
+    assert f"felix: v3.2.0 -> {felix} (unpinned)" in result.stdout
+    assert f"calicoctl: v3.2.0 MOVED {felix} -> {calicoctl}" in result.stdout
+    assert "2 of 8 repos are not pinned at their ref's commit: felix (unpinned), calicoctl (moved)" in result.stderr
+    assert path.read_text() == text, "--check writes nothing"
+    good = cli(tmp_path, "manifest", "--lock", "--check", "--manifest", str(demo_manifest))
+    assert good.returncode == 0 and "every pin matches its ref" in good.stdout
+    alone = cli(tmp_path, "manifest", "--check", "--manifest", str(demo_manifest))
+    assert alone.returncode == 2 and "--check goes with --lock" in alone.stderr
+
+
 def test_unreachable_docker_is_reported_once_before_any_work(demo_manifest: Path, tmp_path: Path) -> None:
     result = cli(tmp_path, "build", "calico/node", "--manifest", str(demo_manifest),
                  DOCKER_HOST="unix:///nonexistent/docker.sock")
@@ -118,7 +141,7 @@ def test_ctrl_c_exits_130_leaves_nothing_partial_and_the_next_run_works(demo_man
     proc = subprocess.Popen([str(BIN / "orchestrator"), "build", "felix", "--manifest", str(slow), "--workspace",
                              str(tmp_path)], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    log = tmp_path / ".build/logs/v3.2.0/felix.log"
+    log = tmp_path / ".build/logs/v3.2.0-demo/felix.log"
     for _ in range(300):
         if log.exists() and "sleep 60" in log.read_text():
             break
@@ -127,9 +150,9 @@ def test_ctrl_c_exits_130_leaves_nothing_partial_and_the_next_run_works(demo_man
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted" in err
-    assert not (tmp_path / "dist/v3.2.0/bin/calico-felix").exists()
-    assert not (tmp_path / "dist/v3.2.0/release.json").exists()
+    assert not (tmp_path / "dist/v3.2.0-demo/bin/calico-felix").exists()
+    assert not (tmp_path / "dist/v3.2.0-demo/release.json").exists()
     assert subprocess.run(["pgrep", "-f", "sleep 60; sh build.sh"]).returncode == 1
     again = cli(tmp_path, "build", "felix", "--manifest", str(demo_manifest))
     assert again.returncode == 0, again.stderr
-    assert (tmp_path / "dist/v3.2.0/bin/calico-felix").exists()
+    assert (tmp_path / "dist/v3.2.0-demo/bin/calico-felix").exists()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.engine import Engine
+from tests.conftest import IMAGE_PREFIX
 from tests.helpers import registry as real
 from tests.helpers.cli import run_cli
 
@@ -39,7 +40,7 @@ def test_verify_passes_on_a_good_release_and_names_the_tampered_file(files_only_
     # every file, provenance entry and pin still matches.
     assert "[FAIL]" in good.stdout and "release.json status" in good.stdout
     assert good.stdout.count("[FAIL]") == 1, good.stdout
-    felix = files_only_demo / "dist/v3.2.0/bin/calico-felix"
+    felix = files_only_demo / "dist/v3.2.0-demo/bin/calico-felix"
     original = felix.read_bytes()
     felix.write_bytes(original + b"# tampered\n")
     try:
@@ -64,7 +65,7 @@ def test_publish_refuses_a_release_with_unbuilt_artifacts_and_pushes_nothing(fil
 
 @pytest.fixture
 def published_demo(tmp_path: Path, registry: real.Registry) -> Iterator[tuple[Path, real.Registry]]:
-    result = cli(tmp_path, "demo")
+    result = cli(tmp_path, "demo", "--registry", IMAGE_PREFIX)
     assert result.returncode == 0, result.stderr
     yield tmp_path, registry
 
@@ -76,7 +77,7 @@ def test_publishing_the_demo_pushes_every_image_once_and_verify_passes(
     manifest = str(workspace / ".build/demo/manifest.yaml")
     first = cli(workspace, "publish", "--all", "--registry", f"{reg.address}/", "--manifest", manifest)
     assert first.returncode == 0, first.stderr
-    record = json.loads((workspace / "dist/v3.2.0/release.json").read_text())
+    record = json.loads((workspace / "dist/v3.2.0-demo/release.json").read_text())
     for name in IMAGES:
         (image,) = record["artifacts"][name]["images"]
         (pushed,) = image["pushed"].values()

@@ -9,6 +9,7 @@ import pytest
 
 from orchestrator.engine import Engine
 from orchestrator.errors import DockerUnavailableError
+from tests.conftest import IMAGE_PREFIX
 from tests.helpers.cli import run_cli
 
 
@@ -16,11 +17,11 @@ def build_demo_from_scratch(workspace: Path, manifest: Path | None = None, **env
     """The demo in a fresh workspace with a fresh mirror cache; with ``manifest``,
     the same demo repositories (same URLs, so same source labels) built again."""
     workspace.mkdir()
-    args = ["build", "--all", "--manifest", str(manifest)] if manifest else ["demo"]
+    args = ["build", "--all", "--manifest", str(manifest)] if manifest else ["demo", "--registry", IMAGE_PREFIX]
     result = run_cli(*args, "--workspace", str(workspace), program="orchestrator", cwd=workspace, timeout=600,
                      env={"XDG_CACHE_HOME": str(workspace / "cache"), "HOME": str(workspace), **env})
     assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads((workspace / "dist/v3.2.0/release.json").read_text())  # type: ignore[no-any-return]
+    return json.loads((workspace / "dist/v3.2.0-demo/release.json").read_text())  # type: ignore[no-any-return]
 
 
 def files(record: dict) -> dict[str, str]:  # type: ignore[type-arg]
@@ -35,8 +36,8 @@ def test_every_file_artifact_is_byte_identical_across_builds_from_scratch(tmp_pa
     assert files(first) == files(second)
     assert {p.split("/")[0] for p in files(first)} == {"bin", "python", "src"}
     assert any(p.endswith(".tar.gz") and p.startswith("python/") for p in files(first))
-    assert ((tmp_path / "one/dist/v3.2.0/SHA256SUMS").read_bytes()
-            == (tmp_path / "two/dist/v3.2.0/SHA256SUMS").read_bytes())
+    assert ((tmp_path / "one/dist/v3.2.0-demo/SHA256SUMS").read_bytes()
+            == (tmp_path / "two/dist/v3.2.0-demo/SHA256SUMS").read_bytes())
 
 
 @pytest.mark.docker

@@ -72,6 +72,7 @@ class Job:
     staged: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)  # dest -> files to copy in
     cache_key: str | None = None
     claims: Claims = field(default_factory=Claims)  # shared by all jobs of a run
+    deadline: float | None = None  # time.monotonic() past which the build is stopped (the artifact's timeout)
 
     def environment(self, *, container: bool = False) -> dict[str, str]:
         """The explicit environment of this artifact's command."""
@@ -187,7 +188,8 @@ def run_command(job: Job) -> None:
             raise BuildError(f"{artifact.name}: needs Docker to run in {artifact.builder}")
         job.log(f"$ {command_text(command)}  (in {artifact.builder})")
         job.engine.run(image=artifact.builder, command=command, workdir=job.source.path,
-                       env=job.environment(container=True), network_mode=artifact.network, log=job.log)
+                       env=job.environment(container=True), network_mode=artifact.network, log=job.log,
+                       deadline=job.deadline)
         return
     if command == DEFAULT_PYTHON_COMMAND:
         # The default sdist/wheel recipe uses the `build` front end installed
@@ -195,4 +197,5 @@ def run_command(job: Job) -> None:
         command = (sys.executable, *command[1:])
     job.log(f"$ {command_text(command)}")
     argv = list(command) if isinstance(command, tuple) else ["sh", "-c", command]
-    job.runner.run(argv, cwd=job.source.path, env=job.environment(), log=job.log, name=artifact.name)
+    job.runner.run(argv, cwd=job.source.path, env=job.environment(), log=job.log, name=artifact.name,
+                   shown=command_text(artifact.command), deadline=job.deadline)

@@ -60,6 +60,7 @@ def build_image(job: Job) -> ArtifactOutput:
         labels=labels,
         network_mode=artifact.network,
         log=job.log,
+        deadline=job.deadline,
     )
     job.log(f"built image {built.id} as {', '.join(refs)}")
     return ArtifactOutput(images=(ImageRecord(id=built.id, refs=refs, labels=tuple(sorted(labels.items()))),))

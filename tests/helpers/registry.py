@@ -30,6 +30,7 @@ import pytest
 from orchestrator.engine import Engine
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.manifest import Manifest
+from tests.helpers.session_images import REGISTRIES
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ def start_registry(tmp_path: Path, *, auth: tuple[str, str] | None) -> Iterator[
                 time.sleep(0.1)
         else:
             pytest.fail(f"the registry did not start: {(tmp_path / 'registry.log').read_text()}")
+        REGISTRIES.add(f"127.0.0.1:{port}")  # its pushed tags are removed after the session
         yield Registry(f"127.0.0.1:{port}", *(auth or (None, None)))
     finally:
         process.terminate()

@@ -1,0 +1,159 @@
+"""Removing what builds leave: a release's outputs and state, a whole workspace, and the
+mirror cache's unused mirrors and leftovers of interrupted fetches.
+
+Everything removed is inside the workspace or the mirror cache, checked on the resolved
+path before anything goes; a symlink is removed as a link, never followed. Nothing here
+prints: callers show the returned ``Removal`` list (and ``dry_run`` only computes it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.errors import OrchestratorError
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Removal:
+    """One path removed (or that would be, in a dry run), and why it existed."""
+
+    path: Path
+    what: str
+    size: int  # bytes on disk, apparent sizes summed
+    kept: bool = False  # not removed: in use
+
+
+MIRROR = "mirror of a repository the manifest does not name"
+
+
+class CleanError(OrchestratorError):
+    """A path could not be removed, or lies outside what clean may touch."""
+
+
+def release_paths(workspace: Path, release: str) -> list[tuple[Path, str]]:
+    """What one release leaves in a workspace: its dist/ directory, cache records and logs."""
+    return [
+        (workspace / "dist" / release, f"release {release}: outputs and record"),
+        (workspace / ".build" / "state" / release, f"release {release}: cache records"),
+        (workspace / ".build" / "logs" / release, f"release {release}: build logs"),
+    ]
+
+
+def workspace_paths(workspace: Path) -> list[tuple[Path, str]]:
+    """Everything the orchestrator keeps in a workspace, but the workspace lock that the
+    cleaning run holds (removing a held lock file would let a second writer in)."""
+    from orchestrator.workspace import LOCK_NAME, OWNER_NAME
+
+    build = workspace / ".build"
+    kept = {LOCK_NAME, OWNER_NAME}
+    inside = sorted(entry for entry in build.iterdir() if entry.name not in kept) if build.is_dir() else []
+    return [(workspace / "dist", "every release's outputs"),
+            *((entry, f".build/{entry.name}") for entry in inside)]
+
+
+def cache_paths(cache_dir: Path, keep: Iterable[str]) -> list[tuple[Path, str]]:
+    """Mirrors in ``cache_dir`` not named in ``keep`` (mirror directory names), and what
+    interrupted fetches left. Lock files stay: a fetch may be waiting on one."""
+    if not cache_dir.is_dir():
+        return []
+    kept = set(keep)
+    found: list[tuple[Path, str]] = []
+    for entry in sorted(cache_dir.iterdir()):
+        if entry.name.startswith(".tmp~"):
+            found.append((entry, "left by an interrupted fetch"))
+        elif entry.name.endswith(".git") and entry.name not in kept:
+            found.append((entry, MIRROR))
+    return found
+
+
+def remove(paths: Iterable[tuple[Path, str]], *, roots: Iterable[Path], dry_run: bool = False) -> list[Removal]:
+    """Remove each existing path (a directory with everything in it); returns what went.
+
+    Every path must lie inside one of ``roots`` once resolved (its parent resolved, the
+    path itself not followed), else CleanError and nothing is removed. A mirror is removed
+    only while holding its lock (a fetch elsewhere may be using it): when it is busy it is
+    kept, and its Removal says so (``kept``).
+    """
+    allowed = [root.resolve() for root in roots]
+    todo: list[tuple[Path, str]] = []
+    for path, what in paths:
+        if not os.path.lexists(path):
+            continue
+        where = path.parent.resolve() / path.name
+        if not any(where != root and where.is_relative_to(root) for root in allowed):
+            raise CleanError(f"refusing to remove {path}: it is outside the workspace and the mirror cache",
+                             hint="check --workspace and --cache-dir")
+        todo.append((where, what))
+    done: list[Removal] = []
+    for path, what in todo:
+        with _mirror_lock(path if what == MIRROR and not dry_run else None) as free:
+            if not free:
+                done.append(Removal(path=path, what=f"{what}: in use by a running fetch", size=0, kept=True))
+                continue
+            size = _size(path)
+            if not dry_run:
+                _remove(path)
+            done.append(Removal(path=path, what=what, size=size))
+    return done
+
+
+def _remove(path: Path) -> None:
+    try:
+        if path.is_symlink() or not path.is_dir():
+            path.unlink()
+        else:
+            _remove_tree(path)
+    except OSError as e:
+        raise CleanError(f"cannot remove {path}: {e.strerror or e}",
+                         hint="check its permissions; nothing after it was removed") from e
+
+
+@contextlib.contextmanager
+def _mirror_lock(mirror: Path | None) -> Iterator[bool]:
+    """Hold a mirror's lock (the flock its fetches take) without waiting; False when busy."""
+    if mirror is None:
+        yield True
+        return
+    try:
+        fd = os.open(mirror.with_name(mirror.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                     0o644)
+    except OSError:
+        yield False
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        os.close(fd)
+
+
+def _remove_tree(path: Path) -> None:
+    # Rename first: an interrupted removal must not leave a half-deleted tree at a path
+    # that a later run reads as a release or a mirror.
+    doomed = path.with_name(f".tmp~{path.name}~removing")
+    if os.path.lexists(doomed):
+        shutil.rmtree(doomed)
+    os.rename(path, doomed)
+    shutil.rmtree(doomed)
+
+
+def _size(path: Path) -> int:
+    if path.is_symlink() or not path.is_dir():
+        return path.lstat().st_size
+    total = 0
+    for folder, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):  # removed meanwhile
+                total += os.lstat(os.path.join(folder, name)).st_size
+    return total

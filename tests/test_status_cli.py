@@ -1,0 +1,79 @@
+"""`status`, and finding a release's manifest again from its record (`--release-dir`)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.cli import run_cli
+
+NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
+
+
+def cli(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    result = run_cli(*args, program="orchestrator", cwd=cwd, timeout=600,
+                     env={"XDG_CACHE_HOME": str(cwd / "cache"), "HOME": str(cwd), **NO_DOCKER, **env})
+    assert "Traceback" not in result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo built without Docker, from a directory that is not the workspace."""
+    root = tmp_path_factory.mktemp("status")
+    (root / "elsewhere").mkdir()
+    result = cli(root / "elsewhere", "demo", "--workspace", str(root / "ws"))
+    assert result.returncode == 0, result.stderr
+    return root / "ws"
+
+
+def test_the_record_names_its_manifest_relative_to_the_workspace(demo: Path) -> None:
+    record = json.loads((demo / "dist/v3.2.0-demo/release.json").read_text())
+    assert record["manifest"]["path"] == ".build/demo/manifest.yaml"
+
+
+def test_status_shows_what_is_built_from_which_commits(demo: Path) -> None:
+    result = cli(demo, "status", "--manifest", ".build/demo/manifest.yaml")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith("release v3.2.0-demo: incomplete (11 artifacts: 7 ok, 4 skipped)")
+    assert "manifest .build/demo/manifest.yaml" in out and ": unchanged" in out
+    assert "felix                    ok       bin/calico-felix" in out
+    assert "calico/node              skipped  skipped: no Docker engine" in out
+    repo_line = next(line for line in out.splitlines() if line.startswith("libcalico-go"))
+    assert len(repo_line.split()) == 3
+
+
+def test_status_json_is_one_document_with_the_record(demo: Path) -> None:
+    result = cli(demo, "status", "--json", "--release-dir", "dist/v3.2.0-demo")
+    data = json.loads(result.stdout)
+    assert data["manifest"]["state"] == "unchanged"
+    assert data["record"]["release"] == "v3.2.0-demo" and data["record"]["artifacts"]["felix"]["status"] == "ok"
+
+
+def test_status_says_when_the_manifest_changed_since_the_build(demo: Path, tmp_path: Path) -> None:
+    manifest = demo / ".build/demo/manifest.yaml"
+    original = manifest.read_bytes()
+    manifest.write_bytes(original + b"# edited\n")
+    try:
+        result = cli(demo, "status", "--release-dir", "dist/v3.2.0-demo")
+    finally:
+        manifest.write_bytes(original)
+    assert "changed since the build" in result.stdout
+
+
+def test_verify_finds_the_manifest_from_the_release_directory_and_says_which(demo: Path) -> None:
+    result = cli(demo, "verify", "--offline", "--release-dir", "dist/v3.2.0-demo")
+    assert "using manifest .build/demo/manifest.yaml (recorded in dist/v3.2.0-demo/release.json)" in result.stderr
+    assert "verifying release v3.2.0-demo" in result.stdout
+
+
+def test_a_release_directory_and_another_manifest_are_refused_naming_both(demo: Path, project_root: Path) -> None:
+    result = cli(demo, "publish", "--all", "--release-dir", "dist/v3.2.0-demo",
+                 "--manifest", str(project_root / "manifest.yaml"))
+    assert result.returncode == 1
+    assert "was built from another manifest: .build/demo/manifest.yaml" in result.stderr
+    assert str(project_root / "manifest.yaml") in result.stderr

@@ -1,7 +1,8 @@
 """Content-addressed skipping: an artifact whose inputs did not change is not rebuilt.
 
 An artifact's cache key hashes everything its result depends on: its canonical spec
-(command, outputs, env, Dockerfile settings, rendered image references...), the
+(its kind's settings: command, outputs, env, Dockerfile settings...; and what the kind
+adds, such as rendered image references), the
 release name (commands see it as $RELEASE), its repository's commit, the keys of
 everything it requires or stages, the builder image's id, and a format version.
 The last successful build of each artifact is recorded under
@@ -18,10 +19,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator import record
+from orchestrator import kinds, record
+from orchestrator.builders.image import KEY_LABEL
 from orchestrator.fileops import damage, read_limited, write_atomic
-from orchestrator.manifest import Artifact, Manifest, image_refs
-from orchestrator.model import file_stem
+from orchestrator.model import Artifact, Manifest, file_stem
 from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord
 from orchestrator.record import ReleaseRecordError
 
@@ -29,8 +30,9 @@ if TYPE_CHECKING:
     from orchestrator.engine import Engine
 
 # Bump when the meaning of a key changes (what goes into it, or how builders use it).
-KEY_FORMAT = 1
-KEY_LABEL = "io.github.release-orchestrator.cache-key"
+# 2: settings are nested per kind, and the kind adds its own inputs.
+KEY_FORMAT = 2
+__all__ = ["KEY_LABEL", "cache_key", "forget", "lookup", "save"]
 # A state record lists one artifact's files and images: kilobytes.
 MAX_STATE_BYTES = 1024 * 1024
 
@@ -38,7 +40,7 @@ MAX_STATE_BYTES = 1024 * 1024
 def cache_key(manifest: Manifest, artifact: Artifact, *, commit: str, dependency_keys: Mapping[str, str],
               builder_id: str | None) -> str:
     """The sha256 of everything that determines ``artifact``'s build result."""
-    spec = asdict(artifact)
+    spec = asdict(artifact)  # the kind's own settings included, as a nested mapping
     spec.pop("description")  # documentation only: editing it must not rebuild
     spec.pop("timeout")  # a limit on the build, not an input of it
     payload = {
@@ -46,7 +48,7 @@ def cache_key(manifest: Manifest, artifact: Artifact, *, commit: str, dependency
         "release": manifest.release,
         "commit": commit,
         "spec": spec,
-        "images": list(image_refs(manifest, artifact, commit)) if artifact.type == "image" else [],
+        "kind": kinds.get(artifact.type).key_inputs(manifest, artifact, commit),
         "dependencies": {name: dependency_keys[name] for name in artifact.dependencies},
         "builder": builder_id,
     }

@@ -35,7 +35,7 @@ from typing import Protocol
 
 from orchestrator import procs
 from orchestrator.errors import BuildError, OrchestratorError, TimedOut, tail
-from orchestrator.plan import command_text
+from orchestrator.model import command_text
 from orchestrator.shim import STEP_LABEL, Shim
 
 # The only variables a build command inherits from the caller: enough to find tools,

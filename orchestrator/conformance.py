@@ -2,32 +2,24 @@
 
 A record can be internally consistent and still lie: a failed artifact flipped to
 "ok", an artifact with no outputs, image refs that are not the manifest's, a repo at
-another URL. Each artifact kind implies outputs, checked here against the manifest:
-
-- binary / python-package: each ``outputs`` pattern is matched by a recorded file in
-  ``bin/`` / ``python/`` with that base name, and every recorded file by a pattern;
-- library: exactly ``src/<repo>-<ref>.tar.gz`` (``<ref>`` is the short commit when
-  the ref is a commit id);
-- image: one image whose refs are the manifest's templates rendered at the recorded
-  commit, and no files.
+another URL. Each artifact kind implies outputs (``Kind.recorded_problems``: a binary's
+files in ``bin/`` matching its patterns, a library's one archive, an image's rendered
+references...), checked here against the manifest.
 
 Used by ``verify`` (to report) and ``publish`` (to refuse).
 """
 
 from __future__ import annotations
 
-import fnmatch
 from collections.abc import Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from orchestrator import record
+from orchestrator import kinds, record
 from orchestrator.errors import OrchestratorError
 from orchestrator.integrity import Check
-from orchestrator.manifest import Artifact, Manifest, image_refs
+from orchestrator.model import Artifact, Manifest
 from orchestrator.record import ArtifactEntry, Release
 from orchestrator.redact import redact_url
-
-_FOLDERS = {"binary": "bin", "python-package": "python"}
 
 
 class WrongManifestError(OrchestratorError):
@@ -54,11 +46,6 @@ def release_of(manifest: Manifest, release_dir: Path) -> Release:
     release = record.read(release_dir)
     require_built_from(manifest, release, str(release_dir / record.FILENAME))
     return release
-
-
-def library_archive(repo: str, ref: str, commit: str) -> str:
-    """Where a library artifact's archive is published (the library builder's name)."""
-    return f"src/{repo}-{ref if ref != commit else commit[:12]}.tar.gz"
 
 
 def record_checks(manifest: Manifest, release: Release) -> Iterator[Check]:
@@ -140,36 +127,4 @@ def _artifact_problems(manifest: Manifest, release: Release, name: str, entry: A
 
 
 def _output_problems(manifest: Manifest, artifact: Artifact, entry: ArtifactEntry, commit: str) -> Iterator[str]:
-    paths = [f.path for f in entry.files]
-    if artifact.type == "image":
-        if paths:
-            yield f"an image, yet it records files: {', '.join(paths)}"
-        expected = image_refs(manifest, artifact, commit)
-        if len(entry.images) != 1:
-            yield f"records {len(entry.images)} images, an image artifact has one"
-        elif entry.images[0].refs != expected:
-            yield f"records image refs {', '.join(entry.images[0].refs) or '(none)'}, " \
-                  f"the manifest implies {', '.join(expected)}"
-        return
-    if entry.images:
-        yield f"a {artifact.type}, yet it records images"
-    if artifact.type == "library":
-        repo = manifest.repos[artifact.repo]
-        expected_path = library_archive(repo.name, repo.ref, commit)
-        if paths != [expected_path]:
-            yield f"records {', '.join(paths) or 'no files'}, a library is exactly {expected_path}"
-        return
-    folder = _FOLDERS[artifact.type]
-    names = []
-    for path in paths:
-        parent, base = str(PurePosixPath(path).parent), PurePosixPath(path).name
-        if parent != folder:
-            yield f"records {path}, outside {folder}/ where {artifact.type} outputs go"
-        names.append(base)
-    for pattern in artifact.outputs:
-        if not any(fnmatch.fnmatchcase(base, PurePosixPath(pattern).name) for base in names):
-            yield f"output {pattern!r} is matched by no recorded file in {folder}/"
-    patterns = [PurePosixPath(p).name for p in artifact.outputs]
-    for base in names:
-        if not any(fnmatch.fnmatchcase(base, p) for p in patterns):
-            yield f"records {folder}/{base}, which none of its outputs names"
+    return kinds.get(artifact.type).recorded_problems(manifest, artifact, entry, commit)

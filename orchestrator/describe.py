@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator import graph
-from orchestrator.manifest import Artifact, Manifest, image_refs
+from orchestrator import graph, kinds
+from orchestrator.model import Artifact, Manifest
 from orchestrator.plan import Plan, build_order
 from orchestrator.redact import redact_url
 
@@ -25,35 +25,16 @@ JSON_FORMAT = 1  # bump when the shape of `invoke manifest --json` changes incom
 def _artifact_json(manifest: Manifest, artifact: Artifact, edges: dict[str, tuple[str, ...]],
                    order: dict[str, int]) -> dict[str, Any]:
     closure = graph.closure(edges, artifact.dependencies)
-    data: dict[str, Any] = {
+    return {
         "repo": artifact.repo,
         "type": artifact.type,
         "description": artifact.description,
         "dependencies": list(artifact.dependencies),
         "all_dependencies": sorted(closure, key=order.__getitem__),
         "timeout": artifact.timeout,
+        "requires": list(artifact.requires),
+        **kinds.get(artifact.type).describe(manifest, artifact),
     }
-    if artifact.type != "library":
-        command = artifact.command
-        data["command"] = list(command) if isinstance(command, tuple) else command
-        data["builder"] = artifact.builder
-        data["env"] = dict(artifact.env)
-        data["network"] = artifact.network
-        data["requires"] = list(artifact.requires)
-        data["stage"] = dict(artifact.stage)
-    else:
-        data["requires"] = list(artifact.requires)
-        data["prefix"] = artifact.prefix
-    if artifact.type in ("binary", "python-package"):
-        data["outputs"] = list(artifact.outputs)
-    if artifact.type == "image":
-        data["dockerfile"] = artifact.dockerfile
-        data["context"] = artifact.context
-        data["buildargs"] = dict(artifact.buildargs)
-        data["target"] = artifact.target
-        data["tags"] = list(artifact.tags)
-        data["images"] = list(image_refs(manifest, artifact))
-    return data
 
 
 def manifest_json(manifest: Manifest) -> dict[str, Any]:

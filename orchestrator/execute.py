@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from orchestrator import builders, cache, gitcmd, record
+from orchestrator import cache, gitcmd, kinds, record
 from orchestrator.builders.common import Claims, Job
 from orchestrator.commands import CommandRunner
 from orchestrator.errors import Interrupted, OrchestratorError, TimedOut
@@ -206,8 +206,9 @@ class _Scheduler:
     def key_for(self, name: str) -> str:
         artifact = self.manifest.artifacts[name]
         builder_id = None
-        if artifact.builder and self.engine is not None:
-            builder_id = self.engine.image_id(artifact.builder)
+        builder = kinds.get(artifact.type).builder_image(artifact)
+        if builder and self.engine is not None:
+            builder_id = self.engine.image_id(builder)
         return cache.cache_key(
             self.manifest, artifact, commit=self.sources[artifact.repo].commit,
             dependency_keys={dep: self.results[dep].cache_key or "" for dep in artifact.dependencies},
@@ -271,7 +272,7 @@ class _Scheduler:
                 job = Job(manifest=self.manifest, artifact=artifact, source=self.sources[artifact.repo],
                           release_dir=self.options.release_dir, log=log, runner=self.runner, engine=self.engine,
                           staged=staged, cache_key=key, claims=self.claims, deadline=started + artifact.timeout)
-                output = builders.build(job)
+                output = kinds.get(artifact.type).build(job)
                 if state is not None:
                     cache.save(state, name, key, output)
             except _RecordNotInvalidated as e:

@@ -14,30 +14,18 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from orchestrator import schema
+from orchestrator import kinds, schema
 from orchestrator.document import Document, Path_, parse
 from orchestrator.errors import ManifestError, ManifestErrors
 from orchestrator.fileops import MAX_INPUT_BYTES, read_limited
+from orchestrator.gitinput import shown
 from orchestrator.imageref import IMAGE_REF_RE
-from orchestrator.model import (
-    DEFAULT_PYTHON_COMMAND,
-    DEFAULT_PYTHON_OUTPUTS,
-    FILE_TYPES,
-    Artifact,
-    Defaults,
-    Manifest,
-    Pairs,
-    Repo,
-    image_refs,
-)
-from orchestrator.schema import ArtifactType, Field
+from orchestrator.model import Artifact, Defaults, Manifest, Pairs, Repo
+from orchestrator.schema import Field
 from orchestrator.semantics import Meaning
 
 # The dataclasses live in orchestrator.model; this module is where callers get them.
-__all__ = [
-    "DEFAULT_PYTHON_COMMAND", "DEFAULT_PYTHON_OUTPUTS", "FILE_TYPES", "IMAGE_REF_RE", "MAX_INPUT_BYTES",
-    "Artifact", "Defaults", "Manifest", "Pairs", "Repo", "image_refs", "load", "loads",
-]
+__all__ = ["IMAGE_REF_RE", "MAX_INPUT_BYTES", "Artifact", "Defaults", "Manifest", "Pairs", "Repo", "load", "loads"]
 
 
 def load(path: Path | str) -> Manifest:
@@ -136,15 +124,18 @@ class _Validator:
             self.add(path, f"expected a mapping, got {schema._type_name(value)}")
             return
         kind: Any = value.get("type")
+        known = ", ".join(kinds.names())
         if "type" not in value:
-            kinds = ", ".join(schema.ARTIFACT_TYPES)
-            self.add(path, "missing required key 'type'", f"add `type:` (one of: {kinds})")
+            self.add(path, "missing required key 'type'", f"add `type:` (one of: {known})")
             return
-        problem = schema.check_type(kind)
-        if problem:
-            self.add((*path, "type"), problem[0], problem[1])
+        if not isinstance(kind, str):
+            problem, hint = schema.type_problem("an artifact type", kind)
+            self.add((*path, "type"), problem, hint or self.quote_hint((*path, "type"), kind))
             return
-        self.fields(value, path, schema.ARTIFACT_FIELDS[kind], f"a {kind} artifact")
+        if kind not in kinds.names():
+            self.add((*path, "type"), f"unknown artifact type {shown(kind)}", f"use one of: {known}")
+            return
+        self.fields(value, path, kinds.fields_of(kind), f"a {kind} artifact")
 
     def fields(self, value: Any, path: Path_, fields: dict[str, Field], what: str) -> bool:
         """Check a mapping against its field table; False when it is not a mapping."""
@@ -229,30 +220,13 @@ def _build(doc: Document, sha256: str, path: Path) -> Manifest:
 
 
 def _artifact(name: str, repo: str, a: dict[str, Any], defaults: Defaults) -> Artifact:
-    kind: ArtifactType = a["type"]
-    command = a.get("command")
-    outputs = a.get("outputs")
-    if kind == "python-package":
-        command = command if command is not None else DEFAULT_PYTHON_COMMAND
-        outputs = outputs or DEFAULT_PYTHON_OUTPUTS
     return Artifact(
         name=name,
         repo=repo,
-        type=kind,
+        type=a["type"],
+        settings=kinds.get(a["type"]).settings(a, defaults),
         description=a.get("description", ""),
-        command=tuple(command) if isinstance(command, (list, tuple)) else command,
-        builder=a.get("builder"),
-        outputs=tuple(outputs or ()),
         requires=tuple(a.get("requires", ())),
-        stage=_pairs(a.get("stage")),
-        env=tuple({**dict(defaults.env), **(a.get("env") or {})}.items()) if kind != "library" else (),
-        network=a.get("network", defaults.network),
-        dockerfile=a.get("dockerfile", "Dockerfile"),
-        context=a.get("context", "."),
-        buildargs=_pairs(a.get("buildargs")),
-        target=a.get("target"),
-        tags=tuple(a.get("tags", ("{registry}{name}:{tag}",))) if kind == "image" else (),
-        prefix=a.get("prefix"),
         timeout=_seconds(a["timeout"]) if "timeout" in a else defaults.timeout,
     )
 

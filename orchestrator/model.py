@@ -8,17 +8,23 @@ module reads them (they are re-exported from ``orchestrator.manifest``).
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from orchestrator.schema import SCHEMA_VERSION, ArtifactType
-
-DEFAULT_PYTHON_COMMAND = ("python3", "-m", "build", "--sdist", "--wheel", "--no-isolation", "--outdir", "dist", ".")
-DEFAULT_PYTHON_OUTPUTS = ("dist/*.tar.gz", "dist/*.whl")
-FILE_TYPES: frozenset[str] = frozenset({"binary", "python-package", "library"})
+from orchestrator.schema import SCHEMA_VERSION
 
 Pairs = tuple[tuple[str, str], ...]
+
+
+class KindSettings(Protocol):
+    """An artifact's own settings, typed by its kind (``orchestrator.kinds``). Every kind's
+    settings say what they stage into the checkout first (nothing, for most)."""
+
+    @property
+    def stage(self) -> Pairs: ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -32,26 +38,21 @@ class Defaults:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Artifact:
-    """One declared artifact, with defaults applied."""
+    """One declared artifact, with defaults applied: what every kind has, and the
+    settings of its own kind (``settings``, typed by ``orchestrator.kinds.get(type)``)."""
 
     name: str
     repo: str
-    type: ArtifactType
+    type: str  # a registered kind's name
+    settings: KindSettings
     description: str = ""
-    command: str | tuple[str, ...] | None = None
-    builder: str | None = None
-    outputs: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
-    stage: Pairs = ()  # (destination path in this checkout, artifact name)
-    env: Pairs = ()  # defaults.env overlaid with the artifact's own env
-    network: str = "default"
-    dockerfile: str = "Dockerfile"
-    context: str = "."
-    buildargs: Pairs = ()
-    target: str | None = None
-    tags: tuple[str, ...] = ()  # templates; see image_refs()
-    prefix: str | None = None
     timeout: float = 7200.0  # seconds: the build is stopped and fails after this long
+
+    @property
+    def stage(self) -> Pairs:
+        """(destination path in this checkout, artifact name) to copy in first."""
+        return self.settings.stage
 
     @property
     def dependencies(self) -> tuple[str, ...]:
@@ -83,28 +84,15 @@ class Manifest:
         return self.repos[self.artifacts[artifact].repo]
 
 
-def image_refs(manifest: Manifest, artifact: Artifact, commit: str | None = None) -> tuple[str, ...]:
-    """The image references of an image artifact, its templates rendered.
-
-    ``{commit}``/``{short_commit}`` need the resolved commit: without a pin (or the
-    ``commit`` argument) a template that uses them is returned unrendered.
-    """
-    repo = manifest.repos[artifact.repo]
-    commit = commit or repo.commit
-    values = {
-        "release": manifest.release,
-        "repo": repo.name,
-        "ref": repo.ref,
-        "registry": manifest.defaults.registry,
-        "name": artifact.name,
-        "commit": commit or "{commit}",
-        "short_commit": commit[:12] if commit else "{short_commit}",
-    }
-    values["tag"] = _render(manifest.defaults.tag, values)
-    return tuple(_render(template, values) for template in artifact.tags)
+def command_text(command: str | tuple[str, ...] | None) -> str:
+    """A manifest command as one would type it: a string as is, argv shell-quoted."""
+    if command is None:
+        return ""
+    return command if isinstance(command, str) else shlex.join(command)
 
 
-def _render(template: str, values: Mapping[str, str]) -> str:
+def render(template: str, values: Mapping[str, str]) -> str:
+    """``template`` with each ``{field}`` replaced from ``values`` (unknown ones kept)."""
     return re.sub(r"\{([a-z_]+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
 
 
@@ -116,11 +104,3 @@ def file_stem(artifact: str) -> str:
     the file of ``x`` (``x.log``) and the directory of ``x.log/y`` at the same path.
     """
     return artifact.replace("/", "+")
-
-
-def archive_stem(repo: Repo) -> str:
-    """``<repo>-<ref>``: the file name (before .tar.gz) of a library artifact's source
-    archive in dist/<release>/src/; a ref that is the commit itself is shortened.
-    Must agree with ``builders.library.archive_name``
-    (tests/reliability/test_inputs_collisions.py)."""
-    return f"{repo.name}-{repo.ref if repo.ref != repo.commit else repo.ref[:12]}"

@@ -6,14 +6,12 @@ Pure: reads a Manifest, touches neither git nor Docker.
 from __future__ import annotations
 
 import difflib
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from orchestrator import graph
+from orchestrator import graph, kinds
 from orchestrator.errors import InputError, UnknownNameError
-from orchestrator.manifest import Artifact, Manifest, image_refs
-from orchestrator.schema import ArtifactType
+from orchestrator.model import Artifact, Manifest, command_text
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -22,7 +20,7 @@ class Step:
 
     artifact: str
     repo: str
-    type: ArtifactType
+    type: str
     requested: bool  # named on the command line (False: pulled in as a dependency)
     dependencies: tuple[str, ...]
     actions: tuple[str, ...]  # human-readable: what building it will do
@@ -104,32 +102,11 @@ def build_order(manifest: Manifest) -> tuple[str, ...]:
     return graph.topological_order(edges, edges)
 
 
-def command_text(command: str | tuple[str, ...] | None) -> str:
-    if command is None:
-        return ""
-    return command if isinstance(command, str) else shlex.join(command)
-
-
 def describe_actions(manifest: Manifest, artifact: Artifact) -> tuple[str, ...]:
     """What building ``artifact`` will do, one short line per action."""
     repo = manifest.repos[artifact.repo]
-    actions = [f"check out {repo.name} at {repo.ref}" + (f" ({repo.commit[:12]})" if repo.commit else "")]
-    for dest, source in artifact.stage:
-        actions.append(f"stage {source} -> {dest}")
-    if artifact.command is not None:
-        where = f"in {artifact.builder}" if artifact.builder else "on the host"
-        actions.append(f"run {where}: {command_text(artifact.command)}")
-    if artifact.type in ("binary", "python-package"):
-        folder = "bin" if artifact.type == "binary" else "python"
-        actions.append(f"collect {', '.join(artifact.outputs)} -> dist/{manifest.release}/{folder}/")
-    elif artifact.type == "image":
-        context = artifact.context
-        args = "".join(f" --build-arg {k}={v}" for k, v in artifact.buildargs)
-        target = f" --target {artifact.target}" if artifact.target else ""
-        tags = "".join(f" -t {ref}" for ref in image_refs(manifest, artifact))
-        actions.append(
-            f"docker build -f {artifact.dockerfile}{args}{target}{tags} --network {artifact.network} {context}"
-        )
-    else:
-        actions.append(f"archive {repo.name}@{repo.ref} -> dist/{manifest.release}/src/ (git archive, sha256)")
-    return tuple(actions)
+    checkout = f"check out {repo.name} at {repo.ref}" + (f" ({repo.commit[:12]})" if repo.commit else "")
+    return (checkout, *kinds.get(artifact.type).actions(manifest, artifact))
+
+
+__all__ = ["Plan", "Step", "build_order", "command_text", "describe_actions", "make_plan", "select", "split_names"]

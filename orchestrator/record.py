@@ -21,9 +21,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from orchestrator import schema
+from orchestrator import kinds
 from orchestrator.fileops import InputFileError, fsync_directory, read_limited, write_atomic, write_error
-from orchestrator.manifest import IMAGE_REF_RE
+from orchestrator.imageref import IMAGE_REF_RE
 from orchestrator.outputs import FileRecord
 from orchestrator.recordfields import (
     FieldReader,
@@ -88,7 +88,7 @@ class Image:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ArtifactEntry:
     repo: str
-    type: schema.ArtifactType
+    type: str  # a registered kind (orchestrator.kinds)
     status: ArtifactStatus
     files: tuple[FileRecord, ...] = ()
     images: tuple[Image, ...] = ()
@@ -228,7 +228,7 @@ class ReleaseReader(FieldReader):
             self.fail(f"{where}.carried_over", f"expected true or false, got {kind(carried)}")
         return ArtifactEntry(
             repo=self.string(data["repo"], f"{where}.repo"),
-            type=self.choice(data["type"], f"{where}.type", schema.ARTIFACT_TYPES),  # type: ignore[arg-type]
+            type=self.choice(data["type"], f"{where}.type", kinds.names()),
             status=self.choice(data["status"], f"{where}.status", ARTIFACT_STATUSES),  # type: ignore[arg-type]
             files=tuple(self.file_record(item, f"{where}.files[{i}]")
                         for i, item in enumerate(self.array(data["files"], f"{where}.files"))),

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator import record
+from orchestrator import kinds, record
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.execute import Event, Options, Result, execute
 from orchestrator.manifest import Manifest
@@ -48,7 +48,7 @@ class Outcome:
 def needs_docker(manifest: Manifest, plan: Plan) -> list[str]:
     """Artifacts of the plan that need a Docker engine (images, builder containers)."""
     return [s.artifact for s in plan.steps
-            if s.type == "image" or manifest.artifacts[s.artifact].builder is not None]
+            if kinds.get(s.type).needs_docker(manifest.artifacts[s.artifact])]
 
 
 def connect_docker(

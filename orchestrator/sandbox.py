@@ -26,6 +26,7 @@ import yaml
 
 from orchestrator import gitcmd
 from orchestrator.errors import SourceError, tail
+from orchestrator.kinds import binary, image, library, python_package
 
 # The demo lives in its own namespace: its own release name, and an image registry
 # prefix in the reserved .invalid domain (RFC 2606), which no resolver will ever answer,
@@ -64,11 +65,11 @@ def _build_sh(*outputs: tuple[str, str]) -> str:
 
 
 def _binary(description: str, *outputs: str) -> dict[str, Any]:
-    return {"type": "binary", "description": description, "command": "sh build.sh", "outputs": list(outputs)}
+    return {"type": binary.NAME, "description": description, "command": "sh build.sh", "outputs": list(outputs)}
 
 
 def _image(description: str, dockerfile: str, **extra: Any) -> dict[str, Any]:
-    return {"type": "image", "description": description, "dockerfile": dockerfile, **extra}
+    return {"type": image.NAME, "description": description, "dockerfile": dockerfile, **extra}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,7 +139,7 @@ _REPOS: dict[str, _Repo] = {
         },
         artifacts={
             # command and outputs left unset: the python-package defaults apply.
-            "libcalico": {"type": "python-package", "description": (
+            "libcalico": {"type": python_package.NAME, "description": (
                 "Contains a variety of helper methods and classes for manipulating the Calico data in an etcd "
                 "datastore, IP address management and useful namespace utilities to manipulating container "
                 "interfaces.")},
@@ -158,7 +159,7 @@ _REPOS: dict[str, _Repo] = {
             "lib/clientv3/client.go": "package clientv3\n\n// Version is the demo library version.\n"
                                       'const Version = "v3.2.0"\n',
         },
-        artifacts={"libcalico-go": {"type": "library", "description": (
+        artifacts={"libcalico-go": {"type": library.NAME, "description": (
             "Contains a variety of helper methods and classes for interacting with the Calico API.")}},
     ),
     "cni-plugin": _Repo(

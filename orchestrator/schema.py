@@ -1,5 +1,7 @@
-"""Manifest schema version 1: the one table of keys, from which both the validator
-(`manifest.py`) and the published JSON Schema (`manifest.schema.json`) are derived.
+"""Manifest schema version 1: the tables of keys (top level, defaults, repos; each
+artifact kind's own keys live in its module, ``orchestrator.kinds``), from which both
+the validator (`manifest.py`) and the published JSON Schema (`manifest.schema.json`)
+are derived.
 
 A key's *kind* names one value check; each check returns ``None`` or a problem
 sentence, plus an optional hint. The same kinds name the JSON Schema fragments
@@ -13,16 +15,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from orchestrator import gitinput, imageref
 from orchestrator.gitinput import shown
 
 SCHEMA_VERSION = 1
 SCHEMA_ID = "https://example.invalid/orchestrator/manifest.schema.json"
-
-ArtifactType = Literal["binary", "image", "python-package", "library"]
-ARTIFACT_TYPES: tuple[ArtifactType, ...] = ("binary", "image", "python-package", "library")
 
 # Patterns carry '^...$' for the JSON Schema (ECMA regexes, matched anywhere); Python
 # code must use fullmatch, since '$' also matches before a final newline. Names are
@@ -264,14 +263,6 @@ def check_schema_version(value: Any) -> tuple[str, str | None] | None:
     return None
 
 
-def check_type(value: Any) -> tuple[str, str | None] | None:
-    if not isinstance(value, str):
-        return type_problem("an artifact type", value)
-    if value not in ARTIFACT_TYPES:
-        return f"unknown artifact type {value!r}", "use one of: " + ", ".join(ARTIFACT_TYPES)
-    return None
-
-
 def _mapping(value: Any) -> tuple[str, str | None] | None:
     return None if isinstance(value, dict) else type_problem("a mapping", value)
 
@@ -303,61 +294,8 @@ CHECKS: dict[str, Check] = {
     "template": check_template,
     "registry": check_registry,
     "duration": check_duration,
-    "image": check_image,
-    "type": check_type,
+    "image-ref": check_image,
     "mapping": _mapping,
-}
-
-_COMMON = {
-    "type": Field(kind="type", required=True, description="binary | image | python-package | library"),
-    "description": Field(kind="string", description="What the artifact is (the documented text)."),
-    "requires": Field(kind="names", description="Artifacts that must be built before this one.", default=[]),
-    "timeout": Field(kind="duration", description="Stop the build and fail it after this long (seconds, or "
-                     "90s, 30m, 2h); default defaults.timeout."),
-}
-_RUNS = {
-    "command": Field(kind="command", description="Run in the checkout: a string runs with sh -c, a list is argv."),
-    "builder": Field(kind="image", description="Image to run `command` in, with the checkout mounted at /src."),
-    "env": Field(kind="env", description="Extra environment for `command` (on top of defaults.env).", default={}),
-    "stage": Field(
-        kind="stage",
-        description="Destination path in this checkout <- artifact whose output is copied there first.",
-        default={},
-    ),
-    "network": Field(kind="nonempty", description="Docker network mode for builds (overrides defaults.network)."),
-}
-
-ARTIFACT_FIELDS: dict[ArtifactType, dict[str, Field]] = {
-    "binary": {
-        **_COMMON,
-        **_RUNS,
-        "command": Field(kind="command", required=True, description=_RUNS["command"].description),
-        "outputs": Field(kind="outputs", required=True, description="Files the command produces (globs allowed)."),
-    },
-    "image": {
-        **_COMMON,
-        **_RUNS,
-        "command": Field(kind="command", description="Optional step run before the image build."),
-        "dockerfile": Field(kind="file", description="Dockerfile, relative to the checkout.", default="Dockerfile"),
-        "context": Field(kind="path", description="Build context, relative to the checkout.", default="."),
-        "buildargs": Field(kind="buildargs", description="Docker build arguments.", default={}),
-        "target": Field(kind="nonempty", description="Multi-stage build target."),
-        "tags": Field(
-            kind="templates",
-            description="Image references (templates); default {registry}{name}:{tag}.",
-            default=["{registry}{name}:{tag}"],
-        ),
-    },
-    "python-package": {
-        **_COMMON,
-        **_RUNS,
-        "command": Field(kind="command", description="Defaults to building an sdist and a wheel into dist/."),
-        "outputs": Field(kind="outputs", description="Defaults to dist/*.tar.gz and dist/*.whl."),
-    },
-    "library": {
-        **_COMMON,
-        "prefix": Field(kind="path", description="Directory prefix inside the source archive; default <repo>-<ref>/."),
-    },
 }
 
 REPO_FIELDS: dict[str, Field] = {

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from orchestrator import kinds
 from orchestrator.schema import (
-    ARTIFACT_FIELDS,
     ARTIFACT_NAME_RE,
-    ARTIFACT_TYPES,
     COMMIT_RE,
     DEFAULTS_FIELDS,
     ENV_NAME_RE,
@@ -47,8 +46,7 @@ _FRAGMENTS: dict[str, dict[str, Any]] = {
     },
     "template": {"type": "string"},
     "registry": {"type": "string", "pattern": "^$|/$"},
-    "image": {"type": "string", "minLength": 1},
-    "type": {"enum": list(ARTIFACT_TYPES)},
+    "image-ref": {"type": "string", "minLength": 1},
     "mapping": {"type": "object"},
 }
 _FRAGMENTS["file"] = {"type": "string", "minLength": 1, "not": {"pattern": r"^/|(^|/)\.\.(/|$)|/$|(^|/)\.$"}}
@@ -94,15 +92,15 @@ def _object(fields: dict[str, Field], overrides: dict[str, Any] | None = None) -
 def build() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of manifest schema version 1."""
     defs: dict[str, Any] = {}
-    for kind, fields in ARTIFACT_FIELDS.items():
-        defs[kind] = _object(fields, {"type": {"const": kind}})
+    for kind in kinds.names():
+        defs[kind] = _object(kinds.fields_of(kind), {"type": {"const": kind}})
     defs["artifact"] = {
         "type": "object",
         "required": ["type"],
-        "properties": {"type": _FRAGMENTS["type"]},
+        "properties": {"type": {"enum": list(kinds.names())}},
         "allOf": [
             {"if": {"properties": {"type": {"const": kind}}}, "then": {"$ref": f"#/$defs/{kind}"}}
-            for kind in ARTIFACT_TYPES
+            for kind in kinds.names()
         ],
     }
     defs["repo"] = _object(

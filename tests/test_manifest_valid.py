@@ -9,7 +9,9 @@ import yaml
 
 from orchestrator.describe import manifest_json
 from orchestrator.errors import InputError
-from orchestrator.manifest import DEFAULT_PYTHON_COMMAND, image_refs, load, loads
+from orchestrator.kinds import python_package
+from orchestrator.kinds.image import image_refs
+from orchestrator.manifest import load, loads
 from orchestrator.schema import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -88,9 +90,10 @@ def test_calico_manifest_has_eight_pinned_repos_and_the_eleven_documented_artifa
 def test_defaults_are_applied_and_image_references_rendered() -> None:
     m = load(DATA / "valid_all_types.yaml")
     core = m.artifacts["core"]
-    assert dict(core.env) == {"ARCH": "arm64", "GOFLAGS": "-mod=vendor", "ON": "yes"}
-    assert core.network == "host" and m.artifacts["team/node"].network == "none"
-    assert core.command == ("sh", "-c", "make bin/core")
+    assert dict(core.settings.env) == {"ARCH": "arm64", "GOFLAGS": "-mod=vendor", "ON": "yes"}  # type: ignore[attr-defined]
+    assert core.settings.network == "host"  # type: ignore[attr-defined]
+    assert m.artifacts["team/node"].settings.network == "none"  # type: ignore[attr-defined]
+    assert core.settings.command == ("sh", "-c", "make bin/core")  # type: ignore[attr-defined]
     node = m.artifacts["team/node"]
     assert image_refs(m, node) == (
         "registry.example.invalid:5000/team/team/node:2.10-0123456789ab",
@@ -98,7 +101,9 @@ def test_defaults_are_applied_and_image_references_rendered() -> None:
     )
     assert node.dependencies == ("pylib", "core")
     pylib = m.artifacts["pylib"]
-    assert pylib.command == DEFAULT_PYTHON_COMMAND and pylib.outputs == ("dist/*.tar.gz", "dist/*.whl")
+    assert pylib.settings == python_package.Settings(command=python_package.DEFAULT_COMMAND, env=pylib.settings.env,
+                                                     network=pylib.settings.network)  # type: ignore[attr-defined]
+    assert python_package.settings_of(pylib).outputs == ("dist/*.tar.gz", "dist/*.whl")
     assert m.repos["core"].ref == "3.10"
 
 

@@ -1,5 +1,7 @@
 """What every builder shares: the job, its explicit environment, running its command
-(on the host or in a builder container), staging inputs and publishing outputs."""
+(on the host or in a builder container), staging inputs and publishing outputs.
+
+Kinds (``orchestrator.kinds``) decide what to build; these functions do it."""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ import re
 import stat
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -18,12 +20,12 @@ from typing import TYPE_CHECKING
 from orchestrator.commands import PASSTHROUGH, CommandRunner
 from orchestrator.confined import UnsafePath, copy_file, resolve_inside
 from orchestrator.errors import BuildError
-from orchestrator.manifest import DEFAULT_PYTHON_COMMAND, Artifact, Manifest
+from orchestrator.model import Artifact, Manifest, command_text
 from orchestrator.outputs import FileRecord, Source
-from orchestrator.plan import command_text
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
+    from orchestrator.kinds.running import RunSettings
 
 # A newline in a published name would let a file write its own line into SHA256SUMS.
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -74,10 +76,10 @@ class Job:
     claims: Claims = field(default_factory=Claims)  # shared by all jobs of a run
     deadline: float | None = None  # time.monotonic() past which the build is stopped (the artifact's timeout)
 
-    def environment(self, *, container: bool = False) -> dict[str, str]:
-        """The explicit environment of this artifact's command."""
+    def environment(self, env_pairs: Sequence[tuple[str, str]] = (), *, container: bool = False) -> dict[str, str]:
+        """The explicit environment of this artifact's command, with its own ``env_pairs``."""
         env = {} if container else {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}
-        env.update(dict(self.artifact.env))
+        env.update(dict(env_pairs))
         env.update(
             RELEASE=self.manifest.release,
             GIT_COMMIT=self.source.commit,
@@ -121,12 +123,12 @@ def publish_all(job: Job, outputs: list[Output], folder: str) -> list[FileRecord
     return [publish(job, output, relative) for output, relative in fresh]
 
 
-def collect_outputs(job: Job) -> list[Output]:
-    """The files the artifact's ``outputs`` name; a pattern matching nothing fails, and so
-    does a match whose real path (symlinks resolved) leaves the checkout."""
+def collect_outputs(job: Job, patterns: Sequence[str]) -> list[Output]:
+    """The files ``patterns`` (the artifact's ``outputs``) name; a pattern matching nothing
+    fails, and so does a match whose real path (symlinks resolved) leaves the checkout."""
     root = job.source.path
     found: list[Output] = []
-    for pattern in job.artifact.outputs:
+    for pattern in patterns:
         files = []
         for match in sorted(glob.glob(pattern, root_dir=root)):
             try:
@@ -177,25 +179,28 @@ def _stage_one(job: Job, file: Path, target: str) -> None:
                          hint="staging writes only inside the checkout, never through a symlink") from e
 
 
-def run_command(job: Job) -> None:
-    """Run the artifact's command in its checkout: on the host, or in ``builder``."""
-    artifact = job.artifact
-    command = artifact.command
+def run_command(job: Job, settings: RunSettings, *, own_interpreter: bool = False) -> None:
+    """Run the artifact's command in its checkout: on the host, or in ``builder``.
+
+    ``own_interpreter``: the command is ``python3 ...`` and runs, on the host, with the
+    orchestrator's own interpreter (which has the `build` front end), not whichever
+    python3 comes first on PATH.
+    """
+    name = job.artifact.name
+    command = settings.command
     if command is None:
         return
-    if artifact.builder:
+    if settings.builder:
         if job.engine is None:
-            raise BuildError(f"{artifact.name}: needs Docker to run in {artifact.builder}")
-        job.log(f"$ {command_text(command)}  (in {artifact.builder})")
-        job.engine.run(image=artifact.builder, command=command, workdir=job.source.path,
-                       env=job.environment(container=True), network_mode=artifact.network, log=job.log,
-                       deadline=job.deadline)
+            raise BuildError(f"{name}: needs Docker to run in {settings.builder}")
+        job.log(f"$ {command_text(command)}  (in {settings.builder})")
+        job.engine.run(image=settings.builder, command=command, workdir=job.source.path,
+                       env=job.environment(settings.env, container=True), network_mode=settings.network,
+                       log=job.log, deadline=job.deadline)
         return
-    if command == DEFAULT_PYTHON_COMMAND:
-        # The default sdist/wheel recipe uses the `build` front end installed
-        # alongside the orchestrator, not whichever python3 is first on PATH.
+    if own_interpreter and isinstance(command, tuple):
         command = (sys.executable, *command[1:])
     job.log(f"$ {command_text(command)}")
     argv = list(command) if isinstance(command, tuple) else ["sh", "-c", command]
-    job.runner.run(argv, cwd=job.source.path, env=job.environment(), log=job.log, name=artifact.name,
-                   shown=command_text(artifact.command), deadline=job.deadline)
+    job.runner.run(argv, cwd=job.source.path, env=job.environment(settings.env), log=job.log, name=name,
+                   shown=command_text(settings.command), deadline=job.deadline)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from orchestrator.builders.common import Job, run_command, stage_inputs
 from orchestrator.confined import UnsafePath, resolve_inside
 from orchestrator.errors import BuildError
-from orchestrator.manifest import image_refs
 from orchestrator.outputs import ArtifactOutput, ImageRecord
+
+if TYPE_CHECKING:
+    from orchestrator.kinds.image import Settings
+
+# Every image carries the cache key it was built for: a cached image is trusted only
+# when the engine still has it with this label (orchestrator.cache).
+KEY_LABEL = "io.github.release-orchestrator.cache-key"
 
 
 def oci_labels(job: Job) -> dict[str, str]:
@@ -25,40 +33,38 @@ def oci_labels(job: Job) -> dict[str, str]:
     }
 
 
-def build_image(job: Job) -> ArtifactOutput:
-    """Optional command first, then ``docker build`` of the declared Dockerfile."""
+def build_image(job: Job, settings: Settings, refs: Sequence[str]) -> ArtifactOutput:
+    """Optional command first, then ``docker build`` of the declared Dockerfile, tagged ``refs``."""
     artifact = job.artifact
     if job.engine is None:
         raise BuildError(f"{artifact.name}: an image build needs Docker", hint="start Docker or set DOCKER_HOST")
     stage_inputs(job)
-    run_command(job)
+    run_command(job, settings)
     # docker-py walks the context from its real path: a committed `ctx -> /home/me`
     # would send that directory to the engine, and a COPY could put it in the image.
     try:
-        context = job.source.path / resolve_inside(job.source.path, artifact.context, where="the checkout")
-        dockerfile = job.source.path / resolve_inside(job.source.path, artifact.dockerfile, where="the checkout")
+        context = job.source.path / resolve_inside(job.source.path, settings.context, where="the checkout")
+        dockerfile = job.source.path / resolve_inside(job.source.path, settings.dockerfile, where="the checkout")
     except UnsafePath as e:
         hint = "the build context and the Dockerfile must be inside the checkout"
         raise BuildError(f"{artifact.name}: {e}", hint=hint) from e
     if not dockerfile.is_file():
-        raise BuildError(f"{artifact.name}: Dockerfile {artifact.dockerfile!r} not found in {job.source.path}",
+        raise BuildError(f"{artifact.name}: Dockerfile {settings.dockerfile!r} not found in {job.source.path}",
                          hint="fix `dockerfile` in the manifest")
     relative = os.path.relpath(dockerfile, context)
-    refs = image_refs(job.manifest, artifact, job.source.commit)
+    refs = tuple(refs)
     labels = oci_labels(job)
     if job.cache_key:
-        from orchestrator.cache import KEY_LABEL
-
         labels[KEY_LABEL] = job.cache_key
-    job.log(f"docker build -f {artifact.dockerfile} {' '.join('-t ' + r for r in refs)} {artifact.context}")
+    job.log(f"docker build -f {settings.dockerfile} {' '.join('-t ' + r for r in refs)} {settings.context}")
     built = job.engine.build_image(
         context=context,
         dockerfile=relative if not relative.startswith("..") else str(dockerfile),
         tags=refs,
-        buildargs=dict(artifact.buildargs),
-        target=artifact.target,
+        buildargs=dict(settings.buildargs),
+        target=settings.target,
         labels=labels,
-        network_mode=artifact.network,
+        network_mode=settings.network,
         log=job.log,
         deadline=job.deadline,
     )

@@ -15,20 +15,15 @@ from orchestrator.outputs import ArtifactOutput, FileRecord
 _NO_USER_CONFIG = {"GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
 
 
-def archive_name(job: Job) -> str:
-    return f"{job.source.repo}-{job.source.ref if job.source.ref != job.source.commit else job.source.commit[:12]}"
-
-
-def build_library(job: Job) -> ArtifactOutput:
-    """``git archive`` of the pinned commit, gzip-compressed without a timestamp.
+def build_library(job: Job, *, prefix: str, relative: str) -> ArtifactOutput:
+    """``git archive`` of the pinned commit (every path under ``prefix``), gzip-compressed
+    without a timestamp, published as ``relative`` in the release directory.
 
     git archive given a commit id stamps every entry with the commit time, and gzip
     gets mtime 0 and no file name, so the bytes depend only on the commit (and the
     git version's tar writer): no user or system config takes part (no eol
     conversion, no smudge filter), and no repository config either (gitcmd).
     """
-    prefix = (job.artifact.prefix or archive_name(job)).rstrip("/") + "/"
-    relative = f"src/{archive_name(job)}.tar.gz"
     job.claims.claim(relative, job.artifact.name, f"git archive of {job.source.commit[:12]}")
     result = gitcmd.run(
         ["archive", "--format=tar", f"--prefix={prefix}", job.source.commit],

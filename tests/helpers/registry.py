@@ -189,7 +189,7 @@ def make_release(
     """
     from orchestrator.execute import Result
     from orchestrator.fileops import sha256_file
-    from orchestrator.manifest import image_refs
+    from orchestrator.kinds.image import image_refs
     from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord, Source
     from orchestrator.record import to_json
     from orchestrator.report import write_release
@@ -200,7 +200,8 @@ def make_release(
         if name in failed:
             results[name] = Result(artifact=name, status="failed", error=failed[name], duration=0.5)
             continue
-        paths = [f"bin/{Path(o).name}" for o in artifact.outputs] if artifact.type == "binary" else []
+        outputs = getattr(artifact.settings, "outputs", ())
+        paths = [f"bin/{Path(o).name}" for o in outputs] if artifact.type == "binary" else []
         if artifact.type == "library":
             repo = manifest.repos[artifact.repo]
             paths = [f"src/{repo.name}-{repo.ref}.tar.gz"]
@@ -230,7 +231,7 @@ def add_images(fake: Any, manifest: Manifest) -> dict[str, str]:
     """Put one image per image artifact into a FakeDockerClient, under all its refs; artifact -> id."""
     from docker.utils import parse_repository_tag
 
-    from orchestrator.manifest import image_refs
+    from orchestrator.kinds.image import image_refs
 
     ids: dict[str, str] = {}
     for name, artifact in manifest.artifacts.items():

@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.builders.common import Job
-from orchestrator.builders.library import archive_name
-from orchestrator.commands import CommandRunner
 from orchestrator.execute import Options, Result, execute
+from orchestrator.kinds import library
 from orchestrator.manifest import loads
-from orchestrator.model import archive_stem, file_stem
+from orchestrator.model import file_stem
 from orchestrator.outputs import Source
 from orchestrator.plan import make_plan
 from orchestrator.schema import ARTIFACT_NAME_RE
@@ -76,13 +74,11 @@ def test_distinct_artifact_names_map_to_distinct_file_names(one: str, other: str
                                              ("v1", "b" * 40)])
 def test_the_validator_names_library_archives_as_the_library_builder_writes_them(ref: str, commit: str | None,
                                                                                 tmp_path: Path) -> None:
-    """Collisions in dist/<release>/src/ are judged on model.archive_stem: it must be
-    the name builders/library.py really writes."""
+    """Collisions in dist/<release>/src/ are judged on the archive's path before the
+    commit is known (library.archive_path): it must be the path the build writes."""
     pin = f"\n    commit: {commit}" if commit and commit != ref else ""
     manifest = loads(f"schema: 1\nrelease: v1\nrepos:\n  lib:\n    url: file:///up/lib\n    ref: '{ref}'{pin}\n"
                      "    artifacts:\n      lib:\n        type: library\n")
     resolved = commit or "c" * 40
-    job = Job(manifest=manifest, artifact=manifest.artifacts["lib"], release_dir=tmp_path, log=lambda line: None,
-              runner=CommandRunner(), source=Source(repo="lib", url="file:///up/lib", ref=ref, commit=resolved,
-                                                    commit_time=0, path=tmp_path))
-    assert archive_stem(manifest.repos["lib"]) == archive_name(job)
+    built = f"src/{library.archive_stem('lib', ref, resolved)}.tar.gz"
+    assert library.archive_path(manifest, manifest.artifacts["lib"]) == built

@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import kinds, record
 from orchestrator.builders.image import KEY_LABEL
@@ -38,7 +38,7 @@ MAX_STATE_BYTES = 1024 * 1024
 
 
 def cache_key(manifest: Manifest, artifact: Artifact, *, commit: str, dependency_keys: Mapping[str, str],
-              builder_id: str | None) -> str:
+              builder_id: str | None, host: Mapping[str, Any] | None = None) -> str:
     """The sha256 of everything that determines ``artifact``'s build result."""
     spec = asdict(artifact)  # the kind's own settings included, as a nested mapping
     spec.pop("description")  # documentation only: editing it must not rebuild
@@ -51,6 +51,7 @@ def cache_key(manifest: Manifest, artifact: Artifact, *, commit: str, dependency
         "kind": kinds.get(artifact.type).key_inputs(manifest, artifact, commit),
         "dependencies": {name: dependency_keys[name] for name in artifact.dependencies},
         "builder": builder_id,
+        "host": host,  # hostprint.fingerprint of a command run on the host
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()

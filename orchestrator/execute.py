@@ -10,6 +10,7 @@ Scheduling rules:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeAlias
 
-from orchestrator import cache, gitcmd, kinds, record
+from orchestrator import cache, gitcmd, hostprint, kinds, record
 from orchestrator.builders.common import Claims, Job
 from orchestrator.commands import CommandRunner
 from orchestrator.errors import Interrupted, OrchestratorError, TimedOut
@@ -205,14 +206,17 @@ class _Scheduler:
 
     def key_for(self, name: str) -> str:
         artifact = self.manifest.artifacts[name]
+        kind = kinds.get(artifact.type)
         builder_id = None
-        builder = kinds.get(artifact.type).builder_image(artifact)
+        builder = kind.builder_image(artifact)
         if builder and self.engine is not None:
             builder_id = self.engine.image_id(builder)
+        command = kind.host_command(artifact)
+        host = hostprint.fingerprint(command, os.environ.get("PATH")) if command is not None else None
         return cache.cache_key(
             self.manifest, artifact, commit=self.sources[artifact.repo].commit,
             dependency_keys={dep: self.results[dep].cache_key or "" for dep in artifact.dependencies},
-            builder_id=builder_id,
+            builder_id=builder_id, host=host,
         )
 
     def invalidate_record(self) -> None:

@@ -321,10 +321,3 @@ TOP_FIELDS: dict[str, Field] = {
     "defaults": Field(kind="mapping", description="Defaults for every repo and artifact.", default={}),
     "repos": Field(kind="mapping", required=True, description="Repository name -> repository."),
 }
-
-
-def json_schema() -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of manifest schema version 1 (see schemafile.py)."""
-    from orchestrator.schemafile import build
-
-    return build()

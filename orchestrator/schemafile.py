@@ -89,7 +89,7 @@ def _object(fields: dict[str, Field], overrides: dict[str, Any] | None = None) -
     }
 
 
-def build() -> dict[str, Any]:
+def json_schema() -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of manifest schema version 1."""
     defs: dict[str, Any] = {}
     for kind in kinds.names():

@@ -120,7 +120,7 @@ def manifest(c: Context, json_: bool = False, schema: bool = False, lock: bool =
     with user_errors():
         _dry_run(c, "manifest")
         if schema:
-            from orchestrator.schema import json_schema
+            from orchestrator.schemafile import json_schema
 
             _emit(json.dumps(json_schema(), indent=2))
             return

@@ -70,6 +70,9 @@ class Docs:
     def builder_image(self, artifact: Artifact) -> str | None:
         return None
 
+    def host_command(self, artifact: Artifact) -> str | tuple[str, ...] | None:
+        return None
+
     def key_inputs(self, manifest: Manifest, artifact: Artifact, commit: str) -> dict[str, Any]:
         return {}
 
@@ -162,7 +165,7 @@ def test_its_keys_are_checked_and_in_the_json_schema(docs: Docs) -> None:
     text = str(caught.value)
     assert "unknown key 'pages' in a docs artifact; did you mean 'paths'?" in text
     assert "missing required key 'paths'" in text
-    from orchestrator.schema import json_schema
+    from orchestrator.schemafile import json_schema
 
     schema = json_schema()
     assert "docs" in schema["$defs"]["artifact"]["properties"]["type"]["enum"]

@@ -12,7 +12,7 @@ from orchestrator.errors import InputError
 from orchestrator.kinds import python_package
 from orchestrator.kinds.image import image_refs
 from orchestrator.manifest import load, loads
-from orchestrator.schema import json_schema
+from orchestrator.schemafile import json_schema
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).parent / "data" / "manifests"

@@ -62,6 +62,11 @@ class Kind(Protocol):
         """The image its command runs in, if any (its id goes into the cache key)."""
         ...
 
+    def host_command(self, artifact: Artifact) -> str | tuple[str, ...] | None:
+        """The command it runs on the host, if any (the host's fingerprint goes into the
+        cache key: orchestrator.hostprint)."""
+        ...
+
     def key_inputs(self, manifest: Manifest, artifact: Artifact, commit: str) -> dict[str, Any]:
         """What its result depends on beyond its settings (e.g. rendered image references)."""
         ...

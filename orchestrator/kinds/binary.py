@@ -11,6 +11,7 @@ from orchestrator.kinds.running import (
     RunSettings,
     claim_outputs,
     file_problems,
+    host_command,
     run_actions,
     run_describe,
     run_values,
@@ -68,6 +69,9 @@ class Binary:
 
     def builder_image(self, artifact: Artifact) -> str | None:
         return settings_of(artifact).builder
+
+    def host_command(self, artifact: Artifact) -> str | tuple[str, ...] | None:
+        return host_command(settings_of(artifact))
 
     def key_inputs(self, manifest: Manifest, artifact: Artifact, commit: str) -> dict[str, Any]:
         return {}

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from orchestrator import imageref, schema
-from orchestrator.kinds.running import RUN_FIELDS, RunSettings, run_actions, run_describe, run_values
+from orchestrator.kinds.running import RUN_FIELDS, RunSettings, host_command, run_actions, run_describe, run_values
 from orchestrator.model import Pairs, render
 from orchestrator.schema import Field
 
@@ -148,6 +148,9 @@ class Image:
 
     def builder_image(self, artifact: Artifact) -> str | None:
         return settings_of(artifact).builder
+
+    def host_command(self, artifact: Artifact) -> str | tuple[str, ...] | None:
+        return host_command(settings_of(artifact))
 
     def key_inputs(self, manifest: Manifest, artifact: Artifact, commit: str) -> dict[str, Any]:
         return {"images": list(image_refs(manifest, artifact, commit))}

@@ -74,6 +74,9 @@ class Library:
     def builder_image(self, artifact: Artifact) -> str | None:
         return None
 
+    def host_command(self, artifact: Artifact) -> str | tuple[str, ...] | None:
+        return None  # git archive is the orchestrator's own step, not a recipe
+
     def key_inputs(self, manifest: Manifest, artifact: Artifact, commit: str) -> dict[str, Any]:
         return {}
 

@@ -3,6 +3,7 @@ dist/<release>/python/, the sdist normalised so that two builds give the same by
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -12,6 +13,7 @@ from orchestrator.kinds.running import (
     RunSettings,
     claim_outputs,
     file_problems,
+    host_command,
     run_actions,
     run_describe,
     run_values,
@@ -74,6 +76,12 @@ class PythonPackage:
 
     def builder_image(self, artifact: Artifact) -> str | None:
         return settings_of(artifact).builder
+
+    def host_command(self, artifact: Artifact) -> str | tuple[str, ...] | None:
+        command = host_command(settings_of(artifact))
+        if command == DEFAULT_COMMAND:  # runs with the orchestrator's own interpreter (builders/common)
+            return (sys.executable, *DEFAULT_COMMAND[1:])
+        return command
 
     def key_inputs(self, manifest: Manifest, artifact: Artifact, commit: str) -> dict[str, Any]:
         return {}

@@ -60,6 +60,11 @@ def run_values(raw: Mapping[str, Any], defaults: Defaults, *, command: Any = Non
     }
 
 
+def host_command(settings: RunSettings) -> str | tuple[str, ...] | None:
+    """The command as it runs on the host; None when there is none or it runs in ``builder``."""
+    return None if settings.builder else settings.command
+
+
 def run_actions(settings: RunSettings) -> list[str]:
     """Plan lines: staging, then the command and where it runs."""
     actions = [f"stage {source} -> {dest}" for dest, source in settings.stage]

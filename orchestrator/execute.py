@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import traceback
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
@@ -288,6 +289,8 @@ class _Scheduler:
                               error=str(e), timed_out=isinstance(e, TimedOut))
             except Exception as e:  # a bug or an unexpected OS error: fail this artifact, keep the rest sane
                 log(f"FAILED (unexpected): {type(e).__name__}: {e}")
+                for line in traceback.format_exc().splitlines():  # the log keeps the whole story
+                    log(line)
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
                               error=f"{name}: unexpected {type(e).__name__}: {e}")
         return Result(artifact=name, status="ok", output=output, duration=time.monotonic() - started, log=path,

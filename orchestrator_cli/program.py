@@ -24,7 +24,7 @@ from invoke.parser.context import ParserContext
 from invoke.program import Program
 
 from orchestrator import __version__
-from orchestrator.errors import EXIT_BAD_INPUT
+from orchestrator.errors import EXIT_BAD_INPUT, EXIT_FAILED
 from orchestrator_cli.parsing import OrchestratorContext, UsageError, normalize, task_contexts
 
 NAME = "orchestrator"
@@ -96,7 +96,14 @@ def run(argv: Sequence[str] | None = None) -> int:
 
 def main() -> None:
     """Entry point of the `orchestrator` console script."""
-    sys.exit(run())
+    try:
+        code = run()
+    except Exception as e:  # a bug outside any task (parsing, help): one line and a crash log
+        from orchestrator_cli import crash
+
+        sys.stderr.write(crash.report(e) + "\n")
+        code = EXIT_FAILED
+    sys.exit(code)
 
 
 def _completion_script(shell: str) -> int:

@@ -17,8 +17,9 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from orchestrator.errors import EXIT_INTERRUPTED, InputError, OrchestratorError
+from orchestrator.errors import EXIT_FAILED, EXIT_INTERRUPTED, InputError, OrchestratorError
 from orchestrator.settings import Settings, load_settings, parse_int, parse_mirror
+from orchestrator_cli import crash
 from orchestrator_cli.parsing import OrchestratorCollection, OrchestratorTask
 from orchestrator_cli.stopping import stopping, writing
 
@@ -42,6 +43,10 @@ def user_errors() -> Iterator[None]:
             raise Exit(f"error: {e}", e.exit_code) from None
         except KeyboardInterrupt:
             raise Exit("interrupted", EXIT_INTERRUPTED) from None
+        except Exit:
+            raise
+        except Exception as e:  # a bug: one line, and a crash log with the traceback
+            raise Exit(crash.report(e), EXIT_FAILED) from None
 
 
 def _settings(**flags: Any) -> Settings:
@@ -63,7 +68,9 @@ def _settings(**flags: Any) -> Settings:
             flags[key] = Path(flags[key]).expanduser()
         else:
             flags[key] = None
-    return load_settings(flags)
+    settings = load_settings(flags)
+    crash.workspace = settings.workspace  # where a crash log goes, should one be needed
+    return settings
 
 
 def _release(settings: Settings, manifest_flag: str, release_dir: str) -> tuple[Any, Path]:

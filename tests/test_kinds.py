@@ -197,3 +197,20 @@ def test_a_kind_name_appears_only_in_its_own_module() -> None:
 def test_the_json_schema_lists_every_registered_kind_and_nothing_else() -> None:
     schema = json.loads((ROOT / "manifest.schema.json").read_text())
     assert schema["$defs"]["artifact"]["properties"]["type"]["enum"] == list(kinds.names())
+
+
+def test_a_bug_in_a_build_step_leaves_its_traceback_in_the_artifacts_log(docs: Docs, tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(job: Job) -> ArtifactOutput:
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(docs, "build", broken)
+    manifest = loads(MANIFEST)
+    plan = make_plan(manifest, ["guide/html"])
+    source = Source(repo="guide", url="file:///up/guide", ref="v1", commit="1" * 40, commit_time=0, path=tmp_path)
+    results = execute(plan, manifest, {"guide": source}, Options(log_dir=tmp_path / "logs", release_dir=tmp_path))
+    result = results["guide/html"]
+    assert result.status == "failed" and "unexpected ZeroDivisionError: a bug" in (result.error or "")
+    assert result.log is not None
+    log = result.log.read_text()
+    assert "Traceback (most recent call last)" in log and 'raise ZeroDivisionError("a bug")' in log

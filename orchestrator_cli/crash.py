@@ -31,7 +31,7 @@ def report(error: BaseException) -> str:
     for directory in _places():
         with contextlib.suppress(OSError):
             directory.mkdir(parents=True, exist_ok=True)
-            path = directory / f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
+            path = directory.absolute() / f"crash-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}.log"
             path.write_text(text, encoding="utf-8")
             return (f"error: unexpected {type(error).__name__}: {_first_line(error)}\n"
                     f"  this is a bug in the orchestrator; the traceback and versions are in {path}\n"

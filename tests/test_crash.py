@@ -12,7 +12,8 @@ from orchestrator_cli.program import run
 
 
 def test_an_unexpected_exception_in_a_task_is_one_line_and_a_crash_log(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], project_root: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+        project_root: Path) -> None:
     def broken(manifest: object) -> str:
         raise RuntimeError("something impossible happened")
 

@@ -1,0 +1,149 @@
+"""From command-line flags to what the library takes: settings, names, the release, progress.
+
+A new task reads its flags through these, so every task means the same by --manifest,
+--workspace, --jobs, NAMES/--all, --dry and --progress, and shares their help texts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from invoke.context import Context
+
+from orchestrator.errors import InputError
+from orchestrator.settings import Settings, load_settings, parse_int, parse_mirror
+from orchestrator_cli import crash
+from orchestrator_cli.printing import note, shown_path
+
+if TYPE_CHECKING:
+    from orchestrator.model import Manifest
+    from orchestrator_cli.display import Progress
+
+RELEASE_DIR_HELP = ("A release directory (dist/<release>) to work on; without --manifest, the manifest its "
+                    "release.json names is used.")
+WAIT_HELP = "If another run is writing to the workspace, wait for it instead of failing (env ORCHESTRATOR_WAIT)."
+MANIFEST_HELP = "Manifest file (default: manifest.yaml; config `manifest`, env ORCHESTRATOR_MANIFEST)."
+CACHE_DIR_HELP = "Mirror cache (default $XDG_CACHE_HOME/orchestrator/git; env ORCHESTRATOR_CACHE_DIR)."
+OUTPUT_HELP = {
+    "progress": "How to show progress: auto (a live table on a terminal, else plain), tty, or plain lines.",
+    "quiet": "Show no progress; print only the result.",
+    "verbose": "Also stream each running step's log as it is written, prefixed with its name.",
+    "json": "Print the result as one JSON document on stdout (progress still goes to stderr).",
+}
+BUILD_HELP = {
+    "names": "Repos or artifacts (felix calico/node, or felix,calico/node). A repo means all its artifacts.",
+    "all": "Build every artifact of the manifest.",
+    "dry-run": "Print the plan (order, and what each step would run); fetch and build nothing.",
+    "jobs": "Parallel workers (default: number of cores, at most 8).",
+    "keep-going": "After a failure, keep building everything that does not depend on it.",
+    "force": "Rebuild even when cached: --force (everything) or --force=NAMES (those repos/artifacts).",
+    "offline": "Use only the mirror cache; fail listing the repos that are not cached.",
+    "mirror": "FROM=TO URL prefix rewrite for git, e.g. https://github.com/=file:///srv/gh/.",
+    "manifest": MANIFEST_HELP,
+    "workspace": "Directory holding .build/ and dist/ (default: the current directory).",
+    "wait": WAIT_HELP,
+    **OUTPUT_HELP,
+}
+
+
+def settings_from(**flags: Any) -> Settings:
+    """Settings from the flags given (an empty flag defers to config and environment)."""
+    if flags.get("jobs") not in (None, ""):
+        flags["jobs"] = parse_int(flags["jobs"], "--jobs", minimum=1)
+    else:
+        flags["jobs"] = None
+    if flags.get("retries") not in (None, ""):
+        flags["retries"] = parse_int(flags["retries"], "--retries")
+    else:
+        flags["retries"] = None
+    if "mirrors" in flags:
+        flags["mirrors"] = tuple(parse_mirror(m, "--mirror") for m in flags["mirrors"] or ())
+    for key in ("offline", "wait"):
+        if not flags.get(key):
+            flags[key] = None  # a flag left off must not override the config's `offline: true`
+    for key in ("manifest", "workspace", "cache_dir"):
+        if flags.get(key):
+            flags[key] = Path(flags[key]).expanduser()
+        else:
+            flags[key] = None
+    settings = load_settings(flags)
+    crash.workspace = settings.workspace  # where a crash log goes, should one be needed
+    return settings
+
+
+def release_for(settings: Settings, manifest_flag: str, release_dir: str) -> tuple[Manifest, Path]:
+    """The manifest and release directory a reading task works on.
+
+    ``--release-dir`` names a release directory; without ``--manifest`` the manifest it
+    was built from is the one its record names (said on stderr). Either way the record
+    must have been built from that manifest (sha256), checked before anything else.
+    """
+    from orchestrator import record
+    from orchestrator.conformance import release_of
+    from orchestrator.manifest import load
+    from orchestrator.report import recorded_manifest
+
+    if not release_dir:
+        loaded = load(settings.manifest)
+        directory = settings.dist_dir / loaded.release
+        release_of(loaded, directory)
+        return loaded, directory
+    directory = Path(release_dir).expanduser()
+    if manifest_flag or settings.manifest != Settings().manifest:
+        loaded = load(settings.manifest)
+    else:
+        recorded = recorded_manifest(directory, record.read(directory).manifest.path)
+        note(f"using manifest {shown_path(recorded)} (recorded in {shown_path(directory / record.FILENAME)})")
+        loaded = load(recorded)
+    release_of(loaded, directory)
+    return loaded, directory
+
+
+def check_names(names: str | None) -> tuple[str, ...]:
+    """NAMES as given (comma- or space-separated), each checked for shape."""
+    from orchestrator.plan import split_names
+
+    return split_names(names or "")
+
+
+def names_or_all(task_name: str, names: str | None, everything: bool) -> tuple[str, ...]:
+    """The names given, after refusing neither-names-nor---all (both forms shown)."""
+    parsed = check_names(names)
+    if not parsed and not everything:
+        raise InputError(f"{task_name}: name what to {task_name}, or pass --all",
+                         hint=f"`{task_name} felix calico/node` (repos or artifacts) or `{task_name} --all`")
+    return parsed
+
+
+def dry_run(c: Context, task_name: str, *, allowed: bool = False) -> bool:
+    """invoke's own --dry (`invoke --dry build`) means --dry-run for the tasks that have one
+    (``allowed``), and is refused elsewhere: invoke's meaning (print shell commands instead of
+    running them) does not apply to our tasks."""
+    dry = bool(c.config.get("run", {}).get("dry", False))
+    if dry and not allowed:
+        raise InputError(f"invoke's --dry does not apply to {task_name}",
+                         hint="drop --dry; build and clean have a dry run (--dry-run)")
+    return dry
+
+
+def progress_from(progress: str, quiet: bool, verbose: bool) -> Progress:
+    """The progress display --progress, --quiet and --verbose ask for."""
+    from orchestrator_cli.display import MODES, Progress
+
+    mode = progress or "auto"
+    if mode not in MODES:
+        raise InputError(f"--progress {progress!r} is not a progress mode", hint="use auto, tty or plain")
+    if quiet and verbose:
+        raise InputError("--quiet and --verbose contradict each other", hint="give one of them")
+    return Progress(mode, quiet=quiet, verbose=verbose)
+
+
+def registry_prefix(value: str) -> str:
+    """--registry checked as the start of image names (HOST[:PORT]/)."""
+    from orchestrator.imageref import registry_problem
+
+    if problem := registry_problem(value):
+        raise InputError(f"--registry {value!r} cannot start image names: {problem}",
+                         hint="give HOST[:PORT]/ with the trailing '/', e.g. 127.0.0.1:5000/")
+    return value

@@ -1,0 +1,45 @@
+"""What the tasks print: results on stdout, notes on stderr, paths as short as they can be."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def note(line: str) -> None:
+    """A progress line on stderr (stdout stays for results)."""
+    sys.stderr.write(line.rstrip("\n") + "\n")
+
+
+def emit(text: str) -> None:
+    """A result on stdout, flushed (a pipe reader sees it before the exit)."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def emit_json(data: Any) -> None:
+    emit(json.dumps(data, indent=2))
+
+
+def shown_path(path: Path) -> str:
+    """``path`` as short as it can be from the current directory."""
+    relative = os.path.relpath(path.absolute())
+    return relative if not relative.startswith("..") else str(path.absolute())
+
+
+def size(count: int) -> str:
+    """A byte count for people: 512 bytes, 1.5 KiB, 3.0 GiB."""
+    value = float(count)
+    for unit in ("bytes", "KiB", "MiB"):
+        if value < 1024:
+            return f"{count} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def program() -> str:
+    """How the user ran us: `invoke` (in a checkout) or the `orchestrator` script."""
+    return "invoke" if Path(sys.argv[0]).name in ("invoke", "inv") else "orchestrator"

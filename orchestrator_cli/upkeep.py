@@ -1,0 +1,135 @@
+"""The tasks that look after the inputs and the workspace: `manifest` (show, schema, lock) and `clean`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
+
+from orchestrator.errors import InputError
+from orchestrator.settings import Settings
+from orchestrator_cli import flags
+from orchestrator_cli.exits import user_errors
+from orchestrator_cli.parsing import OrchestratorTask
+from orchestrator_cli.printing import emit, note, shown_path, size
+from orchestrator_cli.stopping import writing
+
+
+@task(
+    klass=OrchestratorTask,
+    help={
+        "json": "Print the resolved manifest as JSON (defaults applied, images, dependencies, build order).",
+        "schema": "Print the manifest's JSON Schema (the same as manifest.schema.json).",
+        "lock": "Resolve every ref (asking the remotes) and write the commits into `commit:` fields.",
+        "check": "With --lock: write nothing; exit 1 listing every repo that is unpinned or whose ref moved.",
+        "manifest": flags.MANIFEST_HELP,
+    }
+)
+def manifest(c: Context, json_: bool = False, schema: bool = False, lock: bool = False, check: bool = False,
+             manifest: str = "") -> None:
+    """Show the release manifest: a table, or --json, or the --schema; --lock pins it."""
+    with user_errors():
+        flags.dry_run(c, "manifest")
+        if schema:
+            from orchestrator.schemafile import json_schema
+
+            emit(json.dumps(json_schema(), indent=2))
+            return
+        from orchestrator import describe
+        from orchestrator.manifest import load
+
+        if check and not lock:
+            raise InputError("--check goes with --lock", hint="manifest --lock --check")
+        settings = flags.settings_from(manifest=manifest)
+        loaded = load(settings.manifest)
+        if lock:
+            _lock(loaded, settings, check=check)
+        elif json_:
+            emit(json.dumps(describe.manifest_json(loaded), indent=2))
+        else:
+            emit(describe.manifest_table(loaded))
+
+
+def _lock(loaded: Any, settings: Settings, *, check: bool) -> None:
+    from orchestrator.lock import lock_manifest
+    from orchestrator.release import fetch_options
+
+    shown = flags.progress_from("", False, False)
+    with shown.showing():  # resolving asks every remote: minutes on a real release
+        changes, changed = lock_manifest(loaded, fetch_options(settings, refresh=True), write=not check,
+                                         on_event=shown.fetch_event)
+    for change in changes:
+        if change.state == "unpinned":
+            emit(f"{change.repo}: {change.ref} -> {change.now} ({'unpinned' if check else 'pinned'})")
+        elif change.state == "moved":
+            emit(f"{change.repo}: {change.ref} MOVED {change.pinned} -> {change.now}"
+                  + ("" if check else " (pin updated)"))
+        else:
+            emit(f"{change.repo}: {change.ref} = {change.now} (unchanged)")
+    stale = [change for change in changes if change.state != "unchanged"]
+    if check:
+        if stale:
+            raise Exit(f"error: {len(stale)} of {len(changes)} repos are not pinned at their ref's commit: "
+                       + ", ".join(f"{c.repo} ({c.state})" for c in stale)
+                       + f"\n  hint: run `manifest --lock` to write the pins into {settings.manifest}", 1)
+        emit(f"{settings.manifest}: every pin matches its ref")
+        return
+    emit(f"{settings.manifest}: {'updated' if changed else 'already locked'}")
+
+
+
+@task(
+    klass=OrchestratorTask,
+    help={
+        "all": "Remove the whole workspace's .build/ and dist/ (every release, checkouts, logs), not one release.",
+        "cache": "Also prune the mirror cache: mirrors of repos the manifest does not name, and leftovers of "
+                 "interrupted fetches.",
+        "dry-run": "Show what would be removed; remove nothing.",
+        "manifest": flags.MANIFEST_HELP,
+        "workspace": "Directory holding .build/ and dist/ (default: the current directory).",
+        "cache-dir": flags.CACHE_DIR_HELP,
+        "wait": flags.WAIT_HELP,
+    },
+)
+def clean(c: Context, all_: bool = False, cache: bool = False, dry_run: bool = False, manifest: str = "",
+          workspace: str = "", cache_dir: str = "", wait: bool = False) -> None:
+    """Remove a release's outputs, logs and cache records (--all: the workspace; --cache: unused mirrors)."""
+    with user_errors():
+        from orchestrator import housekeeping, sources
+        from orchestrator.manifest import load
+
+        dry_run = dry_run or flags.dry_run(c, "clean", allowed=True)
+        settings = flags.settings_from(manifest=manifest, workspace=workspace, cache_dir=cache_dir, wait=wait)
+        loaded = load(settings.manifest) if cache or not all_ else None
+        roots = [settings.workspace]
+        cache_root = settings.cache_dir or sources.default_cache_dir()
+        if cache:
+            roots.append(cache_root)
+
+        def targets() -> list[tuple[Path, str]]:
+            found = (housekeeping.workspace_paths(settings.workspace) if all_ or loaded is None
+                     else housekeeping.release_paths(settings.workspace, loaded.release))
+            if cache and loaded is not None:
+                named = {sources.mirror_name(repo.url) for repo in loaded.repos.values()}
+                found += housekeeping.cache_paths(cache_root, named)
+            return found
+
+        if dry_run:  # a reader: the lock is for the run that removes
+            removed = housekeeping.remove(targets(), roots=roots, dry_run=True)
+        else:
+            with writing(settings, note):
+                removed = housekeeping.remove(targets(), roots=roots)
+        verb = "would remove" if dry_run else "removed"
+        for item in removed:
+            emit(f"kept {shown_path(item.path)}  ({item.what})" if item.kept else
+                  f"{verb} {shown_path(item.path)}  ({item.what}, {size(item.size)})")
+        removed = [item for item in removed if not item.kept]
+        total = sum(item.size for item in removed)
+        emit("nothing to remove" if not removed else
+              f"{'would free' if dry_run else 'freed'} {size(total)} in {len(removed)} "
+              f"{'place' if len(removed) == 1 else 'places'}")
+

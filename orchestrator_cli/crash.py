@@ -20,7 +20,7 @@ from pathlib import Path
 
 from orchestrator import __version__
 
-# Set by the tasks once they know their workspace (orchestrator_cli.tasks._settings).
+# Set by the tasks once they know their workspace (orchestrator_cli.flags.settings_from).
 workspace: Path | None = None
 _LIBRARIES = ("invoke", "docker", "GitPython", "PyYAML", "rich", "filelock")
 

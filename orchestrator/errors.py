@@ -1,6 +1,6 @@
 """The one error tree of the orchestrator.
 
-Every error says what is wrong, where, and what to do next. ``tasks.py`` turns an
+Every error says what is wrong, where, and what to do next. ``orchestrator_cli.exits`` turns an
 ``OrchestratorError`` into ``invoke.Exit(str(error), error.exit_code)``; nothing in
 ``orchestrator/`` prints or exits.
 """

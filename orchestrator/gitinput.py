@@ -39,7 +39,9 @@ _REF_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
-_UPPER_COMMIT = re.compile(r"[0-9a-fA-F]{40}")
+# A full commit id, as git prints it and as pins are compared: the one pattern for it.
+COMMIT = re.compile(r"[0-9a-f]{40}")
+ANY_CASE_COMMIT = re.compile(r"[0-9a-fA-F]{40}")
 
 
 def ref_problem(ref: str) -> Problem | None:
@@ -61,7 +63,7 @@ def ref_problem(ref: str) -> Problem | None:
         why = "it contains a space or control character" if char <= " " or char == "\x7f" else f"it contains {char!r}"
     else:
         why = next((text for rule, text in _REF_RULES if rule.search(ref)), None)
-    if why is None and _UPPER_COMMIT.fullmatch(ref) and ref != ref.lower():
+    if why is None and ANY_CASE_COMMIT.fullmatch(ref) and ref != ref.lower():
         return Problem(what=f"ref {shown(ref)} is a commit id with upper-case hex", hint="write it in lower case")
     if why is None:
         return None

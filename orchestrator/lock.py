@@ -8,7 +8,6 @@ node marks of ``yaml.compose``.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -21,8 +20,7 @@ import yaml
 from orchestrator.document import compose, parse
 from orchestrator.errors import InputError, ManifestError, OrchestratorError
 from orchestrator.fileops import MAX_INPUT_BYTES, read_limited
-
-_FULL_SHA = re.compile(r"[0-9a-f]{40}")
+from orchestrator.gitinput import COMMIT
 
 
 def lock_text(text: str, commits: Mapping[str, str], *, source: str = "manifest.yaml") -> str:
@@ -33,7 +31,7 @@ def lock_text(text: str, commits: Mapping[str, str], *, source: str = "manifest.
     mappings (``{url: ..., ref: ...}``) are refused rather than rewritten.
     """
     for name, commit in commits.items():
-        if not _FULL_SHA.fullmatch(commit):
+        if not COMMIT.fullmatch(commit):
             raise InputError(f"cannot lock {name} to {commit!r}: not a 40-hex commit id")
     root = _compose(text, source)
     repos = _value(root, "repos", "repos", source)

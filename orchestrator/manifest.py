@@ -18,7 +18,7 @@ from orchestrator import kinds, schema
 from orchestrator.document import Document, Path_, parse
 from orchestrator.errors import ManifestError, ManifestErrors
 from orchestrator.fileops import MAX_INPUT_BYTES, read_limited
-from orchestrator.gitinput import shown
+from orchestrator.gitinput import COMMIT, shown
 from orchestrator.imageref import IMAGE_REF_RE
 from orchestrator.model import Artifact, Defaults, Manifest, Pairs, Repo
 from orchestrator.schema import Field
@@ -206,7 +206,7 @@ def _build(doc: Document, sha256: str, path: Path) -> Manifest:
     artifacts: dict[str, Artifact] = {}
     for rname, raw in root["repos"].items():
         ref = raw["ref"]
-        commit = raw.get("commit") or (ref if schema.COMMIT_RE.fullmatch(ref) else None)
+        commit = raw.get("commit") or (ref if COMMIT.fullmatch(ref) else None)
         repos[rname] = Repo(
             name=rname, url=raw["url"], ref=ref, commit=commit,
             description=raw.get("description", ""), artifacts=tuple(raw["artifacts"]),

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from orchestrator import kinds
 from orchestrator.fileops import InputFileError, fsync_directory, read_limited, write_atomic, write_error
+from orchestrator.gitinput import COMMIT
 from orchestrator.imageref import IMAGE_REF_RE
 from orchestrator.outputs import FileRecord
 from orchestrator.recordfields import (
@@ -52,7 +53,6 @@ RELEASE_STATUSES: tuple[ReleaseStatus, ...] = ("ok", "failed", "incomplete", "bu
 BUILT: frozenset[str] = frozenset({"ok", "cached"})
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
-_HEX40 = re.compile(r"[0-9a-f]{40}")
 _IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _RELEASE = re.compile(r"[A-Za-z0-9._+-]+")
@@ -214,7 +214,7 @@ class ReleaseReader(FieldReader):
         data = self.fields(raw, where, ("url", "ref", "commit", "commit_time"))
         return RepoEntry(url=self.string(data["url"], f"{where}.url"),
                          ref=self.string(data["ref"], f"{where}.ref"),
-                         commit=self.string(data["commit"], f"{where}.commit", _HEX40, "40 hex digits"),
+                         commit=self.string(data["commit"], f"{where}.commit", COMMIT, "40 hex digits"),
                          commit_time=self.integer(data["commit_time"], f"{where}.commit_time"))
 
     def artifact(self, raw: Any, where: str) -> ArtifactEntry:

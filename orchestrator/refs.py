@@ -22,10 +22,10 @@ from orchestrator import gitcmd, gitcreds
 from orchestrator.errors import OrchestratorError, PinError, SourceError
 from orchestrator.gitcache import Emit, discard, ensure_mirror, locked
 from orchestrator.gitfailure import CorruptObjectsError
+from orchestrator.gitinput import COMMIT
 
 RefKind = Literal["tag", "branch", "commit"]
 
-FULL_SHA = re.compile(r"[0-9a-f]{40}")
 _SHORT_SHA = re.compile(r"[0-9a-fA-F]{7,39}")
 _PIN_NS = "refs/orchestrator/commits/"
 _ALL_REFS = ("+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*")
@@ -187,7 +187,7 @@ def _pin(source: RepoRef, options: Policy, emit: Emit) -> Pinned:
 
 def _lookup(source: RepoRef) -> tuple[RefKind, str, str] | None:
     """What the mirror knows about the ref already: (kind, target, commit)."""
-    if FULL_SHA.fullmatch(source.ref):
+    if COMMIT.fullmatch(source.ref):
         held = gitcmd.rev_parse(source.mirror, f"{_PIN_NS}{source.ref}") is not None
         found = _commit_of(source, source.ref, missing_is_damage=held, unwalkable_is_damage=False)
         return ("commit", source.ref, source.ref) if found == source.ref else None
@@ -251,7 +251,7 @@ def _from_cache(source: RepoRef, found: tuple[RefKind, str, str] | None, *, offl
 def _from_remote(source: RepoRef, options: Policy, emit: Emit) -> Pinned:
     emit(source.name, f"fetching {source.ref} from {source.shown}")
     kind: RefKind
-    if FULL_SHA.fullmatch(source.ref):
+    if COMMIT.fullmatch(source.ref):
         kind, full = "commit", f"{_PIN_NS}{source.ref}"
         # The pin ref keeps the commit reachable, so gc in the mirror cannot drop it.
         _fetch(source, options, emit, (f"+{source.ref}:{full}",), fallback=_ALL_REFS)

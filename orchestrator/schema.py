@@ -34,7 +34,6 @@ RELEASE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 REPO_NAME_HINT = "lower-case letters, digits, '.', '_', '-'; starting with a letter or digit; at most 100 characters"
 ARTIFACT_NAME_HINT = ("lower-case letters, digits, '.', '_', '-', with '/' between parts (calico/node); "
                       "at most 128 characters")
-COMMIT_RE = re.compile(r"^[0-9a-f]{40}$")
 ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TEMPLATE_FIELDS = ("release", "repo", "ref", "commit", "short_commit", "registry", "name", "tag")
 
@@ -119,8 +118,8 @@ def check_ref(value: Any) -> tuple[str, str | None] | None:
 def check_commit(value: Any) -> tuple[str, str | None] | None:
     if not isinstance(value, str):
         return type_problem("a 40-hex commit id", value)
-    if not COMMIT_RE.fullmatch(value):
-        if re.fullmatch(r"[0-9a-fA-F]{40}", value):
+    if not gitinput.COMMIT.fullmatch(value):
+        if gitinput.ANY_CASE_COMMIT.fullmatch(value):
             return f"commit {value!r} has upper-case hex", "write the commit in lower case"
         return (
             f"commit {shown(value)} is not a full 40-hex commit id",

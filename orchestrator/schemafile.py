@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator import kinds
+from orchestrator.gitinput import COMMIT
 from orchestrator.schema import (
     ARTIFACT_NAME_RE,
-    COMMIT_RE,
     DEFAULTS_FIELDS,
     ENV_NAME_RE,
     RELEASE_RE,
@@ -36,7 +36,7 @@ _FRAGMENTS: dict[str, dict[str, Any]] = {
         # git check-ref-format's rules, as gitinput.ref_problem applies them.
         "not": {"pattern": r"[\x00-\x20\x7f~^:?*\[\\]|^/|/$|//|(^|/)\.|\.lock(/|$)|\.\.|\.$|@\{|^@$"},
     },
-    "commit": {"type": "string", "pattern": COMMIT_RE.pattern},
+    "commit": {"type": "string", "pattern": f"^{COMMIT.pattern}$"},
     "path": {"type": "string", "minLength": 1, "not": {"pattern": r"^/|(^|/)\.\.(/|$)"}},
     "command": {
         "oneOf": [

@@ -13,9 +13,10 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from orchestrator import graph, kinds, schema
+from orchestrator import graph, kinds
 from orchestrator.document import Document, Path_
 from orchestrator.errors import ManifestError
+from orchestrator.gitinput import COMMIT
 from orchestrator.model import Artifact, Manifest
 
 
@@ -74,7 +75,7 @@ class Meaning:
         for artifact in self.manifest.artifacts.values():
             kinds.get(artifact.type).check(self, artifact)
         for repo in self.manifest.repos.values():
-            if schema.COMMIT_RE.fullmatch(repo.ref) and repo.commit and repo.commit != repo.ref:
+            if COMMIT.fullmatch(repo.ref) and repo.commit and repo.commit != repo.ref:
                 self.add(("repos", repo.name, "commit"), f"ref is commit {repo.ref} but commit pins {repo.commit}",
                          "make them equal or drop `commit:`")
         if not self.errors:

@@ -30,9 +30,8 @@ from orchestrator.gitfailure import (
     RepositoryNotFoundError,
     UnreachableRemoteError,
 )
-from orchestrator.gitinput import ref_problem, url_problem
+from orchestrator.gitinput import COMMIT, ref_problem, url_problem
 from orchestrator.refs import (
-    FULL_SHA,
     AbbreviatedCommitError,
     CommitNotFoundError,
     MovedRefError,
@@ -306,9 +305,9 @@ def _prepare(repo: RepoSource, options: FetchOptions) -> RepoRef:
     if problem := ref_problem(ref):
         raise UnsafeSourceError(name, "ref", ref, problem.what)
     expected = repo.commit.lower() if repo.commit is not None else None
-    if expected is not None and not FULL_SHA.fullmatch(expected):
+    if expected is not None and not COMMIT.fullmatch(expected):
         raise PinConflictError(name, f"commit {repo.commit!r} is not a 40-hex commit id")
-    if FULL_SHA.fullmatch(ref.lower()):
+    if COMMIT.fullmatch(ref.lower()):
         ref = ref.lower()
         if expected is not None and expected != ref:
             raise PinConflictError(name, f"ref is commit {ref} but commit: is {expected}")

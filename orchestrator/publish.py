@@ -22,7 +22,7 @@ from pathlib import Path
 from orchestrator import imageref, provenance, pushing, record
 from orchestrator.conformance import record_checks, release_of
 from orchestrator.engine import Engine, EngineError, PushFailed
-from orchestrator.errors import InputError, Interrupted, OrchestratorError, tail
+from orchestrator.errors import InputError, Interrupted, OrchestratorError, reason, tail
 from orchestrator.integrity import file_checks
 from orchestrator.manifest import IMAGE_REF_RE, Manifest
 from orchestrator.plan import select
@@ -235,8 +235,8 @@ def _check_statuses(manifest: Manifest, release: Release, selected: Sequence[str
         problems.append(("release.json", "status building: a build is replacing its files, or was interrupted"))
     for name, artifact in release.artifacts.items():
         if not artifact.built:
-            reason = (artifact.error or "").strip().splitlines()
-            problems.append((name, artifact.status + (f": {reason[0]}" if reason else "")))
+            why = reason(name, artifact.error)
+            problems.append((name, artifact.status + (f": {why}" if why else "")))
     for name in selected:
         if name not in release.artifacts:
             problems.append((name, "not built (not in release.json)"))

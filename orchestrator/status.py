@@ -16,6 +16,7 @@ from typing import Any
 
 from orchestrator import record
 from orchestrator.describe import count, table
+from orchestrator.errors import reason
 from orchestrator.fileops import read_limited
 from orchestrator.record import Release
 from orchestrator.report import recorded_manifest
@@ -64,7 +65,7 @@ def format_status(status: Status, *, shown_dir: str, shown_manifest: str) -> str
         state = "carried over" if artifact.carried_over else artifact.status
         outputs = [f.path for f in artifact.files] + [ref for image in artifact.images for ref in image.refs]
         if not artifact.built and artifact.error:
-            outputs = [artifact.error.splitlines()[0]]
+            outputs = [reason(name, artifact.error)]
         rows.append((name, state, ", ".join(outputs) or "-"))
         for image in artifact.images:
             for ref, landed in image.pushed.items():

@@ -96,6 +96,7 @@ def test_publish_refuses_when_an_artifact_failed_and_pushes_nothing(
                               "artifact built ok is published")
     assert "nothing was pushed" in message
     assert "\n  lib: failed: command failed with exit code 2: make\n" in message, "the name is said once"
+    assert f"hint: fix and rebuild them (invoke build --all --manifest {manifest.path}), then" in message
     assert caught.value.exit_code == 1
     assert pushes(fake) == [] and not fake.calls_to("api.tag")
     assert (release_dir / "release.json").read_bytes() == before

@@ -77,3 +77,17 @@ def test_a_release_directory_and_another_manifest_are_refused_naming_both(demo: 
     assert result.returncode == 1
     assert "was built from another manifest: .build/demo/manifest.yaml" in result.stderr
     assert str(project_root / "manifest.yaml") in result.stderr
+
+
+@pytest.mark.parametrize("task", ["status", "verify", "publish"])
+def test_a_release_not_built_yet_says_to_build_the_manifest_given(demo: Path, tmp_path: Path, task: str) -> None:
+    """The hint names the manifest: `invoke build --all` alone would build the default
+    manifest's release (for the demo's, the real one, over the network)."""
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    manifest = str(demo / ".build/demo/manifest.yaml")
+    args = ["--all"] if task == "publish" else []
+    result = cli(fresh, task, *args, "--manifest", manifest)
+    assert result.returncode == 1
+    assert "dist/v3.2.0-demo/release.json does not exist" in result.stderr
+    assert f"hint: build the release first: invoke build --all --manifest {manifest}\n" in result.stderr

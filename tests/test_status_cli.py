@@ -91,3 +91,20 @@ def test_a_release_not_built_yet_says_to_build_the_manifest_given(demo: Path, tm
     assert result.returncode == 1
     assert "dist/v3.2.0-demo/release.json does not exist" in result.stderr
     assert f"hint: build the release first: invoke build --all --manifest {manifest}\n" in result.stderr
+
+
+def test_the_demos_next_commands_run_as_printed_with_or_without_an_activated_venv(demo: Path) -> None:
+    """`scripts/demo` runs .venv/bin/invoke; a bare `invoke` in its advice would not be found
+    (or would be another one) until the user activates the venv."""
+    import os
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    others = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                             if p and Path(p).resolve() != bin_dir.resolve())
+    for path, program in ((others, str(bin_dir / "orchestrator")),
+                          (f"{bin_dir}{os.pathsep}{others}", "orchestrator")):
+        result = cli(demo, "demo", PATH=path)
+        assert result.returncode == 0, result.stderr
+        steps = result.stdout.split("work on the demo release with:\n", 1)[1].splitlines()
+        assert steps[0].startswith(f"  {program} build felix -m .build/demo/manifest.yaml  "), steps

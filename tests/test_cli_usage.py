@@ -59,6 +59,7 @@ def test_force_with_its_value_may_come_before_the_names(program: str) -> None:
         (("biuld", "felix"), "unknown task 'biuld'; did you mean 'build'?"),
         (("verify", "felix"), "verify takes no names, got 'felix'"),
         (("build", "--force", "felix"), "build felix --force` or `--force=felix` with the names"),
+        (("--bogus", "build"), "unknown flag '--bogus'"),  # before the task name too (README: Exit codes)
     ],
 )
 def test_malformed_command_lines_exit_2_with_a_hint(program: str, argv: tuple[str, ...], message: str) -> None:

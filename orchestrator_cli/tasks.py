@@ -17,7 +17,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from orchestrator.errors import EXIT_INTERRUPTED, InputError, OrchestratorError
+from orchestrator.errors import EXIT_INTERRUPTED, InputError, Interrupted, OrchestratorError
 from orchestrator.settings import Settings, load_settings, parse_int, parse_mirror
 from orchestrator_cli.parsing import OrchestratorCollection, OrchestratorTask
 from orchestrator_cli.stopping import stopping, writing
@@ -351,9 +351,14 @@ def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None
             settings = _settings(manifest=str(manifest_path), workspace=workspace, jobs=jobs, wait=wait)
             try:
                 _run_build(settings, (), True, keep_going, shown, children, json_=json_, demo=True, force=force)
-            finally:
-                if not json_ and not quiet:
+            except (Interrupted, KeyboardInterrupt):
+                raise  # nothing to work on: a stopped run leaves a release that says "building"
+            except BaseException:
+                if not json_ and not quiet:  # a failure: the commands help to look at it
                     _emit(_next_steps(manifest_path, workspace))
+                raise
+            if not json_ and not quiet:
+                _emit(_next_steps(manifest_path, workspace))
 
 
 def _registry_prefix(value: str) -> str:
@@ -368,6 +373,20 @@ def _registry_prefix(value: str) -> str:
 def _program() -> str:
     """How the user ran us: `invoke` (in a checkout) or the `orchestrator` script."""
     return "invoke" if Path(sys.argv[0]).name in ("invoke", "inv") else "orchestrator"
+
+
+def _runnable() -> str:
+    """How to run this program again from the current directory: its name when that is
+    what PATH finds (an activated .venv), otherwise its path (`scripts/demo` runs
+    .venv/bin/invoke, and no `invoke` may be on PATH, or another one)."""
+    import shlex
+    import shutil
+
+    name, ours = _program(), Path(sys.argv[0])
+    found = shutil.which(name)
+    if not ours.is_file() or (found is not None and Path(found).resolve() == ours.resolve()):
+        return name
+    return shlex.quote(_shown_path(ours))
 
 
 def _shown_path(path: Path) -> str:
@@ -385,7 +404,7 @@ def _next_steps(manifest_path: Path, workspace: str) -> str:
     where = f" -m {shlex.quote(_shown_path(manifest_path))}"
     if workspace:
         where += f" -w {shlex.quote(workspace)}"
-    run = _program()
+    run = _runnable()
     steps = [
         (f"{run} build felix{where}", "rebuild one artifact (and what it needs); cached ones are kept"),
         (f"{run} verify --offline{where}", "re-check the release: files, images, provenance, pins"),
@@ -558,7 +577,7 @@ def status(c: Context, json_: bool = False, manifest: str = "", workspace: str =
         else:
             loaded = load(settings.manifest)
             directory = settings.dist_dir / loaded.release
-            found = status_of(directory, tuple(loaded.artifacts))
+            found = status_of(directory, loaded)
         if json_:
             _emit(json.dumps(status_json(found), indent=2))
         else:

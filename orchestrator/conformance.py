@@ -11,6 +11,7 @@ Used by ``verify`` (to report) and ``publish`` (to refuse).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,12 @@ from orchestrator.record import ArtifactEntry, Release
 from orchestrator.redact import redact_url
 
 
+def build_command(manifest: Manifest, flags: str = "") -> str:
+    """The command that builds ``manifest``'s release, naming the manifest: a hint without
+    it would build the default manifest's release (the real one, for the demo's)."""
+    return f"invoke build --all{flags} --manifest {shlex.quote(str(manifest.path))}"
+
+
 class WrongManifestError(OrchestratorError):
     """The release directory was built from another manifest than the one given."""
 
@@ -30,7 +37,7 @@ class WrongManifestError(OrchestratorError):
             f"{file} was built from another manifest: {release.manifest.path} (sha256 {release.manifest.sha256}), "
             f"not {manifest.path} (sha256 {manifest.sha256})",
             hint=f"pass --manifest {release.manifest.path} if that is the release you mean, or build this "
-                 f"manifest's release first (invoke build --all --manifest {manifest.path})",
+                 f"manifest's release first ({build_command(manifest)})",
         )
 
 
@@ -43,7 +50,7 @@ def require_built_from(manifest: Manifest, release: Release, file: str) -> None:
 def release_of(manifest: Manifest, release_dir: Path) -> Release:
     """The record of ``release_dir``, read strictly, refused unless built from ``manifest``:
     the first thing verify and publish do, before the network or the Docker engine."""
-    release = record.read(release_dir)
+    release = record.read(release_dir, build=build_command(manifest))
     require_built_from(manifest, release, str(release_dir / record.FILENAME))
     return release
 

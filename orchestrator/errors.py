@@ -139,3 +139,15 @@ def tail(text: str, lines: int = 20, indent: str = "    ") -> str:
     """The last ``lines`` lines of ``text``, indented, for error messages."""
     kept = text.rstrip("\n").splitlines()[-lines:]
     return "\n".join(indent + line for line in kept)
+
+
+def reason(artifact: str, error: str | None) -> str:
+    """The first line of an artifact's recorded error, without what the line showing it
+    already says: the artifact's own name (``felix: ``) and its state (``skipped: ``,
+    ``not started: ``). ``felix: failed: felix: command ...`` reads as ``felix: failed:
+    command ...``."""
+    lines = (error or "").strip().splitlines()
+    text = lines[0] if lines else ""
+    for prefix in (f"{artifact}: ", "skipped: ", "not started: "):
+        text = text.removeprefix(prefix)
+    return text

@@ -14,15 +14,16 @@ recorded (pushing.py); a second interrupt stops waiting and says its state is un
 from __future__ import annotations
 
 import functools
+import shlex
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from orchestrator import imageref, provenance, pushing, record
-from orchestrator.conformance import record_checks, release_of
+from orchestrator.conformance import build_command, record_checks, release_of
 from orchestrator.engine import Engine, EngineError, PushFailed
-from orchestrator.errors import InputError, Interrupted, OrchestratorError, tail
+from orchestrator.errors import InputError, Interrupted, OrchestratorError, reason, tail
 from orchestrator.integrity import file_checks
 from orchestrator.manifest import IMAGE_REF_RE, Manifest
 from orchestrator.plan import select
@@ -137,7 +138,7 @@ def publish_release(
         log(f"{len(already)} refs already pushed with the same images; pushing the other {len(todo)}")
     pushed: list[Pushed] = []
     try:
-        _preflight(engine, todo)
+        _preflight(engine, todo, manifest)
         for target in todo:
             if target.ref != target.source:
                 engine.tag(target.id, target.ref)
@@ -235,8 +236,8 @@ def _check_statuses(manifest: Manifest, release: Release, selected: Sequence[str
         problems.append(("release.json", "status building: a build is replacing its files, or was interrupted"))
     for name, artifact in release.artifacts.items():
         if not artifact.built:
-            reason = (artifact.error or "").strip().splitlines()
-            problems.append((name, artifact.status + (f": {reason[0]}" if reason else "")))
+            why = reason(name, artifact.error)
+            problems.append((name, artifact.status + (f": {why}" if why else "")))
     for name in selected:
         if name not in release.artifacts:
             problems.append((name, "not built (not in release.json)"))
@@ -246,7 +247,7 @@ def _check_statuses(manifest: Manifest, release: Release, selected: Sequence[str
         raise PublishRefused(
             f"refusing to publish release {release.release}: {len(problems)} problem(s); only a release whose every "
             "artifact built ok is published, as a registry must never hold half a release; nothing was pushed",
-            problems, hint="fix and rebuild them (invoke build --all), then publish again")
+            problems, hint=f"fix and rebuild them ({build_command(manifest)}), then publish again")
 
 
 def _check_integrity(release_dir: Path, manifest: Manifest, release: Release) -> None:
@@ -259,7 +260,8 @@ def _check_integrity(release_dir: Path, manifest: Manifest, release: Release) ->
         raise PublishRefused(
             f"refusing to publish release {release.release}: it does not match its record and manifest "
             f"({len(problems)} problem(s)); nothing was pushed",
-            problems, hint="`invoke verify` shows every check; rebuild the release (invoke build --all --force)")
+            problems, hint=f"`invoke verify --manifest {shlex.quote(str(manifest.path))}` shows every check; "
+                           f"rebuild the release ({build_command(manifest, ' --force')})")
 
 
 def _targets(manifest: Manifest, release: Release, selected: Sequence[str], registry: str | None) -> list[_Target]:
@@ -294,7 +296,7 @@ def _landed(release: Release, target: _Target) -> Pushed:
     return Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=landed.digest)
 
 
-def _preflight(engine: Engine, targets: Sequence[_Target]) -> None:
+def _preflight(engine: Engine, targets: Sequence[_Target], manifest: Manifest) -> None:
     problems: list[tuple[str, str]] = []
     for source, image_id in dict.fromkeys((t.source, t.id) for t in targets):
         actual = engine.image_id(source)
@@ -306,7 +308,8 @@ def _preflight(engine: Engine, targets: Sequence[_Target]) -> None:
         raise PublishRefused(
             f"refusing to publish: {len(problems)} image{'s' if len(problems) > 1 else ''} not in the Docker engine "
             "as recorded; nothing was pushed",
-            problems, hint="rebuild the release on this engine (invoke build --all), or load the recorded images")
+            problems, hint=f"rebuild the release on this engine ({build_command(manifest)}), or load the recorded "
+                           "images")
 
 
 def _push(engine: Engine, ref: str, *, log: Log, retries: int, backoff: float,

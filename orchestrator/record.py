@@ -141,12 +141,13 @@ class OtherFormatError(RecordFieldError):
 # -- reading ------------------------------------------------------------------------------
 
 
-def read(release_dir: Path) -> Release:
+def read(release_dir: Path, *, build: str = "invoke build --all") -> Release:
     """The record of ``release_dir``; ReleaseRecordError when it is absent or not exactly
-    a release record."""
+    a release record. ``build`` is the command that builds it (said when it is absent:
+    with the manifest, so that the hint never builds another release)."""
     path = release_dir / FILENAME
     if not path.exists() and not path.is_symlink():
-        raise ReleaseRecordError(f"{path} does not exist", hint="build the release first: invoke build --all")
+        raise ReleaseRecordError(f"{path} does not exist", hint=f"build the release first: {build}")
     return parse_bytes(_read_bytes(path), str(path))
 
 

@@ -15,8 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import record
+from orchestrator.conformance import build_command
 from orchestrator.describe import count, table
+from orchestrator.errors import reason
 from orchestrator.fileops import read_limited
+from orchestrator.manifest import Manifest
 from orchestrator.record import Release
 from orchestrator.report import recorded_manifest
 
@@ -30,10 +33,10 @@ class Status:
     not_built: tuple[str, ...] = ()  # artifacts of the manifest that the record lacks
 
 
-def status_of(release_dir: Path, manifest_artifacts: tuple[str, ...] | None = None) -> Status:
-    """The status of ``release_dir``; ``manifest_artifacts`` (when the manifest was loaded)
-    names what the release should hold, to list what it lacks."""
-    release = record.read(release_dir)
+def status_of(release_dir: Path, manifest: Manifest | None = None) -> Status:
+    """The status of ``release_dir``; ``manifest`` (when it was loaded) names what the
+    release should hold, to list what it lacks, and how to build it when it is not built."""
+    release = record.read(release_dir, build=build_command(manifest)) if manifest else record.read(release_dir)
     path = recorded_manifest(release_dir, release.manifest.path)
     try:
         digest = hashlib.sha256(read_limited(path)).hexdigest()
@@ -42,7 +45,7 @@ def status_of(release_dir: Path, manifest_artifacts: tuple[str, ...] | None = No
         state = "missing"
     except OSError as e:
         state = f"unreadable: {e.strerror}"
-    missing = tuple(name for name in manifest_artifacts or () if name not in release.artifacts)
+    missing = tuple(name for name in (manifest.artifacts if manifest else ()) if name not in release.artifacts)
     return Status(release_dir=release_dir, record=release, manifest=path, manifest_state=state, not_built=missing)
 
 
@@ -64,7 +67,7 @@ def format_status(status: Status, *, shown_dir: str, shown_manifest: str) -> str
         state = "carried over" if artifact.carried_over else artifact.status
         outputs = [f.path for f in artifact.files] + [ref for image in artifact.images for ref in image.refs]
         if not artifact.built and artifact.error:
-            outputs = [artifact.error.splitlines()[0]]
+            outputs = [reason(name, artifact.error)]
         rows.append((name, state, ", ".join(outputs) or "-"))
         for image in artifact.images:
             for ref, landed in image.pushed.items():

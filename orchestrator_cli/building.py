@@ -14,11 +14,12 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
+from orchestrator.errors import Interrupted
 from orchestrator.settings import Settings
 from orchestrator_cli import flags
 from orchestrator_cli.exits import user_errors
 from orchestrator_cli.parsing import OrchestratorTask
-from orchestrator_cli.printing import emit, emit_json, note, program, shown_path
+from orchestrator_cli.printing import emit, emit_json, note, runnable, shown_path
 from orchestrator_cli.stopping import writing
 
 if TYPE_CHECKING:
@@ -149,9 +150,14 @@ def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None
             settings = flags.settings_from(manifest=str(manifest_path), workspace=workspace, jobs=jobs, wait=wait)
             try:
                 _run_build(settings, (), True, keep_going, shown, children, json_=json_, demo=True, force=force)
-            finally:
-                if not json_ and not quiet:
+            except (Interrupted, KeyboardInterrupt):
+                raise  # nothing to work on: a stopped run leaves a release that says "building"
+            except BaseException:
+                if not json_ and not quiet:  # a failure: the commands help to look at it
                     emit(_next_steps(manifest_path, workspace))
+                raise
+            if not json_ and not quiet:
+                emit(_next_steps(manifest_path, workspace))
 
 
 
@@ -161,7 +167,7 @@ def _next_steps(manifest_path: Path, workspace: str) -> str:
     where = f" -m {shlex.quote(shown_path(manifest_path))}"
     if workspace:
         where += f" -w {shlex.quote(workspace)}"
-    run = program()
+    run = runnable()
     steps = [
         (f"{run} build felix{where}", "rebuild one artifact (and what it needs); cached ones are kept"),
         (f"{run} verify --offline{where}", "re-check the release: files, images, provenance, pins"),

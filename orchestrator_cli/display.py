@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from orchestrator.describe import count, table
-from orchestrator.errors import tail
+from orchestrator.errors import reason, tail
 from orchestrator.execute import Event, Result
 from orchestrator.release import Outcome
 
@@ -46,6 +46,7 @@ class Progress:
         self.repos: dict[str, str] = {}  # repo -> its latest fetch message
         self.states: dict[str, str] = {}  # artifact -> state
         self.started: dict[str, float] = {}
+        self.said: set[tuple[str, str]] = set()  # (state, reason) already shown on a plain line
         self.lock = threading.Lock()
         self._live: Any = None
 
@@ -74,7 +75,14 @@ class Progress:
         took = ""
         if event.state in ("ok", "failed") and event.artifact in self.started:
             took = f" ({time.monotonic() - self.started[event.artifact]:.1f}s)"
-        detail = f": {event.detail.splitlines()[0]}" if event.detail and event.state != "failed" else ""
+        detail = ""
+        if event.detail and event.state != "failed":
+            why = reason(event.artifact, event.detail)
+            # Ten artifacts not started after one failure share one reason: say it once.
+            if why and (event.state, why) not in self.said:
+                detail = f": {why}"
+                if event.state in ("skipped", "not-started"):
+                    self.said.add((event.state, why))
         self._line(f"[{event.state}] {event.artifact}{took}{detail}")
 
     def log_line(self, artifact: str, line: str) -> None:
@@ -175,10 +183,7 @@ def shown_path(path: Path) -> str:
 
 def _reason(result: Result) -> str:
     """The first line of a result's error, without the artifact's own name in front."""
-    text = (result.error or "").strip().splitlines()[0] if result.error else ""
-    for prefix in (f"{result.artifact}: ", "skipped: ", "not started: "):
-        text = text.removeprefix(prefix)
-    return text
+    return reason(result.artifact, result.error)
 
 
 def _own_output(log_text: str) -> str:

@@ -120,7 +120,7 @@ def normalize(tokens: Sequence[str], contexts: Mapping[str, ParserContext], core
     names_at: int | None = None  # index in ``out`` of the current task's names value
     everything = False  # --all seen in the current task
     pending: Argument | None = None  # a flag waiting for its value
-    optional_value = False  # the previous token was a flag whose value is optional
+    optional_value = ""  # the previous token was this flag, whose value is optional
     words = list(tokens)
     context_at = 0  # index in ``out`` of the current task's name
 
@@ -140,7 +140,7 @@ def normalize(tokens: Sequence[str], contexts: Mapping[str, ParserContext], core
             out.extend(words[position:])
             context = None
             break
-        after_optional, optional_value = optional_value, False
+        after_optional, optional_value = optional_value, ""
         if token.startswith("-") and token != "-":
             flag, has_value, _ = token.partition("=")
             found = _flags(context, flag)
@@ -155,11 +155,11 @@ def normalize(tokens: Sequence[str], contexts: Mapping[str, ParserContext], core
                     hint = f"; `{program} --help {context.name}` lists them"
                 raise UsageError(f"unknown flag {flag!r} {where}{hint}")
             arg, attached = found
-            if arg.name == "all":
+            if "all" in arg.names:  # its name is the parameter's, all_
                 everything = True
             if arg.takes_value and not has_value and not attached:
                 if arg.optional:
-                    optional_value = True
+                    optional_value = flag
                 elif position + 1 >= len(words):
                     raise UsageError(f"{flag} needs a value, e.g. {flag}={PLACEHOLDERS.get(str(arg.name), 'VALUE')}")
                 else:
@@ -168,8 +168,14 @@ def normalize(tokens: Sequence[str], contexts: Mapping[str, ParserContext], core
             continue
         takes_names = context is not None and "names" in context.args
         if context is not None and takes_names and names_at is None and not everything and token not in contexts:
-            out.append(token)
-            names_at = len(out) - 1
+            if after_optional:  # `build --force felix`: invoke's parser would only say "ambiguous"
+                raise UsageError(
+                    f"{token!r} after {after_optional} could be a name or {after_optional}'s value; write "
+                    f"`{program} {context.name} {token} {after_optional}` or `{after_optional}={token}` with the names")
+            # Right after the task name: invoke's parser refuses a value of an optional-value
+            # flag (`--force=felix`) while the positional names are still missing.
+            out.insert(context_at + 1, token)
+            names_at = context_at + 1
         elif token in contexts:
             close_context()
             context, names_at, everything = contexts[token], None, False

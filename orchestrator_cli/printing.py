@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -43,3 +45,14 @@ def size(count: int) -> str:
 def program() -> str:
     """How the user ran us: `invoke` (in a checkout) or the `orchestrator` script."""
     return "invoke" if Path(sys.argv[0]).name in ("invoke", "inv") else "orchestrator"
+
+
+def runnable() -> str:
+    """How to run this program again from the current directory: its name when that is
+    what PATH finds (an activated .venv), otherwise its path (`scripts/demo` runs
+    .venv/bin/invoke, and no `invoke` may be on PATH, or another one)."""
+    name, ours = program(), Path(sys.argv[0])
+    found = shutil.which(name)
+    if not ours.is_file() or (found is not None and Path(found).resolve() == ours.resolve()):
+        return name
+    return shlex.quote(shown_path(ours))

@@ -133,7 +133,7 @@ def status(c: Context, json_: bool = False, manifest: str = "", workspace: str =
         else:
             loaded = load(settings.manifest)
             directory = settings.dist_dir / loaded.release
-            found = status_of(directory, tuple(loaded.artifacts))
+            found = status_of(directory, loaded)
         if json_:
             emit(json.dumps(status_json(found), indent=2))
         else:

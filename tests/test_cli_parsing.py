@@ -73,6 +73,14 @@ def test_an_optional_value_after_its_flag_stays_the_flags_value() -> None:
     assert only("build", "--all", "--force=felix")["force"] == "felix"
 
 
+def test_an_attached_optional_value_may_come_before_the_names() -> None:
+    # invoke's parser alone calls 'felix' "ambiguous" here: the names were still missing.
+    args = only("build", "--force=felix", "-m", "other.yaml", "felix", "calicoctl")
+    assert args["names"] == "felix,calicoctl" and args["force"] == "felix" and args["manifest"] == "other.yaml"
+    args = only("build", "-a", "--force", "felix")
+    assert args["names"] == "" and args["all_"] is True and args["force"] == "felix"
+
+
 def test_a_task_name_after_names_starts_the_next_task() -> None:
     assert [name for name, _ in parse("build", "felix", "verify", "--offline")] == ["build", "verify"]
 
@@ -85,6 +93,9 @@ def test_a_task_name_after_names_starts_the_next_task() -> None:
         (("verify", "felix"), "orchestrator verify takes no names, got 'felix'"),
         (("build", "felix", "--jobs"), "--jobs needs a value, e.g. --jobs=N"),
         (("build", "--zzz"), "`orchestrator --help build` lists them"),
+        (("build", "--force", "felix"),
+         "'felix' after --force could be a name or --force's value; write `orchestrator build felix --force` or "
+         "`--force=felix` with the names"),
     ],
 )
 def test_malformed_command_lines_say_what_to_do(argv: tuple[str, ...], message: str) -> None:

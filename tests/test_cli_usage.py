@@ -45,12 +45,21 @@ def test_several_names_may_be_given_space_separated(program: str) -> None:
 
 
 @pytest.mark.parametrize("program", ["orchestrator", "invoke"])
+def test_force_with_its_value_may_come_before_the_names(program: str) -> None:
+    result = run_cli("build", "--force=felix", "felix", "--dry-run", program=program)
+    assert result.returncode == 0, result.stderr
+    assert "1 artifact from 1 repo" in result.stdout
+
+
+@pytest.mark.parametrize("program", ["orchestrator", "invoke"])
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (("build", "felix", "--dryrun"), "did you mean '--dry-run'?"),
         (("biuld", "felix"), "unknown task 'biuld'; did you mean 'build'?"),
         (("verify", "felix"), "verify takes no names, got 'felix'"),
+        (("build", "--force", "felix"), "build felix --force` or `--force=felix` with the names"),
+        (("--bogus", "build"), "unknown flag '--bogus'"),  # before the task name too (README: Exit codes)
     ],
 )
 def test_malformed_command_lines_exit_2_with_a_hint(program: str, argv: tuple[str, ...], message: str) -> None:

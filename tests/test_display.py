@@ -32,8 +32,27 @@ def test_plain_progress_prints_one_line_per_state_change_and_skips_queued() -> N
     lines = out.getvalue().splitlines()
     assert lines[0] == "[running] felix"
     assert lines[1].startswith("[ok] felix (")
-    assert lines[2] == "[skipped] node: skipped: dependency felix failed"
+    assert lines[2] == "[skipped] node: dependency felix failed"
     assert lines[3] == "[fetch] felix: retrying in 1s (try 2 of 3): connection reset"
+
+
+def test_plain_progress_gives_a_shared_reason_once() -> None:
+    out = io.StringIO()
+    progress = Progress("plain", stream=out)
+    stopped = "not started: stopped after felix failed (use --keep-going to build what does not depend on it)"
+    progress(Event(artifact="felix", state="failed", detail="felix: command failed with exit code 3"))
+    for name in ("a", "b", "c"):
+        progress(Event(artifact=name, state="not-started", detail=stopped))
+    progress(Event(artifact="d", state="skipped", detail="skipped: dependency felix failed"))
+    progress(Event(artifact="e", state="skipped", detail="skipped: dependency calicoctl failed"))
+    assert out.getvalue().splitlines() == [
+        "[failed] felix",
+        "[not-started] a: stopped after felix failed (use --keep-going to build what does not depend on it)",
+        "[not-started] b",
+        "[not-started] c",
+        "[skipped] d: dependency felix failed",
+        "[skipped] e: dependency calicoctl failed",
+    ]
 
 
 def test_quiet_shows_no_progress_and_verbose_streams_log_lines_with_their_step() -> None:

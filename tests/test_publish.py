@@ -95,7 +95,8 @@ def test_publish_refuses_when_an_artifact_failed_and_pushes_nothing(
     assert message.startswith("refusing to publish release v1.0.0: 1 problem(s); only a release whose every "
                               "artifact built ok is published")
     assert "nothing was pushed" in message
-    assert "\n  lib: failed: lib: command failed with exit code 2: make\n" in message
+    assert "\n  lib: failed: command failed with exit code 2: make\n" in message, "the name is said once"
+    assert f"hint: fix and rebuild them (invoke build --all --manifest {manifest.path}), then" in message
     assert caught.value.exit_code == 1
     assert pushes(fake) == [] and not fake.calls_to("api.tag")
     assert (release_dir / "release.json").read_bytes() == before

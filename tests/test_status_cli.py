@@ -42,7 +42,7 @@ def test_status_shows_what_is_built_from_which_commits(demo: Path) -> None:
     assert out.startswith("release v3.2.0-demo: incomplete (11 artifacts: 7 ok, 4 skipped)")
     assert "manifest .build/demo/manifest.yaml" in out and ": unchanged" in out
     assert "felix                    ok       bin/calico-felix" in out
-    assert "calico/node              skipped  skipped: no Docker engine" in out
+    assert "calico/node              skipped  no Docker engine" in out, "the state is said once"
     repo_line = next(line for line in out.splitlines() if line.startswith("libcalico-go"))
     assert len(repo_line.split()) == 3
 
@@ -77,3 +77,34 @@ def test_a_release_directory_and_another_manifest_are_refused_naming_both(demo: 
     assert result.returncode == 1
     assert "was built from another manifest: .build/demo/manifest.yaml" in result.stderr
     assert str(project_root / "manifest.yaml") in result.stderr
+
+
+@pytest.mark.parametrize("task", ["status", "verify", "publish"])
+def test_a_release_not_built_yet_says_to_build_the_manifest_given(demo: Path, tmp_path: Path, task: str) -> None:
+    """The hint names the manifest: `invoke build --all` alone would build the default
+    manifest's release (for the demo's, the real one, over the network)."""
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    manifest = str(demo / ".build/demo/manifest.yaml")
+    args = ["--all"] if task == "publish" else []
+    result = cli(fresh, task, *args, "--manifest", manifest)
+    assert result.returncode == 1
+    assert "dist/v3.2.0-demo/release.json does not exist" in result.stderr
+    assert f"hint: build the release first: invoke build --all --manifest {manifest}\n" in result.stderr
+
+
+def test_the_demos_next_commands_run_as_printed_with_or_without_an_activated_venv(demo: Path) -> None:
+    """`scripts/demo` runs .venv/bin/invoke; a bare `invoke` in its advice would not be found
+    (or would be another one) until the user activates the venv."""
+    import os
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    others = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep)
+                             if p and Path(p).resolve() != bin_dir.resolve())
+    for path, program in ((others, str(bin_dir / "orchestrator")),
+                          (f"{bin_dir}{os.pathsep}{others}", "orchestrator")):
+        result = cli(demo, "demo", PATH=path)
+        assert result.returncode == 0, result.stderr
+        steps = result.stdout.split("work on the demo release with:\n", 1)[1].splitlines()
+        assert steps[0].startswith(f"  {program} build felix -m .build/demo/manifest.yaml  "), steps

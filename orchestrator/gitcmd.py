@@ -57,6 +57,7 @@ brought back (``orchestrator.treecopy``).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
@@ -88,6 +89,7 @@ from orchestrator.gitfailure import (
     trimmed,
 )
 from orchestrator.redact import redact as redact  # re-exported: the one redaction rule
+from orchestrator.retrying import retried
 
 __all__ = [
     "Cancelled", "CorruptObjectsError", "Failure", "GitCommandError", "GitKilledError", "GitResult", "NoSpaceError",
@@ -353,23 +355,19 @@ def run_network(
     ref or repository, rejected credentials, a full disk, damaged objects or a git
     killed by a signal come back at once. A cancellation ends the wait at once.
     """
-    tries = 1
-    while True:
-        result = run(args, git_dir=git_dir, env=env)
-        if result.ok or tries > retries or classify(result.stderr, result.status) != "network":
-            return GitResult(
-                args=result.args,
-                status=result.status,
-                stdout=result.stdout,
-                stderr=result.stderr,
-                tries=tries,
-                where=result.where,
-            )
-        delay = backoff * 2 ** (tries - 1)
-        if on_retry is not None:
-            on_retry(tries + 1, delay, result)
-        _pause(delay)
-        tries += 1
+    def told(attempt: int, seconds: float, failed: GitResult | Exception) -> None:
+        if on_retry is not None and isinstance(failed, GitResult):
+            on_retry(attempt, seconds, failed)
+
+    tried = retried(
+        lambda: run(args, git_dir=git_dir, env=env),
+        retries=retries,
+        backoff=backoff,
+        transient=lambda result: not result.ok and classify(result.stderr, result.status) == "network",
+        on_retry=told,
+        pause=_pause,
+    )
+    return dataclasses.replace(tried.value, tries=tried.tries)
 
 
 def _pause(delay: float) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import shlex
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -29,6 +28,7 @@ from orchestrator.manifest import IMAGE_REF_RE, Manifest
 from orchestrator.plan import select
 from orchestrator.record import Release
 from orchestrator.redact import redact
+from orchestrator.retrying import retried
 
 Log = Callable[[str], None]
 
@@ -314,19 +314,21 @@ def _preflight(engine: Engine, targets: Sequence[_Target], manifest: Manifest) -
 
 def _push(engine: Engine, ref: str, *, log: Log, retries: int, backoff: float,
           on_bytes: Callable[[int, int], None] | None = None) -> str:
-    for attempt in range(retries + 1):
-        log(f"pushing {ref}" + (f" (attempt {attempt + 1} of {retries + 1})" if attempt else ""))
-        try:
-            return engine.push(ref, log=log, on_bytes=on_bytes)
-        except PushFailed as e:
-            # Only "other" (a 5xx, a reset connection, no digest) may pass by itself;
-            # refused credentials or a wrong address fail the same way every time.
-            if e.problem != "other" or attempt == retries:
-                raise
-            delay = backoff * 2**attempt
-            log(redact(f"push of {ref} failed ({e.reason}); retrying in {delay:g}s"))
-            time.sleep(delay)
-    raise AssertionError("unreachable")  # the loop returns or raises
+    attempt = 0
+
+    def once() -> str:
+        nonlocal attempt
+        attempt += 1
+        log(f"pushing {ref}" + (f" (attempt {attempt} of {retries + 1})" if attempt > 1 else ""))
+        return engine.push(ref, log=log, on_bytes=on_bytes)
+
+    def told(next_try: int, seconds: float, failed: object) -> None:
+        log(redact(f"push of {ref} failed ({getattr(failed, 'reason', failed)}); retrying in {seconds:g}s"))
+
+    # Only "other" (a 5xx, a reset connection, no digest) may pass by itself;
+    # refused credentials or a wrong address fail the same way every time.
+    return retried(once, retries=retries, backoff=backoff, on_retry=told,
+                   transient_error=lambda e: isinstance(e, PushFailed) and e.problem == "other").value
 
 
 def _record(release_dir: Path, target: _Target, digest: str) -> None:

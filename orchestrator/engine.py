@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol
 
 from orchestrator import procs, treecopy
 from orchestrator.errors import BuildError, DockerUnavailableError, Interrupted, TimedOut, tail
+from orchestrator.imageref import registry_of, split_tag
 from orchestrator.redact import redact
 from orchestrator.shim import RUN_LABEL, WORKSPACE_LABEL
 
@@ -114,7 +115,7 @@ class PushFailed(EngineError):
     """The registry refused a push (``problem="auth"``), could not be reached, or failed otherwise."""
 
     def __init__(self, ref: str, reason: str, problem: PushProblem, output: str = "") -> None:
-        registry = _registry_of(ref)
+        registry = registry_of(ref)
         hint = {
             "auth": f"{registry} refused the credentials: run `docker login {registry}`",
             "unreachable": f"the registry {registry} could not be reached: check its address and the network",
@@ -267,7 +268,7 @@ class Engine:
         for ref in tags[1:]:
             with self._talking(f"tagging {name} as {ref}"):
                 try:
-                    self._client.api.tag(image_id, *_split_ref(ref))
+                    self._client.api.tag(image_id, *split_tag(ref))
                 except errors.APIError as e:
                     raise EngineError(f"tagging image {name} as {ref} failed: {_explain(e)}") from e
         return BuiltImage(id=image_id, tags=tuple(tags))
@@ -370,7 +371,7 @@ class Engine:
         errors = _docker_errors()
         with self._talking(f"tagging {image} as {ref}"):
             try:
-                self._client.api.tag(image, *_split_ref(ref))
+                self._client.api.tag(image, *split_tag(ref))
             except errors.ImageNotFound as e:
                 raise ImageMissing(image) from e
             except errors.APIError as e:
@@ -422,7 +423,7 @@ class Engine:
         layers: dict[str, tuple[int, int]] = {}  # layer id -> (sent, size)
         with self._talking(f"pushing {ref}"):
             try:
-                repository, tag = _split_ref(ref)
+                repository, tag = split_tag(ref)
                 for chunk in self._client.api.push(repository, tag=tag, stream=True, decode=True):
                     if error := _chunk_error(chunk):
                         out.feed(f"ERROR: {error}\n")
@@ -658,13 +659,3 @@ def _push_problem(reason: str) -> PushProblem:
     return "auth" if _AUTH.search(reason) else "unreachable" if _UNREACHABLE.search(reason) else "other"
 
 
-def _split_ref(ref: str) -> tuple[str, str | None]:
-    """``host:5000/a/b:1`` -> (``host:5000/a/b``, ``1``): a ':' before the last '/' is a port."""
-    head, slash, last = ref.rpartition("/")
-    name, colon, tag = last.partition(":")
-    return (head + slash + name, tag) if colon else (ref, None)
-
-
-def _registry_of(ref: str) -> str:
-    first, slash, _ = ref.partition("/")
-    return first if slash and ("." in first or ":" in first or first == "localhost") else "docker.io"

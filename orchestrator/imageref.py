@@ -109,3 +109,27 @@ def registry_problem(prefix: str) -> str | None:
     if not prefix.endswith("/"):
         return "it must end with '/'"
     return problem(prefix + "x")
+
+
+def split_registry(ref: str) -> tuple[str | None, str]:
+    """(registry host, the rest) of ``ref``; None when it names no registry (Docker Hub).
+
+    Docker's rule: the first component is a registry when it has a '.' or a ':' or is
+    ``localhost`` (``calico/node`` is on Docker Hub, ``quay.io/calico/node`` is not).
+    """
+    first, slash, rest = ref.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return first, rest
+    return None, ref
+
+
+def registry_of(ref: str) -> str:
+    """The registry host ``ref`` is pushed to and pulled from (``docker.io`` for Docker Hub)."""
+    return split_registry(ref)[0] or "docker.io"
+
+
+def split_tag(ref: str) -> tuple[str, str | None]:
+    """``host:5000/a/b:1`` -> (``host:5000/a/b``, ``1``): a ':' before the last '/' is a port."""
+    head, slash, last = ref.rpartition("/")
+    name, colon, tag = last.partition(":")
+    return (head + slash + name, tag) if colon else (ref, None)

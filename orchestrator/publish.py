@@ -23,6 +23,7 @@ from orchestrator import imageref, provenance, pushing, record
 from orchestrator.conformance import build_command, record_checks, release_of
 from orchestrator.engine import Engine, EngineError, PushFailed
 from orchestrator.errors import InputError, Interrupted, OrchestratorError, reason, tail
+from orchestrator.imageref import registry_of, split_registry
 from orchestrator.integrity import file_checks
 from orchestrator.manifest import IMAGE_REF_RE, Manifest
 from orchestrator.plan import select
@@ -73,7 +74,7 @@ class PublishFailed(OrchestratorError):
                  unrecorded: Pushed | None = None) -> None:
         hint = f"{error.hint}, then publish again" if error.hint else "publish again"
         if isinstance(error, PushFailed) and error.problem == "other":
-            hint = f"{_registry_of(error.ref)} kept failing; publish again later"
+            hint = f"{registry_of(error.ref)} kept failing; publish again later"
         super().__init__(error.message, hint=hint)
         self.error, self.landed, self.not_pushed = error, tuple(landed), tuple(not_pushed)
         self.unrecorded = unrecorded  # landed, but its digest could not be written into the record
@@ -220,7 +221,7 @@ def retarget(ref: str, registry: str, default_registry: str = "") -> str:
     """``ref`` under ``registry``: the manifest's registry prefix (or any registry host) replaced."""
     if default_registry and ref.startswith(default_registry):
         return registry + ref[len(default_registry):]
-    return registry + _split_registry(ref)[1]
+    return registry + split_registry(ref)[1]
 
 
 def _select(manifest: Manifest, names: Sequence[str] | None) -> tuple[str, ...]:
@@ -353,13 +354,3 @@ def _record(release_dir: Path, target: _Target, digest: str) -> None:
     record.write(release_dir, release)
 
 
-def _split_registry(ref: str) -> tuple[str | None, str]:
-    """(registry host, rest) of a reference; None when it names no registry (Docker Hub)."""
-    first, slash, rest = ref.partition("/")
-    if slash and ("." in first or ":" in first or first == "localhost"):
-        return first, rest
-    return None, ref
-
-
-def _registry_of(ref: str) -> str:
-    return _split_registry(ref)[0] or "docker.io"

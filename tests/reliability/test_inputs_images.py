@@ -4,7 +4,7 @@ accepts, checked against a real engine.
 A reference the engine refuses used to pass validation and fail after the build,
 leaving an image tagged under some references and not others. Every reference
 below is tagged on a real image the way ``Engine.build`` tags (``api.tag`` with
-``engine._split_ref``), and the engine's verdict must be the validator's.
+``imageref.split_tag``), and the engine's verdict must be the validator's.
 Every reference has an ``orchestrator-test`` component; all are removed afterwards.
 """
 
@@ -19,7 +19,8 @@ import pytest
 from docker import errors
 
 from orchestrator import imageref
-from orchestrator.engine import Engine, _split_ref
+from orchestrator.engine import Engine
+from orchestrator.imageref import split_tag
 from orchestrator.manifest import IMAGE_REF_RE
 from tests.helpers.registry import docker_engine
 
@@ -79,7 +80,7 @@ def client(docker_engine: Engine) -> Iterator[docker.DockerClient]:
 
 def engine_accepts(client: docker.DockerClient, ref: str) -> bool:
     try:
-        client.api.tag("orchestrator-test/refcheck:1", *_split_ref(ref))
+        client.api.tag("orchestrator-test/refcheck:1", *split_tag(ref))
     except errors.APIError as e:
         assert e.status_code in (400, 500), e  # refused as a bad reference, not some other failure
         return False

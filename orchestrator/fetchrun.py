@@ -59,8 +59,11 @@ class FetchFailed(OrchestratorError):
 def run_all(repos: Sequence[R], jobs: int, work: Callable[[R], T]) -> dict[str, T]:
     """``work(repo)`` for every repo, ``jobs`` at a time: the results by repo name.
 
-    Raises ``FetchFailed`` naming every repo that failed, ``Interrupted`` on Ctrl-C.
+    Raises ``FetchFailed`` naming every repo that failed, ``Interrupted`` on Ctrl-C, and
+    ``GitMissingError`` once, before any work, when there is no git to run.
     """
+    if repos:
+        gitcmd.git_executable()
     results: dict[str, T] = {}
     failures: dict[str, OrchestratorError] = {}
     gitcmd.reset_cancellation()  # a new batch: a cancellation before it is over

@@ -181,6 +181,7 @@ def run(
     ``Cancelled`` once ``cancel`` was called, instead of starting git or after it was
     stopped; SourceError when there is no git to run.
     """
+    executable = git_executable()  # before GitPython's import, which fails without git
     import git  # noqa: PLC0415  (lazy: see the module docstring)
 
     command = git.cmd.Git(str(cwd) if cwd is not None else None)
@@ -195,7 +196,7 @@ def run(
     # set ourselves (GIT_CONFIG_COUNT for credentials) is replaced, not removed.
     unset = [arg for name in scrubbed_git_vars() if name not in extra for arg in ("-u", name)]
     program = [*_death_signal(), *(["env", *unset] if unset else [])]
-    program.append(command.GIT_PYTHON_GIT_EXECUTABLE or "git")
+    program.append(executable)
     with _GUARD:
         if _CANCELLED.is_set():
             raise Cancelled
@@ -230,6 +231,24 @@ def run(
         where=git_dir or work_tree or cwd,
         data=(stdout or b"") if binary else b"",
     )
+
+
+def git_executable() -> str:
+    """The git program to run (GIT_PYTHON_GIT_EXECUTABLE, else `git` on PATH).
+
+    Raises SourceError when there is none: said once, plainly, instead of as a failed
+    fetch of every repository (and retried as if the network were down).
+    """
+    wanted = os.environ.get("GIT_PYTHON_GIT_EXECUTABLE") or "git"
+    found = shutil.which(wanted)
+    if found is None:
+        raise GitMissingError(f"git is not installed: no {wanted!r} on PATH",
+                              hint="install git (Debian and Ubuntu: apt-get install git), then run again")
+    return found
+
+
+class GitMissingError(SourceError):
+    """There is no git program to run."""
 
 
 @functools.cache

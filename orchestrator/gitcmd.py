@@ -69,7 +69,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator import procs
+from orchestrator import commandlog, procs
 from orchestrator.errors import SourceError
 from orchestrator.gitfailure import (
     Cancelled,
@@ -197,6 +197,7 @@ def run(
     unset = [arg for name in scrubbed_git_vars() if name not in extra for arg in ("-u", name)]
     program = [*_death_signal(), *(["env", *unset] if unset else [])]
     program.append(executable)
+    started = time.monotonic()
     with _GUARD:
         if _CANCELLED.is_set():
             raise Cancelled
@@ -221,6 +222,9 @@ def run(
         with _GUARD:
             _LIVE.discard(proc)
             _GUARD.notify_all()
+        if commandlog.enabled():
+            commandlog.ran("git", _shown_command(args, git_dir or work_tree or cwd),
+                           "interrupted" if proc.returncode is None else proc.returncode, time.monotonic() - started)
     if _CANCELLED.is_set():
         raise Cancelled
     return GitResult(
@@ -249,6 +253,13 @@ def git_executable() -> str:
 
 class GitMissingError(SourceError):
     """There is no git program to run."""
+
+
+def _shown_command(args: Sequence[str], where: Path | None) -> str:
+    """``args`` for the debug log: the command and its arguments, and where it ran."""
+    import shlex  # noqa: PLC0415  (only when the debug log is on)
+
+    return shlex.join(args) + (f"  [{where}]" if where is not None else "")
 
 
 @functools.cache

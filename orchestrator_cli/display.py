@@ -117,6 +117,14 @@ class Progress:
                 return
         self._line(text)
 
+    def debug(self, text: str) -> None:
+        """A debug line (a command run): shown whenever the debug log is on, even with --quiet."""
+        with self.lock:
+            if self._live is not None:
+                self._live.console.print(text, markup=False, highlight=False)
+                return
+        self._line(text)
+
     # -- rendering ------------------------------------------------------------------------
 
     def _line(self, text: str) -> None:

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from invoke.exceptions import Exit
 
 from orchestrator.errors import EXIT_FAILED, EXIT_INTERRUPTED, OrchestratorError
-from orchestrator_cli import crash
+from orchestrator_cli import crash, debugging
 from orchestrator_cli.stopping import stopping
 
 
@@ -22,6 +22,7 @@ def user_errors() -> Iterator[None]:
     """Turn library errors and Ctrl-C (SIGTERM, SIGHUP) into invoke exits with documented codes."""
     with stopping.installed():
         try:
+            debugging.from_environment()
             yield
         except OrchestratorError as e:
             raise Exit(f"error: {e}", e.exit_code) from None

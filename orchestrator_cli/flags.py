@@ -13,7 +13,7 @@ from invoke.context import Context
 
 from orchestrator.errors import InputError
 from orchestrator.settings import Settings, load_settings, parse_int, parse_mirror
-from orchestrator_cli import crash
+from orchestrator_cli import crash, debugging
 from orchestrator_cli.printing import note, shown_path
 
 if TYPE_CHECKING:
@@ -136,7 +136,10 @@ def progress_from(progress: str, quiet: bool, verbose: bool) -> Progress:
         raise InputError(f"--progress {progress!r} is not a progress mode", hint="use auto, tty or plain")
     if quiet and verbose:
         raise InputError("--quiet and --verbose contradict each other", hint="give one of them")
-    return Progress(mode, quiet=quiet, verbose=verbose)
+    shown = Progress(mode, quiet=quiet, verbose=verbose)
+    if verbose or debugging.is_on():  # command lines go through the display, not across it
+        debugging.switch_on(shown.debug)
+    return shown
 
 
 def registry_prefix(value: str) -> str:

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
@@ -21,6 +21,10 @@ from orchestrator.document import compose, parse
 from orchestrator.errors import InputError, ManifestError, OrchestratorError
 from orchestrator.fileops import MAX_INPUT_BYTES, read_limited
 from orchestrator.gitinput import COMMIT
+
+if TYPE_CHECKING:
+    from orchestrator.model import Manifest
+    from orchestrator.sources import FetchOptions
 
 
 def lock_text(text: str, commits: Mapping[str, str], *, source: str = "manifest.yaml") -> str:
@@ -184,11 +188,53 @@ def check_pins(repos: Iterable[Any], commits: Mapping[str, str]) -> list[PinChan
     return [PinChange(repo=repo.name, ref=repo.ref, pinned=repo.commit, now=commits[repo.name]) for repo in repos]
 
 
-def lock_manifest(manifest: Any, options: Any, *, write: bool,
-                  on_event: Callable[[str, str], None] | None = None) -> tuple[list[PinChange], bool]:
+class StalePinsError(OrchestratorError):
+    """``manifest --lock --check``: some repos are not pinned at their ref's commit (exit 1)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Locked:
+    """What ``lock_manifest`` found and did: one change per repo, in manifest order."""
+
+    path: Path
+    changes: tuple[PinChange, ...]
+    changed: bool  # the file was rewritten
+    checking: bool  # --check: nothing was to be written
+
+    @property
+    def stale(self) -> tuple[PinChange, ...]:
+        return tuple(change for change in self.changes if change.state != "unchanged")
+
+    def lines(self) -> list[str]:
+        """One line per repo: where its ref is now against its pin, and what was done."""
+        shown = []
+        for change in self.changes:
+            if change.state == "unpinned":
+                shown.append(f"{change.repo}: {change.ref} -> {change.now} "
+                             f"({'unpinned' if self.checking else 'pinned'})")
+            elif change.state == "moved":
+                shown.append(f"{change.repo}: {change.ref} MOVED {change.pinned} -> {change.now}"
+                             + ("" if self.checking else " (pin updated)"))
+            else:
+                shown.append(f"{change.repo}: {change.ref} = {change.now} (unchanged)")
+        return shown
+
+    def verdict(self) -> str:
+        """The closing line; raises StalePinsError when checking found a repo to pin."""
+        if self.checking:
+            if self.stale:
+                raise StalePinsError(
+                    f"{len(self.stale)} of {len(self.changes)} repos are not pinned at their ref's commit: "
+                    + ", ".join(f"{c.repo} ({c.state})" for c in self.stale),
+                    hint=f"run `manifest --lock` to write the pins into {self.path}")
+            return f"{self.path}: every pin matches its ref"
+        return f"{self.path}: {'updated' if self.changed else 'already locked'}"
+
+
+def lock_manifest(manifest: Manifest, options: FetchOptions, *, write: bool,
+                  on_event: Callable[[str, str], None] | None = None) -> Locked:
     """Resolve every repo's ref now (asking the remotes), compare with its pin, and, when
-    ``write``, write the commits into the manifest. Returns the changes and whether the
-    file changed (never, without ``write``)."""
+    ``write``, write the commits into the manifest (never without)."""
     from orchestrator import sources
 
     # Locking asks where each ref points *now*: the old pins are what it replaces.
@@ -196,4 +242,4 @@ def lock_manifest(manifest: Any, options: Any, *, write: bool,
     commits = sources.resolve(unpinned, options, on_event=on_event)
     changes = check_pins(manifest.repos.values(), commits)
     changed = lock_file(manifest.path, commits) if write else False
-    return changes, changed
+    return Locked(path=manifest.path, changes=tuple(changes), changed=changed, checking=not write)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from invoke.context import Context
-from invoke.exceptions import Exit
 from invoke.tasks import task
 
 from orchestrator.errors import InputError
@@ -17,6 +16,9 @@ from orchestrator_cli.exits import user_errors
 from orchestrator_cli.parsing import OrchestratorTask
 from orchestrator_cli.printing import emit, note, shown_path, size
 from orchestrator_cli.stopping import writing
+
+if TYPE_CHECKING:
+    from orchestrator.model import Manifest
 
 
 @task(
@@ -54,31 +56,17 @@ def manifest(c: Context, json_: bool = False, schema: bool = False, lock: bool =
             emit(describe.manifest_table(loaded))
 
 
-def _lock(loaded: Any, settings: Settings, *, check: bool) -> None:
+def _lock(loaded: Manifest, settings: Settings, *, check: bool) -> None:
     from orchestrator.lock import lock_manifest
     from orchestrator.release import fetch_options
 
     shown = flags.progress_from("", False, False)
     with shown.showing():  # resolving asks every remote: minutes on a real release
-        changes, changed = lock_manifest(loaded, fetch_options(settings, refresh=True), write=not check,
-                                         on_event=shown.fetch_event)
-    for change in changes:
-        if change.state == "unpinned":
-            emit(f"{change.repo}: {change.ref} -> {change.now} ({'unpinned' if check else 'pinned'})")
-        elif change.state == "moved":
-            emit(f"{change.repo}: {change.ref} MOVED {change.pinned} -> {change.now}"
-                  + ("" if check else " (pin updated)"))
-        else:
-            emit(f"{change.repo}: {change.ref} = {change.now} (unchanged)")
-    stale = [change for change in changes if change.state != "unchanged"]
-    if check:
-        if stale:
-            raise Exit(f"error: {len(stale)} of {len(changes)} repos are not pinned at their ref's commit: "
-                       + ", ".join(f"{c.repo} ({c.state})" for c in stale)
-                       + f"\n  hint: run `manifest --lock` to write the pins into {settings.manifest}", 1)
-        emit(f"{settings.manifest}: every pin matches its ref")
-        return
-    emit(f"{settings.manifest}: {'updated' if changed else 'already locked'}")
+        locked = lock_manifest(loaded, fetch_options(settings, refresh=True), write=not check,
+                               on_event=shown.fetch_event)
+    for line in locked.lines():
+        emit(line)
+    emit(locked.verdict())
 
 
 

@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from orchestrator import kinds, record
 from orchestrator.builders.image import KEY_LABEL
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 # Bump when the meaning of a key changes (what goes into it, or how builders use it).
 # 2: settings are nested per kind, and the kind adds its own inputs.
 KEY_FORMAT = 2
-__all__ = ["KEY_LABEL", "cache_key", "forget", "lookup", "save"]
+__all__ = ["KEY_LABEL", "ArtifactCache", "Found", "LocalCache", "cache_key", "forget", "lookup", "save"]
 # A state record lists one artifact's files and images: kilobytes.
 MAX_STATE_BYTES = 1024 * 1024
 
@@ -55,6 +55,56 @@ def cache_key(manifest: Manifest, artifact: Artifact, *, commit: str, dependency
     }
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class Found(NamedTuple):
+    """What a cache lookup found: the outputs of a build under the key, or why not."""
+
+    output: ArtifactOutput | None
+    why: str  # "cached", or why the artifact must be built ("inputs changed", ...)
+
+
+class ArtifactCache(Protocol):
+    """Where built outputs are found again by cache key: the seam a shared cache plugs into.
+
+    ``lookup`` says whether a build under ``key`` can be had; ``restore`` puts its
+    outputs into the release (files into the release directory, images into the
+    engine) and returns them; ``store`` keeps a fresh build's outputs; ``forget``
+    drops what is kept for an artifact that is being rebuilt or failed. None of them
+    raises for a cache that is damaged or unreachable: that is a miss, with the reason.
+    """
+
+    def lookup(self, artifact: str, key: str) -> Found: ...
+
+    def restore(self, artifact: str, key: str, found: Found) -> ArtifactOutput: ...
+
+    def store(self, artifact: str, key: str, output: ArtifactOutput) -> None: ...
+
+    def forget(self, artifact: str) -> None: ...
+
+
+class LocalCache:
+    """The outputs already in this workspace: the last successful build of each artifact
+    is recorded under ``.build/state/<release>/``; it is a hit when the key matches and
+    the outputs are still intact in the release directory and the engine. Restoring
+    has nothing to copy."""
+
+    def __init__(self, state_dir: Path, *, release_dir: Path, engine: Engine | None) -> None:
+        self.state_dir, self.release_dir, self.engine = state_dir, release_dir, engine
+
+    def lookup(self, artifact: str, key: str) -> Found:
+        return Found(*lookup(self.state_dir, artifact, key, release_dir=self.release_dir, engine=self.engine))
+
+    def restore(self, artifact: str, key: str, found: Found) -> ArtifactOutput:
+        if found.output is None:
+            raise ValueError(f"{artifact}: nothing to restore ({found.why})")
+        return found.output  # in place already: lookup checked every file and image
+
+    def store(self, artifact: str, key: str, output: ArtifactOutput) -> None:
+        save(self.state_dir, artifact, key, output)
+
+    def forget(self, artifact: str) -> None:
+        forget(self.state_dir, artifact)
 
 
 def _record_path(state_dir: Path, artifact: str) -> Path:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 from orchestrator import cache, gitcmd, hostprint, kinds, record
 from orchestrator.builders.common import Claims, Job
+from orchestrator.cache import ArtifactCache
 from orchestrator.commands import CommandRunner
 from orchestrator.errors import Interrupted, OrchestratorError, TimedOut
 from orchestrator.manifest import Manifest
@@ -62,7 +63,6 @@ class Options:
     keep_going: bool = False
     log_dir: Path = Path(".build/logs")
     release_dir: Path = Path("dist")
-    state_dir: Path | None = None  # cache records; None: always rebuild
     force: frozenset[str] | bool = False  # True: rebuild everything; names: rebuild those
     on_log: Callable[[str, str], None] | None = None  # (artifact, line) as each log line is written
 
@@ -81,15 +81,18 @@ def execute(
     unavailable: Mapping[str, str] | None = None,
     on_event: Callable[[Event], None] | None = None,
     runner: CommandRunner | None = None,
+    cache: ArtifactCache | None = None,
 ) -> dict[str, Result]:
     """Build every step of ``plan``; returns each artifact's Result in plan order.
 
     ``unavailable`` maps artifacts that cannot be built here to the reason (e.g. no
     Docker engine for the demo's images); they are skipped, as are their dependents.
     ``runner`` runs the host commands (default: one without the docker shim).
+    ``cache`` finds earlier builds by key (cache.LocalCache); without one, everything
+    is built.
     """
     return _Scheduler(plan, manifest, sources, options, engine, unavailable or {}, on_event,
-                      runner or CommandRunner()).run()
+                      runner or CommandRunner(), cache).run()
 
 
 class _RecordNotInvalidated(Exception):
@@ -103,7 +106,8 @@ class _RecordNotInvalidated(Exception):
 class _Scheduler:
     def __init__(self, plan: Plan, manifest: Manifest, sources: Mapping[str, Source], options: Options,
                  engine: Engine | None, unavailable: Mapping[str, str],
-                 on_event: Callable[[Event], None] | None, runner: CommandRunner) -> None:
+                 on_event: Callable[[Event], None] | None, runner: CommandRunner,
+                 cache: ArtifactCache | None) -> None:
         self.plan = plan
         self.manifest = manifest
         self.sources = sources
@@ -112,6 +116,7 @@ class _Scheduler:
         self.unavailable = unavailable
         self.emit = on_event or (lambda event: None)
         self.runner = runner
+        self.cache = cache
         self.results: dict[str, Result] = {}
         self.repo_locks = {repo: threading.Lock() for repo in plan.repos}
         self.stopping: str | None = None  # the first failure, when not keeping going
@@ -243,7 +248,7 @@ class _Scheduler:
         artifact = self.manifest.artifacts[name]
         path = log_path(self.options.log_dir, name)
         started = time.monotonic()
-        state = self.options.state_dir
+        store = self.cache
         with path.open("w", encoding="utf-8") as log_file, self.repo_locks[artifact.repo]:
             def log(line: str) -> None:
                 log_file.write(line.rstrip("\n") + "\n")
@@ -254,21 +259,21 @@ class _Scheduler:
             try:
                 key = self.key_for(name)
                 log(f"cache key {key}")
-                if state is not None and not self.forced(name):
-                    output, why = cache.lookup(state, name, key, release_dir=self.options.release_dir,
-                                               engine=self.engine)
-                    if output is not None:
+                if store is not None and not self.forced(name):
+                    found = store.lookup(name, key)
+                    if found.output is not None:
+                        output = store.restore(name, key, found)
                         for record in output.files:
                             self.claims.claim(record.path, name, record.path)
                         log("cached: inputs unchanged and outputs intact; nothing to do")
                         return Result(artifact=name, status="cached", output=output, log=path, cache_key=key,
                                       duration=time.monotonic() - started)
-                    log(f"building: {why}")
-                elif state is not None:
+                    log(f"building: {found.why}")
+                elif store is not None:
                     log("building: --force")
                 self.invalidate_record()
-                if state is not None:
-                    cache.forget(state, name)
+                if store is not None:
+                    store.forget(name)
                 self.ensure_checkout(artifact.repo)
                 staged = {
                     dest: tuple(self.options.release_dir / f.path for f in self.results[source].output.files)
@@ -278,8 +283,8 @@ class _Scheduler:
                           release_dir=self.options.release_dir, log=log, runner=self.runner, engine=self.engine,
                           staged=staged, cache_key=key, claims=self.claims, deadline=started + artifact.timeout)
                 output = kinds.get(artifact.type).build(job)
-                if state is not None:
-                    cache.save(state, name, key, output)
+                if store is not None:
+                    store.store(name, key, output)
             except _RecordNotInvalidated as e:
                 log(f"FAILED: {e.error}")
                 raise

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator import kinds, record
+from orchestrator.cache import LocalCache
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.execute import Event, Options, Result, execute
 from orchestrator.manifest import Manifest
@@ -154,12 +155,12 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         keep_going=keep_going,
         log_dir=settings.build_dir / "logs" / manifest.release,
         release_dir=release_dir,
-        state_dir=settings.build_dir / "state" / manifest.release,
         force=force,
         on_log=on_log,
     )
+    local = LocalCache(settings.build_dir / "state" / manifest.release, release_dir=release_dir, engine=engine)
     results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event,
-                      runner=children.runner)
+                      runner=children.runner, cache=local)
     written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
                             started=started)
     return Outcome(plan=plan, results=results, release_dir=release_dir, record=written,

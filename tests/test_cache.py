@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.cache import KEY_LABEL
+from orchestrator.cache import KEY_LABEL, Found, LocalCache
 from orchestrator.engine import Engine
 from orchestrator.execute import Options, Result, execute
 from orchestrator.manifest import Manifest, loads
-from orchestrator.outputs import Source
+from orchestrator.outputs import ArtifactOutput, Source
 from orchestrator.plan import make_plan
 from tests.helpers.fake_docker import FakeDockerClient
 
@@ -55,9 +55,10 @@ class Workspace:
         m: Manifest = loads(text)
         sources = {name: Source(repo=name, url=f"file:///up/{name}", ref="v1", commit=commit, commit_time=0,
                                 path=self.root / "src" / name) for name, commit in self.commits.items()}
-        opts = Options(log_dir=self.root / "logs", release_dir=self.root / "dist",
-                       state_dir=self.root / "state", **options)  # type: ignore[arg-type]
-        return execute(make_plan(m, everything=True), m, sources, opts, engine=Engine(self.client))
+        opts = Options(log_dir=self.root / "logs", release_dir=self.root / "dist", **options)  # type: ignore[arg-type]
+        engine = Engine(self.client)
+        return execute(make_plan(m, everything=True), m, sources, opts, engine=engine,
+                       cache=LocalCache(self.root / "state", release_dir=self.root / "dist", engine=engine))
 
     def runs(self, repo: str) -> int:
         path = self.root / "src" / f"{repo}.runs"
@@ -161,10 +162,62 @@ def test_a_fully_cached_release_checks_nothing_out_and_a_rebuild_checks_out_once
     sources = {name: Source(repo=name, url=f"file:///up/{name}", ref="v1", commit=commit, commit_time=0,
                             path=tmp_path / "src" / name, prepare=lambda name=name: checkouts.append(name))
                for name, commit in ws.commits.items()}
-    opts = Options(log_dir=tmp_path / "logs", release_dir=tmp_path / "dist", state_dir=tmp_path / "state")
-    results = execute(make_plan(m, everything=True), m, sources, opts, engine=Engine(ws.client))
+    opts = Options(log_dir=tmp_path / "logs", release_dir=tmp_path / "dist")
+    engine = Engine(ws.client)
+    local = LocalCache(tmp_path / "state", release_dir=tmp_path / "dist", engine=engine)
+    results = execute(make_plan(m, everything=True), m, sources, opts, engine=engine, cache=local)
     assert {r.status for r in results.values()} == {"cached"} and checkouts == []
-    forced = Options(log_dir=tmp_path / "logs", release_dir=tmp_path / "dist", state_dir=tmp_path / "state",
+    forced = Options(log_dir=tmp_path / "logs", release_dir=tmp_path / "dist",
                      force=frozenset({"felix", "calico/node"}))
-    execute(make_plan(m, everything=True), m, sources, forced, engine=Engine(ws.client))
+    execute(make_plan(m, everything=True), m, sources, forced, engine=engine, cache=local)
     assert sorted(checkouts) == ["felix", "node"]
+
+
+class Shelf:
+    """A cache kept somewhere else (as a shared cache would be): outputs stored by key,
+    restored by copying the files back into the release directory."""
+
+    def __init__(self, release_dir: Path) -> None:
+        self.release_dir = release_dir
+        self.kept: dict[tuple[str, str], tuple[ArtifactOutput, dict[str, bytes]]] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    def lookup(self, artifact: str, key: str) -> Found:
+        self.calls.append(("lookup", artifact))
+        kept = self.kept.get((artifact, key))
+        return Found(kept[0], "cached") if kept else Found(None, "not on the shelf")
+
+    def restore(self, artifact: str, key: str, found: Found) -> ArtifactOutput:
+        self.calls.append(("restore", artifact))
+        output, blobs = self.kept[(artifact, key)]
+        for path, data in blobs.items():
+            (self.release_dir / path).parent.mkdir(parents=True, exist_ok=True)
+            (self.release_dir / path).write_bytes(data)
+        return output
+
+    def store(self, artifact: str, key: str, output: ArtifactOutput) -> None:
+        self.calls.append(("store", artifact))
+        self.kept[(artifact, key)] = (output, {f.path: (self.release_dir / f.path).read_bytes() for f in output.files})
+
+    def forget(self, artifact: str) -> None:
+        self.calls.append(("forget", artifact))
+
+
+def test_any_cache_behind_the_protocol_can_restore_outputs_instead_of_a_build(tmp_path: Path) -> None:
+    text = TEXT.split("  node:")[0]  # felix alone: files only
+    ws = Workspace(tmp_path)
+    m = loads(text)
+    sources = {"felix": Source(repo="felix", url="file:///up/felix", ref="v1", commit=ws.commits["felix"],
+                               commit_time=0, path=tmp_path / "src" / "felix")}
+    options = Options(log_dir=tmp_path / "logs", release_dir=tmp_path / "dist")
+    shelf = Shelf(tmp_path / "dist")
+
+    first = execute(make_plan(m, everything=True), m, sources, options, cache=shelf)
+    (tmp_path / "dist" / "bin" / "calico-felix").unlink()  # as on a fresh machine
+    second = execute(make_plan(m, everything=True), m, sources, options, cache=shelf)
+
+    assert (first["felix"].status, second["felix"].status) == ("ok", "cached")
+    assert ws.runs("felix") == 1
+    assert (tmp_path / "dist" / "bin" / "calico-felix").read_text() == "felix-1\n"
+    assert shelf.calls == [("lookup", "felix"), ("forget", "felix"), ("store", "felix"),
+                           ("lookup", "felix"), ("restore", "felix")]

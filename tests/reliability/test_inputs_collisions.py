@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.cache import LocalCache
 from orchestrator.execute import Options, Result, execute
 from orchestrator.kinds import library
 from orchestrator.manifest import loads
@@ -43,8 +44,9 @@ def _build(root: Path) -> dict[str, Result]:
     (root / "src" / "tools").mkdir(parents=True, exist_ok=True)
     sources = {"tools": Source(repo="tools", url="file:///up/tools", ref="v1", commit="1" * 40, commit_time=0,
                                path=root / "src" / "tools")}
-    options = Options(log_dir=root / "logs", release_dir=root / "dist", state_dir=root / "state")
-    return execute(make_plan(manifest, everything=True), manifest, sources, options)
+    options = Options(log_dir=root / "logs", release_dir=root / "dist")
+    return execute(make_plan(manifest, everything=True), manifest, sources, options,
+                   cache=LocalCache(root / "state", release_dir=root / "dist", engine=None))
 
 
 def test_artifacts_a_slash_b_and_a_underscore_b_keep_their_own_log_and_cache_record(tmp_path: Path) -> None:

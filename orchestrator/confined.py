@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from orchestrator import fileops
 from orchestrator.errors import BuildError
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -185,20 +186,17 @@ def write_file(
                 for block in chunks:
                     digest.update(block)
                     size += len(block)
-                    view = memoryview(block)
-                    while view:
-                        view = view[os.write(fd, view) :]
+                    fileops.write_all(fd, (block,))
                 os.fchmod(fd, mode)
                 if mtime_ns is not None:
                     os.utime(fd, ns=(mtime_ns, mtime_ns))
-                os.fsync(fd)  # the bytes are on disk before the name points at them
+                fileops.settle(fd)
             finally:
                 os.close(fd)
             try:
-                os.replace(temp, name, src_dir_fd=parent, dst_dir_fd=parent)
+                fileops.rename_durably(temp, name, dir_fd=parent)
             except IsADirectoryError as e:
                 raise UnsafePath(root, str(relative), "is a directory; cannot put a file there") from e
-            os.fsync(parent)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp, dir_fd=parent)

@@ -3,7 +3,8 @@ atomic writes and copies, hashing, and the check that published files are intact
 
 Every writer of the orchestrator goes through here, so there is one durability
 policy: write to a temporary name in the same directory, fsync, rename, fsync the
-directory (``write_atomic``).
+directory (``replace_file``; ``write_atomic`` is it with the one error message, and
+``confined`` puts the same steps together on directory descriptors).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import hashlib
 import os
 import re
 import secrets
-import shutil
 import stat
 from collections.abc import Iterable
 from pathlib import Path
@@ -77,17 +77,6 @@ def _temp_name(path: Path) -> Path:
     return path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
 
 
-def copy_atomic(source: Path, dest: Path) -> None:
-    """Copy ``source`` to ``dest`` through a temp name in the same directory, then rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(dest)
-    try:
-        shutil.copy2(source, tmp)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
 class WriteError(OrchestratorError):
     """A file could not be written; its old contents (if any) are intact."""
 
@@ -107,32 +96,63 @@ def write_error(path: Path, error: OSError) -> WriteError:
 
 def write_atomic(path: Path, data: bytes, *, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so that ``path`` holds either its old bytes or all
-    of the new ones, whatever is killed and even after a power cut.
+    of the new ones, whatever is killed and even after a power cut (``replace_file``).
+    Any OSError (a full disk above all) raises WriteError naming ``path``.
+    """
+    try:
+        replace_file(path, data, mode=mode)
+    except OSError as e:
+        raise write_error(path, e) from e
 
-    The one durability policy of every writer: a temp file in the same directory,
-    written, chmod'ed to ``mode`` and fsync'ed, renamed over ``path``, then the
-    directory fsync'ed so the rename itself survives a crash. Any OSError (a full
-    disk above all) raises WriteError naming ``path``; the temp file is removed.
+
+def replace_file(path: Path, data: bytes, *, mode: int = 0o644) -> None:
+    """The one durability policy of every writer, raising OSError as it comes.
+
+    A temp file in the same directory (a random name, created O_EXCL|O_NOFOLLOW: a link
+    planted at a predictable name is never written through), written, chmod'ed to
+    ``mode`` and fsync'ed (``write_all``, ``settle``), renamed over ``path``, then the
+    directory fsync'ed so the rename itself survives a crash (``rename_durably``). The
+    temp file is removed on any failure.
     """
     tmp = _temp_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
+            write_all(fd, (data,))
             os.fchmod(fd, mode)  # explicit: the caller's umask must not decide a release's modes
-            os.fsync(fd)
+            settle(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
-        fsync_directory(path.parent)
-    except OSError as e:
-        raise write_error(path, e) from e
+        rename_durably(tmp.name, path.name, directory=path.parent)
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
+
+
+def write_all(fd: int, chunks: Iterable[bytes]) -> None:
+    """Write every byte of ``chunks`` to ``fd`` (os.write may write less than asked)."""
+    for chunk in chunks:
+        view = memoryview(chunk)
+        while view:
+            view = view[os.write(fd, view):]
+
+
+def settle(fd: int) -> None:
+    """The file's bytes reach the disk before any name points at them."""
+    os.fsync(fd)
+
+
+def rename_durably(temp: str, name: str, *, directory: Path | None = None, dir_fd: int | None = None) -> None:
+    """Rename ``temp`` over ``name`` in one directory (given by path or by an open
+    descriptor), then fsync that directory so the rename survives a crash."""
+    if dir_fd is not None:
+        os.replace(temp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
+        return
+    assert directory is not None
+    os.replace(directory / temp, directory / name)
+    fsync_directory(directory)
 
 
 def fsync_directory(directory: Path) -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -19,7 +18,7 @@ import yaml
 
 from orchestrator.document import compose, parse
 from orchestrator.errors import InputError, ManifestError, OrchestratorError
-from orchestrator.fileops import MAX_INPUT_BYTES, read_limited
+from orchestrator.fileops import MAX_INPUT_BYTES, read_limited, replace_file
 from orchestrator.gitinput import COMMIT
 
 if TYPE_CHECKING:
@@ -88,21 +87,9 @@ def lock_file(path: Path, commits: Mapping[str, str]) -> bool:
     if locked == text:
         return False
     try:
-        fd, temp = tempfile.mkstemp(prefix=f".{real.name}.", suffix=".tmp", dir=real.parent)
+        replace_file(real, locked.encode("utf-8"), mode=stat.S_IMODE(real.stat().st_mode))
     except OSError as e:
         raise _unwritable(real, e) from e
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(locked.encode("utf-8"))
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, stat.S_IMODE(real.stat().st_mode))
-        os.replace(temp, real)
-    except BaseException as e:
-        Path(temp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise _unwritable(real, e) from e
-        raise
     return True
 
 

@@ -143,12 +143,9 @@ def me() -> Owner:
 
 def write_owner(path: Path, owner: Owner) -> None:
     """Record ``owner`` at ``path`` (a small JSON file next to the lock it describes)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    try:
-        tmp.write_text(json.dumps(asdict(owner)) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    from orchestrator.fileops import replace_file
+
+    replace_file(path, (json.dumps(asdict(owner)) + "\n").encode())
 
 
 def read_owner(path: Path) -> Owner | None:

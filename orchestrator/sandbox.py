@@ -13,6 +13,7 @@ identities and dates, so every machine gets the same commit ids. Git runs throug
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -26,6 +27,7 @@ import yaml
 
 from orchestrator import gitcmd
 from orchestrator.errors import SourceError, tail
+from orchestrator.fileops import write_atomic
 from orchestrator.kinds import binary, image, library, python_package
 
 # The demo lives in its own namespace: its own release name, and an image registry
@@ -382,20 +384,9 @@ def _manifest_text(repos_dir: Path, pins: Mapping[str, str], registry: str) -> s
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same directory."""
+    """Write ``text`` to ``path`` (fileops.write_atomic), unless it holds it already."""
     data = text.encode()
-    try:
+    with contextlib.suppress(OSError):
         if path.read_bytes() == data:
             return  # unchanged: keep the file (and its mtime) as it is
-    except OSError:
-        pass
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_atomic(path, data)

@@ -85,7 +85,8 @@ def writing(settings: Settings, note: Callable[[str], None], *, commands: bool =
     from orchestrator.workspace import hold
 
     with hold(settings.workspace, wait=settings.wait, on_wait=note) as holding:
-        children = Children(workspace=settings.workspace, build_dir=settings.build_dir if commands else None)
+        children = Children(workspace=settings.workspace, build_dir=settings.build_dir if commands else None,
+                            grace=settings.stop_grace)
         stopping.children = children
         try:
             if holding.dead is not None:

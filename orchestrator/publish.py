@@ -139,9 +139,6 @@ def publish_release(
     try:
         _preflight(engine, todo)
         for target in todo:
-            if target.ref != target.source:
-                engine.tag(target.id, target.ref)
-        for target in todo:
             digest = _push_one(release_dir, engine, target, pushed, todo, log=log, retries=retries, backoff=backoff,
                                on_bytes=on_bytes)
             pushed.append(Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=digest))
@@ -162,7 +159,7 @@ def _push_one(release_dir: Path, engine: Engine, target: _Target, pushed: Sequen
 
     try:
         progress = functools.partial(on_bytes, target.ref) if on_bytes is not None else None
-        return pushing.guarded(functools.partial(_push, engine, target.ref, log=log, retries=retries,
+        return pushing.guarded(functools.partial(_push_recorded, engine, target, log=log, retries=retries,
                                                  backoff=backoff, on_bytes=progress),
                                functools.partial(_record, release_dir, target), ref=target.ref, log=log)
     except pushing.PushInterrupted as e:
@@ -307,6 +304,43 @@ def _preflight(engine: Engine, targets: Sequence[_Target]) -> None:
             f"refusing to publish: {len(problems)} image{'s' if len(problems) > 1 else ''} not in the Docker engine "
             "as recorded; nothing was pushed",
             problems, hint="rebuild the release on this engine (invoke build --all), or load the recorded images")
+
+
+class PushedOtherImage(OrchestratorError):
+    """The engine pushed another image than the recorded one under a reference: it was
+    re-tagged while it was pushed (image references are global to an engine)."""
+
+    def __init__(self, target: _Target, digest: str) -> None:
+        super().__init__(
+            f"{target.ref} was re-tagged in the Docker engine while it was pushed: the registry got another "
+            f"image than the recorded {target.id} (manifest {digest}), which was not recorded",
+            hint=f"stop whatever else tags {target.ref} on this engine (another build of this release?)")
+
+
+# How often a reference re-tagged during its push is pointed back at the recorded image and
+# pushed again before publishing gives up.
+_PUSH_AS_RECORDED = 2
+
+
+def _push_recorded(engine: Engine, target: _Target, *, log: Log, retries: int, backoff: float,
+                   on_bytes: Callable[[int, int], None] | None = None) -> str:
+    """Push ``target.ref`` as the recorded image, and prove it was that image.
+
+    A push sends whatever the reference names when it starts, and another build on the
+    same engine may re-tag it at any time after the preflight. So the reference is pointed
+    at the recorded id right before each push, and the digest that comes back must be one
+    the engine now records for that image (its RepoDigests): otherwise another image went
+    out under the release's name, and it is pushed again, or publishing stops.
+    """
+    for attempt in range(_PUSH_AS_RECORDED):
+        engine.tag(target.id, target.ref)
+        digest = _push(engine, target.ref, log=log, retries=retries, backoff=backoff, on_bytes=on_bytes)
+        if digest in engine.pushed_digests(target.id):
+            return digest
+        if attempt + 1 < _PUSH_AS_RECORDED:
+            log(f"{target.ref} was re-tagged while it was pushed (the registry got manifest {digest} of another "
+                f"image); pushing the recorded image {target.id} again")
+    raise PushedOtherImage(target, digest)
 
 
 def _push(engine: Engine, ref: str, *, log: Log, retries: int, backoff: float,

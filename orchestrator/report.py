@@ -19,6 +19,7 @@ from orchestrator.execute import Result
 from orchestrator.fileops import TEMP_NAME, damage, fsync_files, write_atomic
 from orchestrator.manifest import Manifest
 from orchestrator.outputs import Source
+from orchestrator.plan import build_order
 from orchestrator.record import ArtifactEntry, Image, ManifestEntry, Release, RepoEntry
 from orchestrator.redact import redact_url
 
@@ -45,11 +46,13 @@ def _shown(path: Path | None, workspace: Path) -> str | None:
 
 
 def _carried(manifest: Manifest, previous: Release, name: str, old: ArtifactEntry,
-             repos: Mapping[str, RepoEntry], release_dir: Path) -> bool:
+             repos: Mapping[str, RepoEntry], release_dir: Path, artifacts: Mapping[str, ArtifactEntry]) -> bool:
     """Whether a previous run's artifact, not rebuilt now, still belongs to the release:
     recorded under this very manifest (an artifact built from another recipe must not be
-    vouched for under this manifest's sha256), its repo at the same commit, its files
-    all there and unchanged."""
+    vouched for under this manifest's sha256), its repo at the same commit, everything it
+    requires or stages in the new record with the cache key it had when it was built from
+    it (a dependency rebuilt from a moved branch changed what this one would be built
+    from), its files all there and unchanged."""
     if previous.manifest.sha256 != manifest.sha256 or not old.built:
         return False
     if name not in manifest.artifacts or manifest.artifacts[name].repo != old.repo:
@@ -57,6 +60,10 @@ def _carried(manifest: Manifest, previous: Release, name: str, old: ArtifactEntr
     old_repo = previous.repos.get(old.repo)
     if old_repo is None or (old.repo in repos and repos[old.repo].commit != old_repo.commit):
         return False
+    for dep in manifest.artifacts[name].dependencies:
+        now, then = artifacts.get(dep), previous.artifacts.get(dep)
+        if now is None or then is None or not now.built or now.cache_key is None or now.cache_key != then.cache_key:
+            return False
     return all(damage(release_dir, f) is None for f in old.files)
 
 
@@ -76,9 +83,12 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
         for name, old in previous.artifacts.items():
             if name in artifacts:
                 artifacts[name] = _keep_pushed(artifacts[name], old)
-            elif _carried(manifest, previous, name, old, repos, release_dir):
-                artifacts[name] = replace(old, carried_over=True)
-                repos.setdefault(old.repo, previous.repos[old.repo])
+        for name in build_order(manifest):  # dependencies first: each is judged knowing whether they stay
+            entry = previous.artifacts.get(name)
+            if entry is not None and name not in artifacts and \
+                    _carried(manifest, previous, name, entry, repos, release_dir, artifacts):
+                artifacts[name] = replace(entry, carried_over=True)
+                repos.setdefault(entry.repo, previous.repos[entry.repo])
     order = list(manifest.artifacts)
     artifacts = dict(sorted(artifacts.items(), key=lambda item: order.index(item[0])))
     repo_order = list(manifest.repos)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from orchestrator import builders, cache, gitcmd, record
 from orchestrator.builders.common import Claims, Job
 from orchestrator.commands import CommandRunner
-from orchestrator.errors import Interrupted, OrchestratorError, TimedOut
+from orchestrator.errors import Interrupted, OrchestratorError, TimedOut, unicode_safe
 from orchestrator.manifest import Manifest
 from orchestrator.model import file_stem
 from orchestrator.outputs import ArtifactOutput, Source
@@ -240,6 +240,7 @@ class _Scheduler:
         state = self.options.state_dir
         with path.open("w", encoding="utf-8") as log_file, self.repo_locks[artifact.repo]:
             def log(line: str) -> None:
+                line = unicode_safe(line)  # a file name that is not UTF-8 must not end the build
                 log_file.write(line.rstrip("\n") + "\n")
                 log_file.flush()
                 if self.options.on_log is not None:
@@ -280,10 +281,10 @@ class _Scheduler:
             except OrchestratorError as e:
                 log(f"FAILED: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
-                              error=str(e), timed_out=isinstance(e, TimedOut))
+                              error=unicode_safe(str(e)), timed_out=isinstance(e, TimedOut))
             except Exception as e:  # a bug or an unexpected OS error: fail this artifact, keep the rest sane
                 log(f"FAILED (unexpected): {type(e).__name__}: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
-                              error=f"{name}: unexpected {type(e).__name__}: {e}")
+                              error=unicode_safe(f"{name}: unexpected {type(e).__name__}: {e}"))
         return Result(artifact=name, status="ok", output=output, duration=time.monotonic() - started, log=path,
                       cache_key=key)

@@ -88,3 +88,44 @@ def test_a_log_or_state_directory_linked_outside_the_workspace_is_refused(
     assert_one_clean_message(result, str(path), "symbolic link")
     untouched(target, "first.log", "first.json")
     assert record_lies(built.release_dir) is None
+
+
+def test_a_log_file_hard_linked_to_a_users_file_leaves_that_file_alone(built: Workspace, tmp_path: Path) -> None:
+    target = outside(tmp_path, "bashrc")
+    log = built.root / ".build" / "logs" / "r1" / "first.log"
+    log.unlink()
+    os.link(target / "bashrc", log)
+
+    result = built.run("build", "--all", "--force")
+
+    assert result.returncode == 0, result.stderr
+    untouched(target, "bashrc")
+
+
+def test_the_shims_marker_directory_linked_to_a_users_directory_is_refused_and_emptied_of_nothing(
+    built: Workspace, tmp_path: Path
+) -> None:
+    target = outside(tmp_path, "thesis.tex")
+    used = built.root / ".build" / "shim" / "used"
+    used.rmdir()
+    used.symlink_to(target)
+
+    result = built.run("build", "--all")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert_one_clean_message(result, str(used), "symbolic link")
+    untouched(target, "thesis.tex")
+
+
+def test_the_workspace_owner_record_is_never_written_through_a_link_at_its_temporary_name(tmp_path: Path) -> None:
+    from orchestrator import workspace
+
+    target = outside(tmp_path, "authorized_keys")
+    build = tmp_path / "ws" / ".build"
+    build.mkdir(parents=True)
+    (build / f".workspace.owner.{os.getpid()}").symlink_to(target / "authorized_keys")
+
+    with workspace.hold(tmp_path / "ws"):
+        pass
+
+    untouched(target, "authorized_keys")

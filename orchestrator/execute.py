@@ -10,13 +10,14 @@ Scheduling rules:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TextIO, TypeAlias
 
 from orchestrator import builders, cache, gitcmd, record
 from orchestrator.builders.common import Claims, Job
@@ -67,6 +68,15 @@ class Options:
 
 def log_path(log_dir: Path, artifact: str) -> Path:
     return log_dir / (file_stem(artifact) + ".log")
+
+
+def _open_log(path: Path) -> TextIO:
+    """A new, empty log file at ``path``. The old one is removed first, never opened: .build/
+    is not trusted, and a log planted as a symlink or a hard link to a user's file would
+    have that file truncated and overwritten."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def execute(
@@ -238,7 +248,7 @@ class _Scheduler:
         path = log_path(self.options.log_dir, name)
         started = time.monotonic()
         state = self.options.state_dir
-        with path.open("w", encoding="utf-8") as log_file, self.repo_locks[artifact.repo]:
+        with _open_log(path) as log_file, self.repo_locks[artifact.repo]:
             def log(line: str) -> None:
                 line = unicode_safe(line)  # a file name that is not UTF-8 must not end the build
                 log_file.write(line.rstrip("\n") + "\n")

@@ -129,3 +129,21 @@ def test_the_workspace_owner_record_is_never_written_through_a_link_at_its_tempo
         pass
 
     untouched(target, "authorized_keys")
+
+
+@pytest.mark.parametrize("linked", ["demo", "demo/repos"])
+def test_the_demos_directories_linked_to_a_users_directory_are_refused_and_nothing_there_is_replaced(
+    tmp_path: Path, linked: str
+) -> None:
+    from orchestrator.sandbox import create_demo
+    from orchestrator.workspace import WorkspaceError
+
+    target = outside(tmp_path, "felix")  # a user's own "felix", where the demo would put its repository
+    build = tmp_path / "ws" / ".build"
+    (build / linked).parent.mkdir(parents=True, exist_ok=True)
+    (build / linked).symlink_to(target)
+
+    with pytest.raises(WorkspaceError, match="symbolic link"):
+        create_demo(build / "demo")
+
+    untouched(target, "felix")

@@ -272,7 +272,29 @@ def _targets(manifest: Manifest, release: Release, selected: Sequence[str], regi
                     raise InputError(f"{dest!r} ({name}) is not a valid image reference",
                                      hint="check --registry: lower-case host, port and path")
                 targets.append(_Target(artifact=name, index=index, source=ref, ref=dest, id=image.id))
-    return targets
+    return _one_image_per_ref(release, targets)
+
+
+def _one_image_per_ref(release: Release, targets: Sequence[_Target]) -> list[_Target]:
+    """Each reference pushed once, with one image. ``--registry`` replaces registry hosts,
+    so references that differ only by host fold into one: one image under both is pushed
+    once; two images, in this run or recorded as pushed there by another artifact, would
+    replace one another, leaving an artifact under no name while the record says it landed."""
+    found: dict[str, tuple[str, str, str]] = {  # ref -> (artifact, source, id)
+        ref: (name, f"{ref} (recorded as pushed)", landed.id)
+        for name, artifact in release.artifacts.items() for image in artifact.images
+        for ref, landed in image.pushed.items()}
+    unique: dict[str, _Target] = {}
+    for target in targets:
+        artifact, source, image_id = found.setdefault(target.ref, (target.artifact, target.source, target.id))
+        if image_id != target.id and artifact != target.artifact:
+            raise InputError(
+                f"{target.ref} would receive two images: {source} ({artifact}, {image_id}) and "
+                f"{target.source} ({target.artifact}, {target.id}); one would replace the other",
+                hint="these references differ only by registry, which --registry replaces: publish them "
+                     "without --registry, or under another --registry")
+        unique.setdefault(target.ref, target)
+    return list(unique.values())
 
 
 def _valid_registry(registry: str) -> bool:

@@ -69,3 +69,15 @@ def test_one_image_under_two_references_that_fold_into_one_is_pushed_once(tmp_pa
     pushed = [f"{call['repository']}:{call['tag']}" for call in fake.calls_to("api.push")]
     assert pushed.count("127.0.0.1:5000/team/node:v1") == 1, pushed
     assert sorted(p.ref for p in report.pushed) == ["127.0.0.1:5000/calico/node:v1", "127.0.0.1:5000/team/node:v1"]
+
+
+def test_publishing_the_two_one_at_a_time_onto_one_reference_is_refused_too(tmp_path: Path) -> None:
+    release_dir, manifest, fake = release(tmp_path, '"quay.io/calico/node:{tag}"')
+    engine = Engine(fake)
+    publish_release(release_dir, manifest, engine, artifacts=["node"], registry="127.0.0.1:5000/",
+                    log=lambda line: None)
+
+    with pytest.raises(InputError, match="would receive two images"):
+        publish_release(release_dir, manifest, engine, artifacts=["node-hub"], registry="127.0.0.1:5000/",
+                        log=lambda line: None)
+    assert len(fake.calls_to("api.push")) == 1

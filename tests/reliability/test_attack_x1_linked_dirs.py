@@ -147,3 +147,21 @@ def test_the_demos_directories_linked_to_a_users_directory_are_refused_and_nothi
         create_demo(build / "demo")
 
     untouched(target, "felix")
+
+
+def test_outputs_reached_through_a_linked_folder_of_the_release_are_not_vouched_for_as_cached(
+    built: Workspace, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    elsewhere = tmp_path / "elsewhere-bin"
+    shutil.move(built.release_dir / "bin", elsewhere)  # same bytes, now outside the release
+    (built.release_dir / "bin").symlink_to(elsewhere)
+
+    result = built.run("build", "--all")
+
+    data = json.loads((built.release_dir / "release.json").read_text())
+    assert "Traceback" not in result.stderr, result.stderr
+    assert data["status"] != "ok" or not (built.release_dir / "bin").is_symlink(), (
+        "release.json says ok over files reached through a link out of the release:\n" + result.stdout)

@@ -3,7 +3,8 @@
 Written after every artifact finished, in that order, release.json last: the record
 says ok only once everything it vouches for is on disk (and fsync'ed). A run that
 rebuilds anything has invalidated the old record first (``record.invalidate``), so
-an interrupted run leaves a record that says "building", never an ok over new bytes.
+an interrupted run leaves a record that says "building", never an ok over new bytes;
+so does a cached run whose SHA256SUMS differs from the one on disk.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 
 from orchestrator import __version__, procs, provenance, record
 from orchestrator.execute import Result
-from orchestrator.fileops import TEMP_NAME, damage, fsync_files, write_atomic
+from orchestrator.fileops import TEMP_NAME, damage, fsync_files, read_limited, write_atomic
 from orchestrator.manifest import Manifest
 from orchestrator.outputs import Source
 from orchestrator.plan import build_order
@@ -106,7 +107,12 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     release_dir.mkdir(parents=True, exist_ok=True)
     _sweep_leftovers(release_dir)
     fsync_files(release_dir, (f.path for a in release.built().values() for f in a.files))
-    write_atomic(release_dir / record.SUMS, record.sums_text(release).encode())
+    sums = record.sums_text(release).encode()
+    if previous is not None and previous.status != "building" and _current(release_dir / record.SUMS) != sums:
+        # A run that rebuilt nothing still changes the release when an artifact leaves it:
+        # the old record must not say ok beside the new SHA256SUMS, even for an instant.
+        record.invalidate(release_dir)
+    write_atomic(release_dir / record.SUMS, sums)
     provenance.write_provenance(release, release_dir)
     record.write(release_dir, release)
     return release
@@ -136,6 +142,14 @@ def _sweep_leftovers(release_dir: Path) -> None:
             match = TEMP_NAME.fullmatch(name)
             if match and int(match["pid"]) != os.getpid() and not procs.alive(int(match["pid"])):
                 (Path(top) / name).unlink(missing_ok=True)
+
+
+def _current(path: Path) -> bytes | None:
+    """The bytes of the record file at ``path`` now, None when there are none to read."""
+    try:
+        return read_limited(path)
+    except OSError:
+        return None
 
 
 def _keep_pushed(current: ArtifactEntry, previous: ArtifactEntry) -> ArtifactEntry:

@@ -350,14 +350,16 @@ def _push_recorded(engine: Engine, target: _Target, *, log: Log, retries: int, b
 
     A push sends whatever the reference names when it starts, and another build on the
     same engine may re-tag it at any time after the preflight. So the reference is pointed
-    at the recorded id right before each push, and the digest that comes back must be one
-    the engine now records for that image (its RepoDigests): otherwise another image went
-    out under the release's name, and it is pushed again, or publishing stops.
+    at the recorded id right before each push, and the digest that comes back must be the
+    recorded image's (one the engine records for it, RepoDigests): otherwise another image
+    went out under the release's name, and it is pushed again, or publishing stops.
     """
     for attempt in range(_PUSH_AS_RECORDED):
         engine.tag(target.id, target.ref)
         digest = _push(engine, target.ref, log=log, retries=retries, backoff=backoff, on_bytes=on_bytes)
-        if digest in engine.pushed_digests(target.id):
+        # The classic image store records the digest of what it pushed on the image; in the
+        # containerd store an image's id is its manifest's digest, which is what it pushes.
+        if digest == target.id or digest in engine.pushed_digests(target.id):
             return digest
         if attempt + 1 < _PUSH_AS_RECORDED:
             log(f"{target.ref} was re-tagged while it was pushed (the registry got manifest {digest} of another "

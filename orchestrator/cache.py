@@ -2,8 +2,8 @@
 
 An artifact's cache key hashes everything its result depends on: its canonical spec
 (command, outputs, env, Dockerfile settings, rendered image references...), the
-release name (commands see it as $RELEASE), its repository's commit, the keys of
-everything it requires or stages, the builder image's id, and a format version.
+release name (commands see it as $RELEASE), its repository's commit, ref and URL, the
+keys of everything it requires or stages, the builder image's id, and a format version.
 The last successful build of each artifact is recorded under
 ``.build/state/<release>/``; a matching key with outputs still intact (files' sha256,
 images present and labelled with the key) means the artifact is reported as cached.
@@ -24,12 +24,14 @@ from orchestrator.manifest import Artifact, Manifest, image_refs
 from orchestrator.model import file_stem
 from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord
 from orchestrator.record import ReleaseRecordError
+from orchestrator.redact import redact_url
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
 
 # Bump when the meaning of a key changes (what goes into it, or how builders use it).
-KEY_FORMAT = 1
+# 2: the repository's ref and URL (commands see $GIT_REF, archives and labels name them).
+KEY_FORMAT = 2
 KEY_LABEL = "io.github.release-orchestrator.cache-key"
 # A state record lists one artifact's files and images: kilobytes.
 MAX_STATE_BYTES = 1024 * 1024
@@ -41,10 +43,15 @@ def cache_key(manifest: Manifest, artifact: Artifact, *, commit: str, dependency
     spec = asdict(artifact)
     spec.pop("description")  # documentation only: editing it must not rebuild
     spec.pop("timeout")  # a limit on the build, not an input of it
+    repo = manifest.repos[artifact.repo]
     payload = {
         "format": KEY_FORMAT,
         "release": manifest.release,
         "commit": commit,
+        # The same commit under another ref is another build: $GIT_REF, a library's archive
+        # name and prefix, an image's source label. The URL without its credentials.
+        "ref": repo.ref,
+        "url": redact_url(repo.url),
         "spec": spec,
         "images": list(image_refs(manifest, artifact, commit)) if artifact.type == "image" else [],
         "dependencies": {name: dependency_keys[name] for name in artifact.dependencies},

@@ -385,6 +385,18 @@ class Engine:
             except errors.ImageNotFound as e:
                 raise ImageMissing(ref) from e
 
+    def pushed_digests(self, image: str) -> frozenset[str]:
+        """The registry digests the engine records for ``image`` (its RepoDigests, without
+        their repository): each is the manifest of this very image as a push or pull saw it.
+        ImageMissing when the engine does not have it."""
+        errors = _docker_errors()
+        with self._talking(f"inspecting image {image}"):
+            try:
+                found = self._client.images.get(image).attrs.get("RepoDigests") or []
+            except errors.ImageNotFound as e:
+                raise ImageMissing(image) from e
+        return frozenset(str(entry).rpartition("@")[2] for entry in found)
+
     def import_rootfs(self, tar_path: Path, repository: str, tag: str, *, changes: Sequence[str] = ()) -> str:
         """Make image ``repository:tag`` from a root filesystem tar (like `docker import`); returns its id.
 

@@ -15,6 +15,12 @@ EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
 
 
+def unicode_safe(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udcff`` escapes: Python names a file whose
+    name is not UTF-8 with them, and no UTF-8 encoder (a log file, stdout, a record) takes one."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 class OrchestratorError(Exception):
     """Base class: ``str(error)`` is the whole user-facing message."""
 

@@ -10,18 +10,19 @@ Scheduling rules:
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TextIO, TypeAlias
 
 from orchestrator import builders, cache, gitcmd, record
 from orchestrator.builders.common import Claims, Job
 from orchestrator.commands import CommandRunner
-from orchestrator.errors import Interrupted, OrchestratorError, TimedOut
+from orchestrator.errors import Interrupted, OrchestratorError, TimedOut, unicode_safe
 from orchestrator.manifest import Manifest
 from orchestrator.model import file_stem
 from orchestrator.outputs import ArtifactOutput, Source
@@ -67,6 +68,15 @@ class Options:
 
 def log_path(log_dir: Path, artifact: str) -> Path:
     return log_dir / (file_stem(artifact) + ".log")
+
+
+def _open_log(path: Path) -> TextIO:
+    """A new, empty log file at ``path``. The old one is removed first, never opened: .build/
+    is not trusted, and a log planted as a symlink or a hard link to a user's file would
+    have that file truncated and overwritten."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def execute(
@@ -238,8 +248,9 @@ class _Scheduler:
         path = log_path(self.options.log_dir, name)
         started = time.monotonic()
         state = self.options.state_dir
-        with path.open("w", encoding="utf-8") as log_file, self.repo_locks[artifact.repo]:
+        with _open_log(path) as log_file, self.repo_locks[artifact.repo]:
             def log(line: str) -> None:
+                line = unicode_safe(line)  # a file name that is not UTF-8 must not end the build
                 log_file.write(line.rstrip("\n") + "\n")
                 log_file.flush()
                 if self.options.on_log is not None:
@@ -280,10 +291,10 @@ class _Scheduler:
             except OrchestratorError as e:
                 log(f"FAILED: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
-                              error=str(e), timed_out=isinstance(e, TimedOut))
+                              error=unicode_safe(str(e)), timed_out=isinstance(e, TimedOut))
             except Exception as e:  # a bug or an unexpected OS error: fail this artifact, keep the rest sane
                 log(f"FAILED (unexpected): {type(e).__name__}: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
-                              error=f"{name}: unexpected {type(e).__name__}: {e}")
+                              error=unicode_safe(f"{name}: unexpected {type(e).__name__}: {e}"))
         return Result(artifact=name, status="ok", output=output, duration=time.monotonic() - started, log=path,
                       cache_key=key)

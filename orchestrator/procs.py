@@ -143,9 +143,13 @@ def me() -> Owner:
 
 def write_owner(path: Path, owner: Owner) -> None:
     """Record ``owner`` at ``path`` (a small JSON file next to the lock it describes)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    # A temp name nobody can predict, created O_EXCL|O_NOFOLLOW: a link planted at a
+    # predictable name would have the record written through it, onto a user's file.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
-        tmp.write_text(json.dumps(asdict(owner)) + "\n", encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as file:
+            file.write(json.dumps(asdict(owner)) + "\n")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

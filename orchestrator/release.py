@@ -138,9 +138,12 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     without it. ``on_log(artifact, line)`` hears every line of every step's log."""
     from orchestrator.children import Children
     from orchestrator.report import write_release
+    from orchestrator.workspace import refuse_links
 
     started = time.time()
     release_dir = settings.dist_dir / manifest.release
+    state_dir, log_dir = settings.build_dir / "state", settings.build_dir / "logs"
+    refuse_links(release_dir, state_dir, state_dir / manifest.release, log_dir, log_dir / manifest.release)
     # A damaged or hand-edited record stops the build before any work, naming the field:
     # carrying over from it would trust it, and overwriting it would hide the tampering.
     record.read_previous(release_dir)
@@ -152,9 +155,9 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     options = Options(
         jobs=settings.jobs or default_jobs(),
         keep_going=keep_going,
-        log_dir=settings.build_dir / "logs" / manifest.release,
+        log_dir=log_dir / manifest.release,
         release_dir=release_dir,
-        state_dir=settings.build_dir / "state" / manifest.release,
+        state_dir=state_dir / manifest.release,
         force=force,
         on_log=on_log,
     )

@@ -30,6 +30,7 @@ from pathlib import Path
 from orchestrator.errors import OrchestratorError
 from orchestrator.fileops import write_atomic
 from orchestrator.procs import RUN_VARIABLE, STEP_VARIABLE
+from orchestrator.workspace import refuse_links
 
 RUN_LABEL = "orchestrator.run"  # the run token of the orchestrator process that started it
 STEP_LABEL = "orchestrator.step"  # the token of the build step whose host command started it
@@ -68,6 +69,7 @@ def write_shim(build_dir: Path, workspace: Path) -> Shim:
     script = ("#!/bin/sh\n# Written by the orchestrator: labels the containers build commands start "
               "(orchestrator/shim.py).\nexec " + shlex.join(command) + ' "$@"\n')
     path = directory / "docker"
+    refuse_links(directory, directory / "used")  # .build/shim/used -> ~/x would have ~/x emptied below
     try:
         (directory / "used").mkdir(parents=True, exist_ok=True)
         for stale in (directory / "used").iterdir():  # markers of runs that ended or died: never ours

@@ -43,7 +43,10 @@ CHECKOUT = (
 )
 # Never written by us; each makes git read other objects, another repository's files,
 # substitute history, or apply attributes (filters, export-ignore) nobody committed.
-_FOREIGN = ("commondir", "objects/info/alternates", "info/grafts", "info/attributes")
+# remotes/ and branches/ hold git's legacy remote definitions, read for a "URL" that is
+# also a valid remote name (no "/", as in git@host:repo.git): they would send every
+# fetch and ls-remote of that URL to a repository of their writer's choosing.
+_FOREIGN = ("commondir", "objects/info/alternates", "info/grafts", "info/attributes", "remotes", "branches")
 
 
 def write(git_dir: Path, expected: bytes) -> None:

@@ -17,12 +17,19 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import treecopy
 from tests.helpers.cli import BIN
-from tests.reliability.isolation_helpers import Workspace, busybox, docker_engine, make_repo
+from tests.reliability.isolation_helpers import (
+    Entry,
+    Workspace,
+    busybox,
+    chunks_of,
+    docker_engine,
+    make_repo,
+    tar_of,
+)
 
 __all__ = ["busybox", "docker_engine"]  # fixtures, used by name
-
-pytestmark = pytest.mark.docker
 
 
 def workspace(tmp_path: Path, busybox: str, command: str, timeout: str = "10m") -> Workspace:
@@ -53,6 +60,7 @@ def disk_used(root: Path) -> int:
     return used
 
 
+@pytest.mark.docker
 def test_a_copy_back_that_outlasts_the_timeout_is_stopped_and_reported_as_timed_out(
     busybox: str, tmp_path: Path
 ) -> None:
@@ -68,6 +76,7 @@ def test_a_copy_back_that_outlasts_the_timeout_is_stopped_and_reported_as_timed_
     assert not (ws.release / "bin" / "out").exists()
 
 
+@pytest.mark.docker
 def test_ctrl_c_during_the_copy_back_stops_it_at_once(busybox: str, tmp_path: Path) -> None:
     ws = workspace(tmp_path, busybox, "truncate -s 4G big && echo made")
     log = ws.root / ".build" / "logs" / "v1" / "tool.log"
@@ -97,6 +106,7 @@ def test_ctrl_c_during_the_copy_back_stops_it_at_once(busybox: str, tmp_path: Pa
     assert took < 10, f"Ctrl-C took {took:.0f}s to stop the copy back"
 
 
+@pytest.mark.docker
 def test_hard_links_and_holes_cost_the_host_no_more_disk_than_the_container(busybox: str, tmp_path: Path) -> None:
     links = "for i in $(seq 100); do ln big link$i; done"
     ws = workspace(tmp_path, busybox, f"dd if=/dev/urandom of=big bs=1M count=10 2>/dev/null && {links} "
@@ -109,3 +119,27 @@ def test_hard_links_and_holes_cost_the_host_no_more_disk_than_the_container(busy
     assert (ws.checkout / "sparse").stat().st_size == 1 << 30
     used = disk_used(ws.checkout)
     assert used < 40 << 20, f"10 MB in the container took {used >> 20} MB on the host"
+
+
+class Stop(Exception):
+    pass
+
+
+def test_a_copy_stopped_midway_leaves_the_tree_as_it_was_and_nothing_beside_it(tmp_path: Path) -> None:
+    tree = tmp_path / "ws" / "tool"
+    (tree / ".git").mkdir(parents=True)
+    (tree / "main.c").write_text("int main;\n")
+    data = tar_of(Entry("src", "dir", mode=0o755), Entry("src/big", data=bytes(1 << 20)), Entry("src/x", data=b"x"))
+    chunks = 0
+
+    def check() -> None:
+        nonlocal chunks
+        chunks += 1
+        if chunks > 50:
+            raise Stop
+
+    with pytest.raises(Stop):
+        treecopy.replace_tree(chunks_of(data, 4096), tree, log=lambda line: None, check=check)
+
+    assert sorted(p.name for p in tree.iterdir()) == [".git", "main.c"]
+    assert sorted(p.name for p in tree.parent.iterdir()) == ["tool"]

@@ -240,10 +240,13 @@ class _Scheduler:
         state = self.options.state_dir
         with path.open("w", encoding="utf-8") as log_file, self.repo_locks[artifact.repo]:
             def log(line: str) -> None:
-                log_file.write(line.rstrip("\n") + "\n")
+                # A file name from a container or a repository may not be UTF-8 (os.fsdecode
+                # gives surrogates): it is shown escaped, never a reason to fail the build.
+                line = line.rstrip("\n").encode("utf-8", "backslashreplace").decode("utf-8")
+                log_file.write(line + "\n")
                 log_file.flush()
                 if self.options.on_log is not None:
-                    self.options.on_log(name, line.rstrip("\n"))
+                    self.options.on_log(name, line)
 
             try:
                 key = self.key_for(name)

@@ -59,7 +59,9 @@ def read_sums(path: Path) -> tuple[dict[str, str], list[str]]:
     first_line: dict[str, int] = {}
     bad: list[str] = []
     text = read_limited(path).decode("utf-8", errors="replace")
-    for number, line in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" only, as for sha256sum: str.splitlines would also split a name
+    # holding U+2028, U+0085 or \x1c, which sha256sum reads as one line.
+    for number, line in enumerate(text.split("\n"), 1):
         match = _SUM_LINE.fullmatch(line)
         if match is None:
             if line.strip():

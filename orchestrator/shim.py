@@ -110,7 +110,8 @@ def _subcommand_index(argv: Sequence[str]) -> int | None:
     while index < len(argv):
         arg = argv[index]
         if arg == "--":
-            return None  # `docker -- run` is not a command docker knows: leave it alone
+            # The end of docker's own options: `docker -- run img` runs img (CLI 20.10 to 28).
+            return index + 1 if index + 1 < len(argv) else None
         if arg.startswith("--"):
             takes_value = "=" not in arg and arg in _VALUE_LONG
             index += 2 if takes_value else 1

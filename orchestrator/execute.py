@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeAlias
 from orchestrator import builders, cache, gitcmd, record
 from orchestrator.builders.common import Claims, Job
 from orchestrator.commands import CommandRunner
-from orchestrator.errors import Interrupted, OrchestratorError, TimedOut
+from orchestrator.errors import Interrupted, OrchestratorError, TimedOut, visible
 from orchestrator.manifest import Manifest
 from orchestrator.model import file_stem
 from orchestrator.outputs import ArtifactOutput, Source
@@ -241,8 +241,9 @@ class _Scheduler:
         with path.open("w", encoding="utf-8") as log_file, self.repo_locks[artifact.repo]:
             def log(line: str) -> None:
                 # A file name from a container or a repository may not be UTF-8 (os.fsdecode
-                # gives surrogates): it is shown escaped, never a reason to fail the build.
-                line = line.rstrip("\n").encode("utf-8", "backslashreplace").decode("utf-8")
+                # gives surrogates): it is shown escaped, never a reason to fail the build; and
+                # no control sequence of a build's output reaches a terminal (errors.visible).
+                line = visible(line.rstrip("\n")).encode("utf-8", "backslashreplace").decode("utf-8")
                 log_file.write(line + "\n")
                 log_file.flush()
                 if self.options.on_log is not None:

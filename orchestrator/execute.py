@@ -10,13 +10,16 @@ Scheduling rules:
 
 from __future__ import annotations
 
+import contextlib
+import os
+import stat
 import threading
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TextIO, TypeAlias
 
 from orchestrator import builders, cache, gitcmd, record
 from orchestrator.builders.common import Claims, Job
@@ -67,6 +70,16 @@ class Options:
 
 def log_path(log_dir: Path, artifact: str) -> Path:
     return log_dir / (file_stem(artifact) + ".log")
+
+
+def _open_log(path: Path) -> TextIO:
+    """The artifact's log, empty. .build/ is not trusted: a symlink planted there (to a
+    user's ~/.bashrc) is replaced, never written through, and a FIFO never waited on."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            os.unlink(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def execute(
@@ -238,7 +251,7 @@ class _Scheduler:
         path = log_path(self.options.log_dir, name)
         started = time.monotonic()
         state = self.options.state_dir
-        with path.open("w", encoding="utf-8") as log_file, self.repo_locks[artifact.repo]:
+        with _open_log(path) as log_file, self.repo_locks[artifact.repo]:
             def log(line: str) -> None:
                 # A file name from a container or a repository may not be UTF-8 (os.fsdecode
                 # gives surrogates): it is shown escaped, never a reason to fail the build; and

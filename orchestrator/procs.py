@@ -144,8 +144,17 @@ def me() -> Owner:
 def write_owner(path: Path, owner: Owner) -> None:
     """Record ``owner`` at ``path`` (a small JSON file next to the lock it describes)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    # Created, never opened through what is there: the cache and .build/ are writable by
+    # others, who can plant a symlink at this predictable name.
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        tmp.write_text(json.dumps(asdict(owner)) + "\n", encoding="utf-8")
+        try:
+            fd = os.open(tmp, flags, 0o644)
+        except FileExistsError:
+            tmp.unlink()
+            fd = os.open(tmp, flags, 0o644)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(json.dumps(asdict(owner)) + "\n")
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

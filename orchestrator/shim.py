@@ -20,8 +20,10 @@ the one DOCKER_HOST names, starts containers the orchestrator cannot find.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import stat
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -69,7 +71,8 @@ def write_shim(build_dir: Path, workspace: Path) -> Shim:
               "(orchestrator/shim.py).\nexec " + shlex.join(command) + ' "$@"\n')
     path = directory / "docker"
     try:
-        (directory / "used").mkdir(parents=True, exist_ok=True)
+        _own_directory(directory)
+        _own_directory(directory / "used")
         for stale in (directory / "used").iterdir():  # markers of runs that ended or died: never ours
             stale.unlink(missing_ok=True)
         write_atomic(path, script.encode())
@@ -78,6 +81,15 @@ def write_shim(build_dir: Path, workspace: Path) -> Shim:
         raise OrchestratorError(f"cannot write the docker shim for build commands at {path}: {e.strerror}",
                                 hint="check free space and permissions of the workspace's .build/") from e
     return Shim(directory=directory)
+
+
+def _own_directory(path: Path) -> None:
+    """Make ``path`` a directory of its own. .build/ is not trusted: a symlink planted
+    there (``used -> ~/Documents``) is removed, never followed and emptied."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            path.unlink()
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def labels_for(env: Mapping[str, str], workspace: str) -> dict[str, str]:

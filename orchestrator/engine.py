@@ -340,8 +340,16 @@ class Engine:
                 raise DeadlineExceeded(what, budget or 0, out.text)
             if exit_code != 0:
                 raise ContainerFailed(shown, image, exit_code, out.text)
-            with self._talking(f"copying /src back from {what}"):
-                treecopy.bring_back(container, workdir, log=log)
+            copying = f"copying /src back from {what}"
+
+            def check() -> None:  # before each chunk: the copy obeys Ctrl-C and the deadline too
+                if self._cancelled:
+                    raise Cancelled(copying)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise DeadlineExceeded(copying, budget or 0, out.text)
+
+            with self._talking(copying):
+                treecopy.bring_back(container, workdir, log=log, check=check)
         except errors.APIError as e:  # start() refused (no such command, network), or cancel_all removed it
             _quietly(container.kill)
             if self._cancelled:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, TextIO, TypeAlias
 from orchestrator import builders, cache, gitcmd, record
 from orchestrator.builders.common import Claims, Job
 from orchestrator.commands import CommandRunner
-from orchestrator.errors import Interrupted, OrchestratorError, TimedOut, unicode_safe
+from orchestrator.errors import Interrupted, OrchestratorError, TimedOut, unicode_safe, visible
 from orchestrator.manifest import Manifest
 from orchestrator.model import file_stem
 from orchestrator.outputs import ArtifactOutput, Source
@@ -250,11 +250,14 @@ class _Scheduler:
         state = self.options.state_dir
         with _open_log(path) as log_file, self.repo_locks[artifact.repo]:
             def log(line: str) -> None:
-                line = unicode_safe(line)  # a file name that is not UTF-8 must not end the build
-                log_file.write(line.rstrip("\n") + "\n")
+                # A file name from a container or a repository may not be UTF-8 (os.fsdecode
+                # gives surrogates): it is shown escaped, never a reason to fail the build; and
+                # no control sequence of a build's output reaches a terminal (errors.visible).
+                line = unicode_safe(visible(line.rstrip("\n")))
+                log_file.write(line + "\n")
                 log_file.flush()
                 if self.options.on_log is not None:
-                    self.options.on_log(name, line.rstrip("\n"))
+                    self.options.on_log(name, line)
 
             try:
                 key = self.key_for(name)

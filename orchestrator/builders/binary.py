@@ -14,7 +14,7 @@ def _build_files(job: Job, folder: str) -> ArtifactOutput:
     if job.artifact.type == "python-package":
         for output in outputs:
             if output.name.endswith(".tar.gz"):
-                normalize_tar_gz(job.source.path / output.real, job.source.commit_time)
+                normalize_tar_gz(job.source.path, output.real, job.source.commit_time, artifact=job.artifact.name)
                 job.log(f"normalized {output.name}: times clamped to SOURCE_DATE_EPOCH, owner 0/0")
     records = tuple(publish_all(job, outputs, folder))
     for record in records:

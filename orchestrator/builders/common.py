@@ -27,8 +27,6 @@ if TYPE_CHECKING:
 
 # A newline in a published name would let a file write its own line into SHA256SUMS.
 _UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f\\]")
-# Python names a byte that is not UTF-8 in a file name with a lone surrogate.
-_NOT_UNICODE = re.compile("[\ud800-\udfff]")
 
 
 class Claims:
@@ -137,10 +135,13 @@ def collect_outputs(job: Job) -> list[Output]:
                 raise BuildError(f"{job.artifact.name}: output {match!r} {e.why}",
                                  hint="an output must be a file inside the checkout; "
                                       "a symlink may only point inside it") from e
-            if _NOT_UNICODE.search(match):
-                raise BuildError(f"{job.artifact.name}: output {match!r} has a name that is not UTF-8, which "
-                                 "release.json and SHA256SUMS cannot record",
-                                 hint="rename the file, or narrow the pattern in `outputs`")
+            try:
+                match.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = os.fsencode(match).decode("ascii", "backslashreplace")
+                raise BuildError(f"{job.artifact.name}: output '{shown}' has a name that is not valid UTF-8, "
+                                 "which release.json and SHA256SUMS cannot record",
+                                 hint="rename the file, or narrow the pattern in `outputs`") from None
             if _UNPRINTABLE.search(match):
                 raise BuildError(f"{job.artifact.name}: output {match!r} has a control character or backslash "
                                  "in its name, which SHA256SUMS cannot list as it is",

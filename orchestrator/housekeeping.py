@@ -39,11 +39,11 @@ class CleanError(OrchestratorError):
 
 def release_paths(workspace: Path, release: str) -> list[tuple[Path, str]]:
     """What one release leaves in a workspace: its dist/ directory, cache records and logs."""
-    return [
+    return _with_leftovers([
         (workspace / "dist" / release, f"release {release}: outputs and record"),
         (workspace / ".build" / "state" / release, f"release {release}: cache records"),
         (workspace / ".build" / "logs" / release, f"release {release}: build logs"),
-    ]
+    ])
 
 
 def workspace_paths(workspace: Path) -> list[tuple[Path, str]]:
@@ -54,8 +54,19 @@ def workspace_paths(workspace: Path) -> list[tuple[Path, str]]:
     build = workspace / ".build"
     kept = {LOCK_NAME, OWNER_NAME}
     inside = sorted(entry for entry in build.iterdir() if entry.name not in kept) if build.is_dir() else []
-    return [(workspace / "dist", "every release's outputs"),
-            *((entry, f".build/{entry.name}") for entry in inside)]
+    return _with_leftovers([(workspace / "dist", "every release's outputs"),
+                            *((entry, f".build/{entry.name}") for entry in inside)])
+
+
+def _with_leftovers(paths: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """``paths``, each followed by what an interrupted removal of it left (see _remove_tree):
+    nothing else ever looks at that name again."""
+    found: dict[Path, str] = {}
+    for path, what in paths:
+        found.setdefault(path, what)
+        if os.path.lexists(leftover := _doomed(path)):
+            found.setdefault(leftover, f"{what}: left by an interrupted clean")
+    return list(found.items())
 
 
 def cache_paths(cache_dir: Path, keep: Iterable[str]) -> list[tuple[Path, str]]:
@@ -157,11 +168,15 @@ def _mirror_lock(mirror: Path | None) -> Iterator[tuple[str | None, list[str]]]:
 def _remove_tree(path: Path) -> None:
     # Rename first: an interrupted removal must not leave a half-deleted tree at a path
     # that a later run reads as a release or a mirror.
-    doomed = path.with_name(f".tmp~{path.name}~removing")
+    doomed = _doomed(path)
     if os.path.lexists(doomed):
         shutil.rmtree(doomed)
     os.rename(path, doomed)
     shutil.rmtree(doomed)
+
+
+def _doomed(path: Path) -> Path:
+    return path.with_name(f".tmp~{path.name}~removing")
 
 
 def _size(path: Path) -> int:

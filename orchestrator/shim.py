@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import stat
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -69,7 +70,10 @@ def write_shim(build_dir: Path, workspace: Path) -> Shim:
               "(orchestrator/shim.py).\nexec " + shlex.join(command) + ' "$@"\n')
     path = directory / "docker"
     try:
-        (directory / "used").mkdir(parents=True, exist_ok=True)
+        # .build/ is not trusted: a symlink planted at shim/ or shim/used/ would have us write
+        # `docker` and delete markers wherever it points.
+        _own_directory(directory)
+        _own_directory(directory / "used")
         for stale in (directory / "used").iterdir():  # markers of runs that ended or died: never ours
             stale.unlink(missing_ok=True)
         write_atomic(path, script.encode())
@@ -78,6 +82,18 @@ def write_shim(build_dir: Path, workspace: Path) -> Shim:
         raise OrchestratorError(f"cannot write the docker shim for build commands at {path}: {e.strerror}",
                                 hint="check free space and permissions of the workspace's .build/") from e
     return Shim(directory=directory)
+
+
+def _own_directory(path: Path) -> None:
+    """``path`` as a directory, made here if need be: whatever else is there (a symlink, a
+    file) is removed, never followed."""
+    try:
+        if stat.S_ISDIR(path.lstat().st_mode):
+            return
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    path.mkdir(parents=True)
 
 
 def labels_for(env: Mapping[str, str], workspace: str) -> dict[str, str]:

@@ -64,7 +64,11 @@ class Stopping:
             return
         self.received = 0
         self.second_is_graceful = False
-        previous = {number: signal.signal(number, self) for number in self.SIGNALS}
+        # A SIGHUP ignored when we start was ignored on purpose (`nohup orchestrator build
+        # --all &`, to survive the terminal): it stays ignored.
+        wanted = [number for number in self.SIGNALS
+                  if not (number == signal.SIGHUP and signal.getsignal(number) == signal.SIG_IGN)]
+        previous = {number: signal.signal(number, self) for number in wanted}
         try:
             yield
         finally:

@@ -50,7 +50,7 @@ def locked(path: Path, name: str, emit: Emit) -> Iterator[None]:
     record = path.with_name(path.name + ".owner")
     mine = False
     try:
-        _stop_leftovers(record, path.parent, name, emit)
+        stop_leftovers(record, path.parent, name, emit)
         try:
             procs.write_owner(record, procs.me())
         except OSError as error:  # a write error names no file: say which disk is full
@@ -79,7 +79,7 @@ def _acquire(lock: FileLock, timeout: float) -> bool:
                 return False
 
 
-def _stop_leftovers(record: Path, where: Path, name: str, emit: Emit) -> None:
+def stop_leftovers(record: Path, where: Path, name: str, emit: Emit) -> None:
     """Kill what the recorded holder of a lock we now hold left running.
 
     We hold the lock, so its recorded holder let go of it: it died without removing its

@@ -14,6 +14,7 @@ import functools
 import json
 import os
 import re
+import secrets
 import shlex
 import socket
 import threading
@@ -31,6 +32,7 @@ from orchestrator.shim import RUN_LABEL, WORKSPACE_LABEL
 
 Log = Callable[[str], None]
 PushProblem = Literal["auth", "unreachable", "other"]
+CONTAINER_LABEL = "orchestrator.container"  # one container's own token (engine.run)
 MANAGED_LABEL = "orchestrator.managed"  # `docker ps -a --filter label=...` finds leftovers after a kill -9
 _RECHECK_SECONDS = 10.0  # after a log stream ends early, how long to wait for the exit before reopening it
 # How long cancel_all keeps killing the RUN step of a build: the engine announces a step
@@ -314,21 +316,29 @@ class Engine:
         shown = command if isinstance(command, str) else shlex.join(argv)
         what = f"command `{shown}` in image {image}"
         budget = self._start(what, deadline)
+        # Its own label, so that a Ctrl-C landing while the engine creates it (the engine
+        # then has a container we hold no handle of) still finds and removes it.
+        token = secrets.token_hex(8)
         try:
             with self._talking(f"creating a container for {what}"):
                 container = self._client.containers.create(
                     image, argv, environment=dict(env), network_mode=network_mode, working_dir="/src",
-                    user=f"{os.getuid()}:{os.getgid()}", labels=dict(self.container_labels), use_config_proxy=False,
+                    user=f"{os.getuid()}:{os.getgid()}", labels={**self.container_labels, CONTAINER_LABEL: token},
+                    use_config_proxy=False,
                 )  # fmt: skip
+            with self._lock:
+                # cancel_all may have run since _start; a container it never saw must not start.
+                cancelled = self._cancelled
+                if not cancelled:
+                    self._live[container.id] = container
         except errors.ImageNotFound as e:
             raise ImageMissing(image) from e
         except errors.APIError as e:
             raise EngineError(f"creating a container for {what} failed: {_explain(e)}") from e
-        with self._lock:
-            # cancel_all may have run since _start; a container it never saw must not start.
-            cancelled = self._cancelled
-            if not cancelled:
-                self._live[container.id] = container
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.stop_labelled(CONTAINER_LABEL, token)
+            raise
         out = _Output(log)
         expired = threading.Event()
 

@@ -2,9 +2,10 @@
 
 An artifact's cache key hashes everything its result depends on: its canonical spec
 (its kind's settings: command, outputs, env, Dockerfile settings...; and what the kind
-adds, such as rendered image references), the
-release name (commands see it as $RELEASE), its repository's commit, the keys of
-everything it requires or stages, the builder image's id, and a format version.
+adds, such as rendered image references), the release name (commands see it as
+$RELEASE), its repository's commit, ref and URL, the keys of everything it requires or
+stages, the builder image's id, the host's fingerprint for commands run on the host,
+and a format version.
 The last successful build of each artifact is recorded under
 ``.build/state/<release>/``; a matching key with outputs still intact (files' sha256,
 images present and labelled with the key) means the artifact is reported as cached.
@@ -25,13 +26,15 @@ from orchestrator.fileops import damage, read_limited, write_atomic
 from orchestrator.model import Artifact, Manifest, file_stem
 from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord
 from orchestrator.record import ReleaseRecordError
+from orchestrator.redact import redact_url
 
 if TYPE_CHECKING:
     from orchestrator.engine import Engine
 
 # Bump when the meaning of a key changes (what goes into it, or how builders use it).
-# 2: settings are nested per kind, and the kind adds its own inputs.
-KEY_FORMAT = 2
+# 2: the repository's ref and URL (commands see $GIT_REF, archives and labels name them).
+# 3: settings are nested per kind, the kind adds its own inputs, and the host's fingerprint.
+KEY_FORMAT = 3
 __all__ = ["KEY_LABEL", "ArtifactCache", "Found", "LocalCache", "cache_key", "forget", "lookup", "save"]
 # A state record lists one artifact's files and images: kilobytes.
 MAX_STATE_BYTES = 1024 * 1024
@@ -43,10 +46,15 @@ def cache_key(manifest: Manifest, artifact: Artifact, *, commit: str, dependency
     spec = asdict(artifact)  # the kind's own settings included, as a nested mapping
     spec.pop("description")  # documentation only: editing it must not rebuild
     spec.pop("timeout")  # a limit on the build, not an input of it
+    repo = manifest.repos[artifact.repo]
     payload = {
         "format": KEY_FORMAT,
         "release": manifest.release,
         "commit": commit,
+        # The same commit under another ref is another build: $GIT_REF, a library's archive
+        # name and prefix, an image's source label. The URL without its credentials.
+        "ref": repo.ref,
+        "url": redact_url(repo.url),
         "spec": spec,
         "kind": kinds.get(artifact.type).key_inputs(manifest, artifact, commit),
         "dependencies": {name: dependency_keys[name] for name in artifact.dependencies},

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator import procs
-from orchestrator.commands import CommandRunner
+from orchestrator.commands import GRACE_SECONDS, CommandRunner
 from orchestrator.errors import OrchestratorError
 from orchestrator.redact import redact
 from orchestrator.shim import RUN_LABEL, WORKSPACE_LABEL, write_shim
@@ -35,15 +35,16 @@ class Children:
     """A run's host command runner and (lazily) its Docker engine, and how to stop them."""
 
     def __init__(self, *, workspace: Path | None = None, build_dir: Path | None = None,
-                 engine_factory: Callable[[], Engine] | None = None) -> None:
+                 engine_factory: Callable[[], Engine] | None = None, grace: float = GRACE_SECONDS) -> None:
         """``build_dir``: write the docker shim there for host commands; ``engine_factory``:
-        how to reach Docker (default: DOCKER_HOST, labelling containers with ``workspace``)."""
+        how to reach Docker (default: DOCKER_HOST, labelling containers with ``workspace``);
+        ``grace``: seconds between SIGTERM and SIGKILL when a command is stopped."""
         self.workspace = workspace
         self._factory = engine_factory
         self._engine: Engine | None = None
         self._lock = threading.RLock()  # re-entrant: kill_now runs in a signal handler
         shim = write_shim(build_dir, workspace or Path(".")) if build_dir is not None else None
-        self.runner = CommandRunner(shim=shim, containers=self.engine)
+        self.runner = CommandRunner(shim=shim, containers=self.engine, grace=grace)
 
     def engine(self) -> Engine:
         """The run's engine, connected on first use; DockerUnavailableError when there is none."""

@@ -85,7 +85,7 @@ class CommandRunner:
         stops it (SIGTERM to all of it, SIGKILL after the grace) and TimedOut is raised."""
         started = time.monotonic()
         token = procs.new_token()
-        full = {**env, procs.RUN_VARIABLE: procs.run_token(), procs.STEP_VARIABLE: token}
+        full = {**env, **procs.child_environment(), procs.STEP_VARIABLE: token}
         if self._shim is not None:
             full["PATH"] = self._shim.path_for(env.get("PATH"))
         with self._lock:  # so that cancel_all either sees this step or it never starts

@@ -9,7 +9,7 @@ published into a release goes through here:
 
 - where a symlink is allowed (an output or a staging parent that points elsewhere
   *inside* the checkout), the path is resolved first and refused when its real path
-  leaves the root (``resolve_inside``);
+  leaves the root or enters a ``.git`` directory, which host git trusts (``resolve_inside``);
 - the resolved path is then opened one component at a time, each relative to the
   directory before it, with ``O_NOFOLLOW``: a component that is (or has just become)
   a symlink fails the operation instead of being followed;
@@ -72,14 +72,19 @@ def resolve_inside(root: Path, relative: str, *, where: str) -> PurePosixPath:
     """``relative`` with every symlink in it resolved, relative to the real ``root``.
 
     Raises ``UnsafePath`` naming where it points when the real path leaves ``root``
-    (``where`` names the root in that message: "the checkout"). Components that do
-    not exist yet are kept as they are.
+    (``where`` names the root in that message: "the checkout"), or leads into a ``.git``
+    directory. Components that do not exist yet are kept as they are.
     """
     real_root = os.path.realpath(root)
     real = os.path.realpath(os.path.join(real_root, relative))
     if real != real_root and not real.startswith(real_root.rstrip("/") + "/"):
         raise UnsafePath(root, relative, f"resolves to {real}, outside {where} {root}")
-    return PurePosixPath(os.path.relpath(real, real_root))
+    inside = PurePosixPath(os.path.relpath(real, real_root))
+    # A checkout's .git is the host's, and host git trusts it: a committed `vendor -> .git`
+    # must not make staging write .git/config (or an output read it).
+    if ".git" in inside.parts:
+        raise UnsafePath(root, relative, f"resolves to {inside}, inside a .git directory (host git trusts it)")
+    return inside
 
 
 @contextlib.contextmanager

@@ -14,7 +14,9 @@ import functools
 import json
 import os
 import re
+import secrets
 import shlex
+import socket
 import threading
 import time
 from collections import deque
@@ -31,6 +33,7 @@ from orchestrator.shim import RUN_LABEL, WORKSPACE_LABEL
 
 Log = Callable[[str], None]
 PushProblem = Literal["auth", "unreachable", "other"]
+CONTAINER_LABEL = "orchestrator.container"  # one container's own token (engine.run)
 MANAGED_LABEL = "orchestrator.managed"  # `docker ps -a --filter label=...` finds leftovers after a kill -9
 _RECHECK_SECONDS = 10.0  # after a log stream ends early, how long to wait for the exit before reopening it
 # How long cancel_all keeps killing the RUN step of a build: the engine announces a step
@@ -168,6 +171,15 @@ class Engine:
         self._lock = threading.RLock()  # re-entrant: cancel_all may run in a signal handler on a lock holder
         self._live: dict[str, Any] = {}  # container id -> container, while run() owns it
         self._build_steps: set[str] = set()  # containers of RUN steps in builds under way
+        # The HTTP responses of builds under way: a build can wait silently with no RUN step
+        # to kill (ADD from a server that hangs, a FROM pulled from a registry that hangs), its
+        # thread in a read bounded only by the deadline. cancel_all cuts the connection, which
+        # ends that read, and the engine abandons the build (and removes its RUN container).
+        self._build_streams: set[Any] = set()
+        self._starting = threading.local()  # the build this thread is starting: see _note_response
+        hooks = getattr(getattr(client, "api", None), "hooks", None)  # requests' hooks; absent in fakes
+        if isinstance(hooks, dict) and isinstance(hooks.get("response"), list):
+            hooks["response"].append(self._note_response)
         self._cancelled = False
 
     @classmethod
@@ -211,15 +223,20 @@ class Engine:
         budget = self._start(what, deadline)
         out = _Output(log)
         image_id = short_id = step = None
+        responses: list[Any] = []  # this build's HTTP response, once the engine answers
         try:
             with self._talking(what):
                 # `timeout` is docker-py's socket read timeout: without it a silent RUN step
                 # could outlive the deadline, as chunks are our only clock.
-                stream = self._client.api.build(
-                    path=str(context), dockerfile=dockerfile, tag=tags[0] if tags else None, buildargs=dict(buildargs),
-                    target=target, labels=dict(labels), network_mode=network_mode, rm=True, forcerm=True,
-                    decode=True, timeout=budget,
-                )  # fmt: skip
+                self._starting.responses = responses
+                try:
+                    stream = self._client.api.build(
+                        path=str(context), dockerfile=dockerfile, tag=tags[0] if tags else None,
+                        buildargs=dict(buildargs), target=target, labels=dict(labels), network_mode=network_mode,
+                        rm=True, forcerm=True, decode=True, timeout=budget,
+                    )  # fmt: skip
+                finally:
+                    self._starting.responses = None
                 # Closing the stream drops the connection, and the engine abandons the build.
                 with contextlib.closing(stream):
                     for chunk in stream:
@@ -247,6 +264,8 @@ class Engine:
                             image_id = aux["ID"]
                         if deadline is not None and time.monotonic() >= deadline:
                             raise DeadlineExceeded(what, budget or 0, out.text)
+                if self._cancelled:  # cancel_all cut the stream: it ended without the image
+                    raise Cancelled(what)
                 out.flush()
                 if image_id is None and short_id is not None:
                     image_id = self._client.images.get(short_id).id
@@ -257,12 +276,15 @@ class Engine:
         except errors.DockerException as e:  # raised before any request, e.g. an invalid tag
             raise ImageBuildFailed(name, _redact(str(e)), output=out.text) from e
         except DockerUnavailableError as e:
+            if self._cancelled:  # cancel_all cut the stream
+                raise Cancelled(what) from e
             if budget is not None and _is_read_timeout(e.__cause__ or e):
                 raise DeadlineExceeded(what, budget, out.text) from e
             raise
         finally:
             with self._lock:
                 self._build_steps.discard(step or "")
+                self._build_streams.difference_update(responses)
         if image_id is None:
             raise ImageBuildFailed(name, "the engine reported no image id", output=out.text)
         for ref in tags[1:]:
@@ -295,21 +317,29 @@ class Engine:
         shown = command if isinstance(command, str) else shlex.join(argv)
         what = f"command `{shown}` in image {image}"
         budget = self._start(what, deadline)
+        # Its own label, so that a Ctrl-C landing while the engine creates it (the engine
+        # then has a container we hold no handle of) still finds and removes it.
+        token = secrets.token_hex(8)
         try:
             with self._talking(f"creating a container for {what}"):
                 container = self._client.containers.create(
                     image, argv, environment=dict(env), network_mode=network_mode, working_dir="/src",
-                    user=f"{os.getuid()}:{os.getgid()}", labels=dict(self.container_labels), use_config_proxy=False,
+                    user=f"{os.getuid()}:{os.getgid()}", labels={**self.container_labels, CONTAINER_LABEL: token},
+                    use_config_proxy=False,
                 )  # fmt: skip
+            with self._lock:
+                # cancel_all may have run since _start; a container it never saw must not start.
+                cancelled = self._cancelled
+                if not cancelled:
+                    self._live[container.id] = container
         except errors.ImageNotFound as e:
             raise ImageMissing(image) from e
         except errors.APIError as e:
             raise EngineError(f"creating a container for {what} failed: {_explain(e)}") from e
-        with self._lock:
-            # cancel_all may have run since _start; a container it never saw must not start.
-            cancelled = self._cancelled
-            if not cancelled:
-                self._live[container.id] = container
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self.stop_labelled(CONTAINER_LABEL, token)
+            raise
         out = _Output(log)
         expired = threading.Event()
 
@@ -341,8 +371,16 @@ class Engine:
                 raise DeadlineExceeded(what, budget or 0, out.text)
             if exit_code != 0:
                 raise ContainerFailed(shown, image, exit_code, out.text)
-            with self._talking(f"copying /src back from {what}"):
-                treecopy.bring_back(container, workdir, log=log)
+            copying = f"copying /src back from {what}"
+
+            def check() -> None:  # before each chunk: the copy obeys Ctrl-C and the deadline too
+                if self._cancelled:
+                    raise Cancelled(copying)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise DeadlineExceeded(copying, budget or 0, out.text)
+
+            with self._talking(copying):
+                treecopy.bring_back(container, workdir, log=log, check=check)
         except errors.APIError as e:  # start() refused (no such command, network), or cancel_all removed it
             _quietly(container.kill)
             if self._cancelled:
@@ -385,6 +423,18 @@ class Engine:
                 return dict(self._client.images.get(ref).labels or {})
             except errors.ImageNotFound as e:
                 raise ImageMissing(ref) from e
+
+    def pushed_digests(self, image: str) -> frozenset[str]:
+        """The registry digests the engine records for ``image`` (its RepoDigests, without
+        their repository): each is the manifest of this very image as a push or pull saw it.
+        ImageMissing when the engine does not have it."""
+        errors = _docker_errors()
+        with self._talking(f"inspecting image {image}"):
+            try:
+                found = self._client.images.get(image).attrs.get("RepoDigests") or []
+            except errors.ImageNotFound as e:
+                raise ImageMissing(image) from e
+        return frozenset(str(entry).rpartition("@")[2] for entry in found)
 
     def import_rootfs(self, tar_path: Path, repository: str, tag: str, *, changes: Sequence[str] = ()) -> str:
         """Make image ``repository:tag`` from a root filesystem tar (like `docker import`); returns its id.
@@ -457,6 +507,9 @@ class Engine:
         with self._lock:
             self._cancelled = True
             live = list(self._live.values())
+            streams = list(self._build_streams)
+        for response in streams:  # a build silent outside a RUN step has nothing else to stop it
+            _sever(response)
         for container in live:
             _quietly(container.kill)
             _quietly(functools.partial(container.remove, force=True))
@@ -469,6 +522,19 @@ class Engine:
             if not steps or time.monotonic() >= deadline:
                 return
             time.sleep(0.1)
+
+    def _note_response(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """requests' response hook, in the thread that made the request: keeps the response
+        of a build this thread is starting, for cancel_all to cut."""
+        responses = getattr(self._starting, "responses", None)
+        if responses is None:
+            return
+        responses.append(response)
+        with self._lock:
+            self._build_streams.add(response)
+            late = self._cancelled
+        if late:  # cancel_all ran while the build was being sent
+            _sever(response)
 
     def labelled(self, label: str, value: str | None = None) -> list[LabelledContainer]:
         """Every container (running or not) with ``label`` (set to ``value`` when given)."""
@@ -599,6 +665,14 @@ def _quietly(action: Callable[[], object]) -> None:
     """Best-effort cleanup: the container may be stopped or gone already; never mask the real error."""
     with contextlib.suppress(Exception):
         action()
+
+
+def _sever(response: Any) -> None:
+    """Cut the connection of a streamed response, from any thread: a read blocked on it ends."""
+    sock = getattr(getattr(getattr(response, "raw", None), "connection", None), "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _chunk_error(chunk: Mapping[str, Any]) -> str | None:

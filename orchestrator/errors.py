@@ -7,12 +7,19 @@ Every error says what is wrong, where, and what to do next. ``orchestrator_cli.e
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+
+
+def unicode_safe(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udcff`` escapes: Python names a file whose
+    name is not UTF-8 with them, and no UTF-8 encoder (a log file, stdout, a record) takes one."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 class OrchestratorError(Exception):
@@ -136,8 +143,8 @@ class Interrupted(OrchestratorError):
 
 
 def tail(text: str, lines: int = 20, indent: str = "    ") -> str:
-    """The last ``lines`` lines of ``text``, indented, for error messages."""
-    kept = text.rstrip("\n").splitlines()[-lines:]
+    """The last ``lines`` lines of ``text``, indented and ``visible``, for error messages."""
+    kept = visible(text).rstrip("\n").splitlines()[-lines:]
     return "\n".join(indent + line for line in kept)
 
 
@@ -151,3 +158,16 @@ def reason(artifact: str, error: str | None) -> str:
     for prefix in (f"{artifact}: ", "skipped: ", "not started: "):
         text = text.removeprefix(prefix)
     return text
+
+
+_CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")  # colours, cursor moves: dropped
+_LINE_END = re.compile(r"\r+(?=\n|$)")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """``text`` (a build's output, a remote's message) made safe to show on a terminal:
+    CSI sequences dropped, every other control character but tab and newline written as
+    ``\\xNN``. An OSC 52 sequence would put the build's text on the clipboard, and a DCS
+    query makes some terminals type their answer into their own input."""
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", _LINE_END.sub("", _CSI.sub("", text)))

@@ -18,13 +18,13 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, TextIO, TypeAlias
 
 from orchestrator import cache, gitcmd, hostprint, kinds, record
 from orchestrator.builders.common import Claims, Job
 from orchestrator.cache import ArtifactCache
 from orchestrator.commands import CommandRunner
-from orchestrator.errors import Interrupted, OrchestratorError, TimedOut
+from orchestrator.errors import Interrupted, OrchestratorError, TimedOut, unicode_safe, visible
 from orchestrator.manifest import Manifest
 from orchestrator.model import file_stem
 from orchestrator.outputs import ArtifactOutput, Source
@@ -69,6 +69,15 @@ class Options:
 
 def log_path(log_dir: Path, artifact: str) -> Path:
     return log_dir / (file_stem(artifact) + ".log")
+
+
+def _open_log(path: Path) -> TextIO:
+    """A new, empty log file at ``path``. The old one is removed first, never opened: .build/
+    is not trusted, and a log planted as a symlink or a hard link to a user's file would
+    have that file truncated and overwritten."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    return os.fdopen(fd, "w", encoding="utf-8")
 
 
 def execute(
@@ -249,12 +258,16 @@ class _Scheduler:
         path = log_path(self.options.log_dir, name)
         started = time.monotonic()
         store = self.cache
-        with path.open("w", encoding="utf-8") as log_file, self.repo_locks[artifact.repo]:
+        with _open_log(path) as log_file, self.repo_locks[artifact.repo]:
             def log(line: str) -> None:
-                log_file.write(line.rstrip("\n") + "\n")
+                # A file name from a container or a repository may not be UTF-8 (os.fsdecode
+                # gives surrogates): it is shown escaped, never a reason to fail the build; and
+                # no control sequence of a build's output reaches a terminal (errors.visible).
+                line = unicode_safe(visible(line.rstrip("\n")))
+                log_file.write(line + "\n")
                 log_file.flush()
                 if self.options.on_log is not None:
-                    self.options.on_log(name, line.rstrip("\n"))
+                    self.options.on_log(name, line)
 
             try:
                 key = self.key_for(name)
@@ -291,12 +304,12 @@ class _Scheduler:
             except OrchestratorError as e:
                 log(f"FAILED: {e}")
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
-                              error=str(e), timed_out=isinstance(e, TimedOut))
+                              error=unicode_safe(str(e)), timed_out=isinstance(e, TimedOut))
             except Exception as e:  # a bug or an unexpected OS error: fail this artifact, keep the rest sane
                 log(f"FAILED (unexpected): {type(e).__name__}: {e}")
                 for line in traceback.format_exc().splitlines():  # the log keeps the whole story
                     log(line)
                 return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
-                              error=f"{name}: unexpected {type(e).__name__}: {e}")
+                              error=unicode_safe(f"{name}: unexpected {type(e).__name__}: {e}"))
         return Result(artifact=name, status="ok", output=output, duration=time.monotonic() - started, log=path,
                       cache_key=key)

@@ -34,30 +34,32 @@ def sha256_file(path: Path) -> str:
 def damage(release_dir: Path, record: FileRecord) -> str | None:
     """Why the published file of ``record`` does not match it, or None when it does.
 
-    The file must be a regular file (a symlink is never followed: it could point
-    anywhere on the host) with the recorded size, permission bits and sha256.
+    The file must be a regular file reached without a symlink on the way (a symlink is
+    never followed, the file's or a folder's above it: it could point anywhere on the
+    host), with the recorded size, permission bits and sha256, all read from one open file.
     """
-    published = release_dir / record.path
+    from orchestrator.confined import UnsafePath, opened_file
+
     try:
-        info = published.lstat()
+        with opened_file(release_dir, record.path) as (fd, info):
+            if stat.S_IMODE(info.st_mode) != record.mode:
+                return f"mode {stat.S_IMODE(info.st_mode):04o}, recorded {record.mode:04o}"
+            if info.st_size != record.size:
+                return f"size {info.st_size}, recorded {record.size}"
+            digest = hashlib.sha256()
+            while block := os.read(fd, 1 << 20):
+                digest.update(block)
     except FileNotFoundError:
         return "missing"
+    except UnsafePath as e:
+        return "a symbolic link, not a file" if e.relative == record.path and "symlink" in e.why else \
+            f"{e.relative} {e.why}"
+    except ValueError:  # not a plain relative path: the record reader refuses those already
+        return "not a path inside the release directory"
     except OSError as e:
         return f"cannot be read: {e.strerror}"
-    if stat.S_ISLNK(info.st_mode):
-        return "a symbolic link, not a file"
-    if not stat.S_ISREG(info.st_mode):
-        return "not a regular file"
-    if stat.S_IMODE(info.st_mode) != record.mode:
-        return f"mode {stat.S_IMODE(info.st_mode):04o}, recorded {record.mode:04o}"
-    if info.st_size != record.size:
-        return f"size {info.st_size}, recorded {record.size}"
-    try:
-        actual = sha256_file(published)
-    except OSError as e:
-        return f"cannot be read: {e.strerror}"
-    if actual != record.sha256:
-        return f"sha256 {actual}, recorded {record.sha256}"
+    if digest.hexdigest() != record.sha256:
+        return f"sha256 {digest.hexdigest()}, recorded {record.sha256}"
     return None
 
 

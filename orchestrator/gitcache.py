@@ -50,7 +50,7 @@ def locked(path: Path, name: str, emit: Emit) -> Iterator[None]:
     record = path.with_name(path.name + ".owner")
     mine = False
     try:
-        _stop_leftovers(record, path.parent, name, emit)
+        stop_leftovers(record, path.parent, name, emit)
         try:
             procs.write_owner(record, procs.me())
         except OSError as error:  # a write error names no file: say which disk is full
@@ -79,7 +79,7 @@ def _acquire(lock: FileLock, timeout: float) -> bool:
                 return False
 
 
-def _stop_leftovers(record: Path, where: Path, name: str, emit: Emit) -> None:
+def stop_leftovers(record: Path, where: Path, name: str, emit: Emit) -> None:
     """Kill what the recorded holder of a lock we now hold left running.
 
     We hold the lock, so its recorded holder let go of it: it died without removing its
@@ -168,9 +168,13 @@ def check_out(
         if not present:
             fetch = ["fetch", "--quiet", "--depth", "1", "--no-tags", "--"]
             _from_mirror(run([*fetch, mirror.as_uri(), wanted], git_dir=git_dir), name, mirror)
+        # Clean before the checkout too: git checkout reads a directory's .gitattributes from
+        # the work tree when the index has none there, so one a build left (eol=crlf, ident,
+        # working-tree-encoding) would convert the files checked out. -ff also removes
+        # nested repositories that an earlier build left behind.
+        must(run(["clean", "-ffdxq"], git_dir=git_dir, work_tree=path, cwd=path), name)
         must(run(["checkout", "--quiet", "--force", "--detach", commit], git_dir=git_dir, work_tree=path, cwd=path),
              name)
-        # -ff also removes nested repositories that an earlier build left behind.
         must(run(["clean", "-ffdxq"], git_dir=git_dir, work_tree=path, cwd=path), name)
         head = must(run(["log", "-1", "--format=%H %ct"], git_dir=git_dir), name)
     found, _, when = head.stdout.strip().partition(" ")

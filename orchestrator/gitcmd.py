@@ -40,7 +40,8 @@ others and their content comes from remote repositories.
   So the repository config is pinned: ``orchestrator.repoconfig`` writes the
   ``config`` of every mirror and checkout itself, and before each use compares its
   bytes with what it wrote and checks that no ``commondir``, ``info/grafts``,
-  ``info/attributes`` or ``objects/info/alternates`` appeared. Anything else means
+  ``info/attributes``, ``objects/info/alternates`` or legacy ``remotes/`` and
+  ``branches/`` (remote definitions git reads for a URL without ``/``) appeared. Anything else means
   someone else wrote it: the repository is discarded and made again (a mirror is
   fetched again, a checkout re-made from the mirror). A filter or diff driver named
   by ``.gitattributes`` in the work tree therefore finds no command to run, unless

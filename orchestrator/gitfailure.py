@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar, Literal
 
-from orchestrator.errors import Interrupted, SourceError, tail
+from orchestrator.errors import Interrupted, SourceError, tail, visible
 from orchestrator.redact import redact
 
 Failure = Literal["killed", "no-space", "corrupt", "refused", "missing-ref", "no-repository", "auth", "network"]
@@ -106,7 +106,7 @@ def trimmed(stderr: str, lines: int = 6) -> str:
     """git's own message, redacted, without blank lines or hints: the last few lines."""
     kept = [
         line.strip()
-        for line in redact(stderr).replace("\r", "\n").splitlines()
+        for line in visible(redact(stderr).replace("\r", "\n")).splitlines()
         if line.strip() and not line.startswith("hint:")
     ]
     return "\n".join(kept[-lines:])

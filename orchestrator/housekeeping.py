@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import OrchestratorError
+from orchestrator.gitcache import stop_leftovers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -38,11 +39,11 @@ class CleanError(OrchestratorError):
 
 def release_paths(workspace: Path, release: str) -> list[tuple[Path, str]]:
     """What one release leaves in a workspace: its dist/ directory, cache records and logs."""
-    return [
+    return _with_leftovers([
         (workspace / "dist" / release, f"release {release}: outputs and record"),
         (workspace / ".build" / "state" / release, f"release {release}: cache records"),
         (workspace / ".build" / "logs" / release, f"release {release}: build logs"),
-    ]
+    ])
 
 
 def workspace_paths(workspace: Path) -> list[tuple[Path, str]]:
@@ -53,8 +54,19 @@ def workspace_paths(workspace: Path) -> list[tuple[Path, str]]:
     build = workspace / ".build"
     kept = {LOCK_NAME, OWNER_NAME}
     inside = sorted(entry for entry in build.iterdir() if entry.name not in kept) if build.is_dir() else []
-    return [(workspace / "dist", "every release's outputs"),
-            *((entry, f".build/{entry.name}") for entry in inside)]
+    return _with_leftovers([(workspace / "dist", "every release's outputs"),
+                            *((entry, f".build/{entry.name}") for entry in inside)])
+
+
+def _with_leftovers(paths: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
+    """``paths``, each followed by what an interrupted removal of it left (see _remove_tree):
+    nothing else ever looks at that name again."""
+    found: dict[Path, str] = {}
+    for path, what in paths:
+        found.setdefault(path, what)
+        if os.path.lexists(leftover := _doomed(path)):
+            found.setdefault(leftover, f"{what}: left by an interrupted clean")
+    return list(found.items())
 
 
 def cache_paths(cache_dir: Path, keep: Iterable[str]) -> list[tuple[Path, str]]:
@@ -92,14 +104,14 @@ def remove(paths: Iterable[tuple[Path, str]], *, roots: Iterable[Path], dry_run:
         todo.append((where, what))
     done: list[Removal] = []
     for path, what in todo:
-        with _mirror_lock(path if what == MIRROR and not dry_run else None) as free:
-            if not free:
-                done.append(Removal(path=path, what=f"{what}: in use by a running fetch", size=0, kept=True))
+        with _mirror_lock(path if what == MIRROR and not dry_run else None) as (busy, notes):
+            if busy is not None:
+                done.append(Removal(path=path, what=f"{what}: {busy}", size=0, kept=True))
                 continue
             size = _size(path)
             if not dry_run:
                 _remove(path)
-            done.append(Removal(path=path, what=what, size=size))
+            done.append(Removal(path=path, what="; ".join([what, *notes]), size=size))
     return done
 
 
@@ -114,26 +126,41 @@ def _remove(path: Path) -> None:
                          hint="check its permissions; nothing after it was removed") from e
 
 
+_BUSY = "in use by a running fetch"
+
+
 @contextlib.contextmanager
-def _mirror_lock(mirror: Path | None) -> Iterator[bool]:
-    """Hold a mirror's lock (the flock its fetches take) without waiting; False when busy."""
+def _mirror_lock(mirror: Path | None) -> Iterator[tuple[str | None, list[str]]]:
+    """Hold a mirror's lock (the flock its fetches take) without waiting: (None, notes) when
+    held, (why it is kept, []) when not.
+
+    A holder killed with kill -9 let the lock go but not its processes (a git transport still
+    writing the mirror): like a fetch taking the lock, they are stopped first (``notes`` say
+    so), and a mirror whose dead holder's processes cannot be stopped is kept."""
     if mirror is None:
-        yield True
+        yield None, []
         return
+    lock = mirror.with_name(mirror.name + ".lock")
     try:
-        fd = os.open(mirror.with_name(mirror.name + ".lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
-                     0o644)
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     except OSError:
-        yield False
+        yield _BUSY, []
         return
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         os.close(fd)
-        yield False
+        yield _BUSY, []
         return
     try:
-        yield True
+        notes: list[str] = []
+        try:
+            stop_leftovers(lock.with_name(lock.name + ".owner"), mirror.parent, mirror.name,
+                           lambda name, message: notes.append(message))
+        except OrchestratorError as e:
+            yield f"still written by processes of a killed run: {e.message}", []
+            return
+        yield None, notes
     finally:
         os.close(fd)
 
@@ -141,11 +168,15 @@ def _mirror_lock(mirror: Path | None) -> Iterator[bool]:
 def _remove_tree(path: Path) -> None:
     # Rename first: an interrupted removal must not leave a half-deleted tree at a path
     # that a later run reads as a release or a mirror.
-    doomed = path.with_name(f".tmp~{path.name}~removing")
+    doomed = _doomed(path)
     if os.path.lexists(doomed):
         shutil.rmtree(doomed)
     os.rename(path, doomed)
     shutil.rmtree(doomed)
+
+
+def _doomed(path: Path) -> Path:
+    return path.with_name(f".tmp~{path.name}~removing")
 
 
 def _size(path: Path) -> int:

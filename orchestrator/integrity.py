@@ -59,7 +59,9 @@ def read_sums(path: Path) -> tuple[dict[str, str], list[str]]:
     first_line: dict[str, int] = {}
     bad: list[str] = []
     text = read_limited(path).decode("utf-8", errors="replace")
-    for number, line in enumerate(text.splitlines(), 1):
+    # Lines end at "\n" only, as sha256sum reads them: splitlines() would also end one at a
+    # form feed, NEL or U+2028, and pass a file whose lines sha256sum -c reads as one.
+    for number, line in enumerate(text.removesuffix("\n").split("\n"), 1):
         match = _SUM_LINE.fullmatch(line)
         if match is None:
             if line.strip():

@@ -6,6 +6,11 @@ carries its own step token. Environments are inherited and survive re-parenting,
 ``find`` can list a dead run's orphans by reading ``/proc/<pid>/environ``, and ``kill``
 can stop them before a later run touches what they were writing.
 
+An orchestrator started by a build command of another one (a nested run) gives its own
+children an environment of its own making, in sessions of their own: they also carry the
+tokens the nested run inherited (``ORCHESTRATOR_ENCLOSING_TOKENS``), and ``find`` matches
+those too, so the outer run still finds what the inner one started.
+
 A lock holder is recorded as an ``Owner`` (pid, the pid's start time, token, command):
 the start time tells a live holder from a new process that reuses its pid.
 
@@ -17,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import sys
@@ -26,6 +32,9 @@ from pathlib import Path
 
 RUN_VARIABLE = "ORCHESTRATOR_RUN_TOKEN"
 STEP_VARIABLE = "ORCHESTRATOR_STEP_TOKEN"
+ENCLOSING_VARIABLE = "ORCHESTRATOR_ENCLOSING_TOKENS"  # the runs and steps this run runs inside
+_TOKEN = re.compile(r"[0-9a-f]{32}")
+_MAX_ENCLOSING = 64  # nesting is shallow; the caller's environment is bounded all the same
 _PROC = Path("/proc")
 _token: str | None = None
 
@@ -45,7 +54,16 @@ def new_token() -> str:
 
 def child_environment() -> dict[str, str]:
     """The variables every child process of this run carries."""
-    return {RUN_VARIABLE: run_token()}
+    enclosing = _enclosing()
+    return {RUN_VARIABLE: run_token(), **({ENCLOSING_VARIABLE: " ".join(enclosing)} if enclosing else {})}
+
+
+def _enclosing() -> list[str]:
+    """The tokens of the runs and steps this process runs inside, when a build command
+    started it (the tokens it inherited, and those they inherited)."""
+    inherited = " ".join(os.environ.get(name, "") for name in (ENCLOSING_VARIABLE, RUN_VARIABLE, STEP_VARIABLE))
+    tokens = [token for token in inherited.split() if _TOKEN.fullmatch(token)]
+    return list(dict.fromkeys(tokens))[-_MAX_ENCLOSING:]
 
 
 def start_time(pid: int) -> int | None:
@@ -74,10 +92,12 @@ def alive(pid: int) -> bool:
 
 
 def find(variable: str, value: str) -> list[int]:
-    """Live processes whose environment has ``variable=value`` (never this process)."""
+    """Live processes whose environment has ``variable=value``, or ``value`` among the
+    enclosing tokens of a nested run's processes (never this process)."""
     if not _PROC.is_dir():
         return []
     wanted = f"{variable}={value}".encode()
+    enclosing = f"{ENCLOSING_VARIABLE}=".encode()
     found: list[int] = []
     for entry in _PROC.iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -86,7 +106,9 @@ def find(variable: str, value: str) -> list[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:  # gone, or another user's
             continue
-        if wanted in environ.split(b"\0") and alive(int(entry.name)):
+        variables = environ.split(b"\0")
+        if (wanted in variables or any(v.startswith(enclosing) and value.encode() in v[len(enclosing):].split()
+                                       for v in variables)) and alive(int(entry.name)):
             found.append(int(entry.name))
     return found
 

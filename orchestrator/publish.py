@@ -141,9 +141,6 @@ def publish_release(
     try:
         _preflight(engine, todo, manifest)
         for target in todo:
-            if target.ref != target.source:
-                engine.tag(target.id, target.ref)
-        for target in todo:
             digest = _push_one(release_dir, engine, target, pushed, todo, log=log, retries=retries, backoff=backoff,
                                on_bytes=on_bytes)
             pushed.append(Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=digest))
@@ -164,7 +161,7 @@ def _push_one(release_dir: Path, engine: Engine, target: _Target, pushed: Sequen
 
     try:
         progress = functools.partial(on_bytes, target.ref) if on_bytes is not None else None
-        return pushing.guarded(functools.partial(_push, engine, target.ref, log=log, retries=retries,
+        return pushing.guarded(functools.partial(_push_recorded, engine, target, log=log, retries=retries,
                                                  backoff=backoff, on_bytes=progress),
                                functools.partial(_record, release_dir, target), ref=target.ref, log=log)
     except pushing.PushInterrupted as e:
@@ -278,7 +275,29 @@ def _targets(manifest: Manifest, release: Release, selected: Sequence[str], regi
                     raise InputError(f"{dest!r} ({name}) is not a valid image reference",
                                      hint="check --registry: lower-case host, port and path")
                 targets.append(_Target(artifact=name, index=index, source=ref, ref=dest, id=image.id))
-    return targets
+    return _one_image_per_ref(release, targets)
+
+
+def _one_image_per_ref(release: Release, targets: Sequence[_Target]) -> list[_Target]:
+    """Each reference pushed once, with one image. ``--registry`` replaces registry hosts,
+    so references that differ only by host fold into one: one image under both is pushed
+    once; two images, in this run or recorded as pushed there by another artifact, would
+    replace one another, leaving an artifact under no name while the record says it landed."""
+    found: dict[str, tuple[str, str, str]] = {  # ref -> (artifact, source, id)
+        ref: (name, f"{ref} (recorded as pushed)", landed.id)
+        for name, artifact in release.artifacts.items() for image in artifact.images
+        for ref, landed in image.pushed.items()}
+    unique: dict[str, _Target] = {}
+    for target in targets:
+        artifact, source, image_id = found.setdefault(target.ref, (target.artifact, target.source, target.id))
+        if image_id != target.id and artifact != target.artifact:
+            raise InputError(
+                f"{target.ref} would receive two images: {source} ({artifact}, {image_id}) and "
+                f"{target.source} ({target.artifact}, {target.id}); one would replace the other",
+                hint="these references differ only by registry, which --registry replaces: publish them "
+                     "without --registry, or under another --registry")
+        unique.setdefault(target.ref, target)
+    return list(unique.values())
 
 
 def _valid_registry(registry: str) -> bool:
@@ -311,6 +330,45 @@ def _preflight(engine: Engine, targets: Sequence[_Target], manifest: Manifest) -
             "as recorded; nothing was pushed",
             problems, hint=f"rebuild the release on this engine ({build_command(manifest)}), or load the recorded "
                            "images")
+
+
+class PushedOtherImage(OrchestratorError):
+    """The engine pushed another image than the recorded one under a reference: it was
+    re-tagged while it was pushed (image references are global to an engine)."""
+
+    def __init__(self, target: _Target, digest: str) -> None:
+        super().__init__(
+            f"{target.ref} was re-tagged in the Docker engine while it was pushed: the registry got another "
+            f"image than the recorded {target.id} (manifest {digest}), which was not recorded",
+            hint=f"stop whatever else tags {target.ref} on this engine (another build of this release?)")
+
+
+# How often a reference re-tagged during its push is pointed back at the recorded image and
+# pushed again before publishing gives up.
+_PUSH_AS_RECORDED = 2
+
+
+def _push_recorded(engine: Engine, target: _Target, *, log: Log, retries: int, backoff: float,
+                   on_bytes: Callable[[int, int], None] | None = None) -> str:
+    """Push ``target.ref`` as the recorded image, and prove it was that image.
+
+    A push sends whatever the reference names when it starts, and another build on the
+    same engine may re-tag it at any time after the preflight. So the reference is pointed
+    at the recorded id right before each push, and the digest that comes back must be the
+    recorded image's (one the engine records for it, RepoDigests): otherwise another image
+    went out under the release's name, and it is pushed again, or publishing stops.
+    """
+    for attempt in range(_PUSH_AS_RECORDED):
+        engine.tag(target.id, target.ref)
+        digest = _push(engine, target.ref, log=log, retries=retries, backoff=backoff, on_bytes=on_bytes)
+        # The classic image store records the digest of what it pushed on the image; in the
+        # containerd store an image's id is its manifest's digest, which is what it pushes.
+        if digest == target.id or digest in engine.pushed_digests(target.id):
+            return digest
+        if attempt + 1 < _PUSH_AS_RECORDED:
+            log(f"{target.ref} was re-tagged while it was pushed (the registry got manifest {digest} of another "
+                f"image); pushing the recorded image {target.id} again")
+    raise PushedOtherImage(target, digest)
 
 
 def _push(engine: Engine, ref: str, *, log: Log, retries: int, backoff: float,

@@ -16,6 +16,8 @@ from orchestrator.errors import OrchestratorError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\\]")
 _CONTROL_ONLY = re.compile(r"[\x00-\x1f\x7f]")
+# JSON can spell a lone UTF-16 surrogate ("\ud800"): not Unicode text, no encoder takes it.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class ReleaseRecordError(OrchestratorError):
@@ -85,6 +87,8 @@ class FieldReader:
         for key in value:
             if _CONTROL_ONLY.search(key):
                 self.fail(where, f"the name {shown(key)} holds control characters")
+            if _SURROGATE.search(key):
+                self.fail(where, f"the name {shown(key)} holds a lone surrogate, which is not Unicode text")
         return value
 
     def string(self, value: Any, where: str, pattern: re.Pattern[str] | None = None, expected: str = "", *,
@@ -93,6 +97,8 @@ class FieldReader:
         reach a terminal when the field is shown (an escape sequence rewriting the screen)."""
         if not isinstance(value, str):
             self.fail(where, f"expected {expected or 'a string'}, got {kind(value)}")
+        if _SURROGATE.search(value):
+            self.fail(where, f"expected Unicode text, got {shown(value)}, which holds a lone surrogate")
         if pattern is not None and not pattern.fullmatch(value):
             self.fail(where, f"expected {expected}, got {shown(value)}")
         if plain and _CONTROL_ONLY.search(value):

@@ -139,9 +139,12 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     without it. ``on_log(artifact, line)`` hears every line of every step's log."""
     from orchestrator.children import Children
     from orchestrator.report import write_release
+    from orchestrator.workspace import refuse_links
 
     started = time.time()
     release_dir = settings.dist_dir / manifest.release
+    state_dir, log_dir = settings.build_dir / "state", settings.build_dir / "logs"
+    refuse_links(release_dir, state_dir, state_dir / manifest.release, log_dir, log_dir / manifest.release)
     # A damaged or hand-edited record stops the build before any work, naming the field:
     # carrying over from it would trust it, and overwriting it would hide the tampering.
     record.read_previous(release_dir)
@@ -153,12 +156,12 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     options = Options(
         jobs=settings.jobs or default_jobs(),
         keep_going=keep_going,
-        log_dir=settings.build_dir / "logs" / manifest.release,
+        log_dir=log_dir / manifest.release,
         release_dir=release_dir,
         force=force,
         on_log=on_log,
     )
-    local = LocalCache(settings.build_dir / "state" / manifest.release, release_dir=release_dir, engine=engine)
+    local = LocalCache(state_dir / manifest.release, release_dir=release_dir, engine=engine)
     results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event,
                       runner=children.runner, cache=local)
     written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,

@@ -7,7 +7,8 @@ full list is in ``orchestrator.gitcmd``). Mirrors and checkouts live where other
 write (the cache, ``.build/``), so their config is pinned: we write it whole after
 ``git init`` and compare its bytes before trusting the repository again, which costs
 one small read and no git process. The files that redirect git to other objects or
-another repository, or that name filters, must not exist at all.
+another repository, or that name filters, must not exist at all, and no directory git
+writes into may be a symlink (git never makes one).
 """
 
 from __future__ import annotations
@@ -43,7 +44,10 @@ CHECKOUT = (
 )
 # Never written by us; each makes git read other objects, another repository's files,
 # substitute history, or apply attributes (filters, export-ignore) nobody committed.
-_FOREIGN = ("commondir", "objects/info/alternates", "info/grafts", "info/attributes")
+# remotes/ and branches/ hold git's legacy remote definitions, read for a "URL" that is
+# also a valid remote name (no "/", as in git@host:repo.git): they would send every
+# fetch and ls-remote of that URL to a repository of their writer's choosing.
+_FOREIGN = ("commondir", "objects/info/alternates", "info/grafts", "info/attributes", "remotes", "branches")
 
 
 def write(git_dir: Path, expected: bytes) -> None:
@@ -68,4 +72,19 @@ def tampering(git_dir: Path, expected: bytes) -> str | None:
     for name in _FOREIGN:
         if os.path.lexists(git_dir / name):
             return f"it holds {name}, which the orchestrator never writes"
+    return _symlink_in(git_dir)
+
+
+def _symlink_in(git_dir: Path) -> str | None:
+    """git never makes a symlink in a repository: one among its entries, or those of
+    objects/ and refs/ (where git writes and our stale-lock sweep deletes), would send
+    those writes and deletions out of the cache or the workspace."""
+    for where in ("", "objects", "refs"):
+        try:
+            entries = list(os.scandir(git_dir / where))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            if entry.is_symlink():
+                return f"it holds {where + '/' if where else ''}{entry.name}, a symlink"
     return None

@@ -3,7 +3,8 @@
 Written after every artifact finished, in that order, release.json last: the record
 says ok only once everything it vouches for is on disk (and fsync'ed). A run that
 rebuilds anything has invalidated the old record first (``record.invalidate``), so
-an interrupted run leaves a record that says "building", never an ok over new bytes.
+an interrupted run leaves a record that says "building", never an ok over new bytes;
+so does a cached run whose SHA256SUMS differs from the one on disk.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from pathlib import Path
 
 from orchestrator import __version__, procs, provenance, record
 from orchestrator.execute import Result
-from orchestrator.fileops import TEMP_NAME, damage, fsync_files, write_atomic
+from orchestrator.fileops import TEMP_NAME, damage, fsync_files, read_limited, write_atomic
 from orchestrator.manifest import Manifest
 from orchestrator.outputs import Source
+from orchestrator.plan import build_order
 from orchestrator.record import ArtifactEntry, Image, ManifestEntry, Release, RepoEntry
 from orchestrator.redact import redact_url
 
@@ -45,11 +47,13 @@ def _shown(path: Path | None, workspace: Path) -> str | None:
 
 
 def _carried(manifest: Manifest, previous: Release, name: str, old: ArtifactEntry,
-             repos: Mapping[str, RepoEntry], release_dir: Path) -> bool:
+             repos: Mapping[str, RepoEntry], release_dir: Path, artifacts: Mapping[str, ArtifactEntry]) -> bool:
     """Whether a previous run's artifact, not rebuilt now, still belongs to the release:
     recorded under this very manifest (an artifact built from another recipe must not be
-    vouched for under this manifest's sha256), its repo at the same commit, its files
-    all there and unchanged."""
+    vouched for under this manifest's sha256), its repo at the same commit, everything it
+    requires or stages in the new record with the cache key it had when it was built from
+    it (a dependency rebuilt from a moved branch changed what this one would be built
+    from), its files all there and unchanged."""
     if previous.manifest.sha256 != manifest.sha256 or not old.built:
         return False
     if name not in manifest.artifacts or manifest.artifacts[name].repo != old.repo:
@@ -57,6 +61,10 @@ def _carried(manifest: Manifest, previous: Release, name: str, old: ArtifactEntr
     old_repo = previous.repos.get(old.repo)
     if old_repo is None or (old.repo in repos and repos[old.repo].commit != old_repo.commit):
         return False
+    for dep in manifest.artifacts[name].dependencies:
+        now, then = artifacts.get(dep), previous.artifacts.get(dep)
+        if now is None or then is None or not now.built or now.cache_key is None or now.cache_key != then.cache_key:
+            return False
     return all(damage(release_dir, f) is None for f in old.files)
 
 
@@ -76,9 +84,12 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
         for name, old in previous.artifacts.items():
             if name in artifacts:
                 artifacts[name] = _keep_pushed(artifacts[name], old)
-            elif _carried(manifest, previous, name, old, repos, release_dir):
-                artifacts[name] = replace(old, carried_over=True)
-                repos.setdefault(old.repo, previous.repos[old.repo])
+        for name in build_order(manifest):  # dependencies first: each is judged knowing whether they stay
+            entry = previous.artifacts.get(name)
+            if entry is not None and name not in artifacts and \
+                    _carried(manifest, previous, name, entry, repos, release_dir, artifacts):
+                artifacts[name] = replace(entry, carried_over=True)
+                repos.setdefault(entry.repo, previous.repos[entry.repo])
     order = list(manifest.artifacts)
     artifacts = dict(sorted(artifacts.items(), key=lambda item: order.index(item[0])))
     repo_order = list(manifest.repos)
@@ -96,7 +107,12 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     release_dir.mkdir(parents=True, exist_ok=True)
     _sweep_leftovers(release_dir)
     fsync_files(release_dir, (f.path for a in release.built().values() for f in a.files))
-    write_atomic(release_dir / record.SUMS, record.sums_text(release).encode())
+    sums = record.sums_text(release).encode()
+    if previous is not None and previous.status != "building" and _current(release_dir / record.SUMS) != sums:
+        # A run that rebuilt nothing still changes the release when an artifact leaves it:
+        # the old record must not say ok beside the new SHA256SUMS, even for an instant.
+        record.invalidate(release_dir)
+    write_atomic(release_dir / record.SUMS, sums)
     provenance.write_provenance(release, release_dir)
     record.write(release_dir, release)
     return release
@@ -126,6 +142,14 @@ def _sweep_leftovers(release_dir: Path) -> None:
             match = TEMP_NAME.fullmatch(name)
             if match and int(match["pid"]) != os.getpid() and not procs.alive(int(match["pid"])):
                 (Path(top) / name).unlink(missing_ok=True)
+
+
+def _current(path: Path) -> bytes | None:
+    """The bytes of the record file at ``path`` now, None when there are none to read."""
+    try:
+        return read_limited(path)
+    except OSError:
+        return None
 
 
 def _keep_pushed(current: ArtifactEntry, previous: ArtifactEntry) -> ArtifactEntry:

@@ -29,6 +29,7 @@ from orchestrator import gitcmd
 from orchestrator.errors import SourceError, tail
 from orchestrator.fileops import write_atomic
 from orchestrator.kinds import binary, image, library, python_package
+from orchestrator.workspace import refuse_links
 
 # The demo lives in its own namespace: its own release name, and an image registry
 # prefix in the reserved .invalid domain (RFC 2606), which no resolver will ever answer,
@@ -210,6 +211,8 @@ def create_demo(root: Path, *, registry: str = DEMO_REGISTRY) -> Path:
     """
     root = Path(root).absolute()
     repos_dir = root / "repos"
+    # Whatever is at repos/<name> and is not the demo's history is replaced: never elsewhere.
+    refuse_links(root, repos_dir)
     repos_dir.mkdir(parents=True, exist_ok=True)
     pins = {name: _ensure_repo(repos_dir / name, name, spec) for name, spec in _REPOS.items()}
     manifest = root / "manifest.yaml"

@@ -40,6 +40,7 @@ class Settings:
     offline: bool = False
     mirrors: tuple[tuple[str, str], ...] = ()
     wait: bool = False  # another writer holds the workspace: wait for it instead of failing
+    stop_grace: int = 3  # seconds between SIGTERM and SIGKILL when a build command is stopped
 
     @property
     def build_dir(self) -> Path:
@@ -50,7 +51,7 @@ class Settings:
         return self.workspace / "dist"
 
 
-_KEYS = ("manifest", "workspace", "cache_dir", "jobs", "retries", "offline", "mirrors", "wait")
+_KEYS = ("manifest", "workspace", "cache_dir", "jobs", "retries", "offline", "mirrors", "wait", "stop_grace")
 
 
 def _bool(value: str, where: str) -> bool:
@@ -68,7 +69,8 @@ _WHOLE = re.compile(r"[0-9]+")
 # Bounds of the whole-number settings. More workers than this only queue up; a
 # retry count past 10 means waiting days (the backoff doubles each time), and past
 # ~1000 the delay no longer fits a float.
-LIMITS = {"jobs": (1, 256), "retries": (0, 10)}
+# stop_grace: a command that needs more than an hour to clean up after SIGTERM is hung.
+LIMITS = {"jobs": (1, 256), "retries": (0, 10), "stop_grace": (0, 3600)}
 
 
 def parse_int(value: Any, where: str, *, minimum: int = 0, maximum: int | None = None) -> int:
@@ -137,7 +139,7 @@ def _file_value(doc: Document, key: str, value: Any) -> Any:
         if not isinstance(value, bool):
             raise doc.error((key,), f"expected true or false, got {value!r}")
         return value
-    if key in ("jobs", "retries"):
+    if key in LIMITS:
         minimum, maximum = LIMITS[key]
         try:
             return parse_int(value, key, minimum=minimum, maximum=maximum)
@@ -160,7 +162,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
             values[key] = tuple(parse_mirror(part, name) for part in raw.split())
         elif key in ("offline", "wait"):
             values[key] = _bool(raw, name)
-        elif key in ("jobs", "retries"):
+        elif key in LIMITS:
             values[key] = parse_int(raw, name, minimum=LIMITS[key][0], maximum=LIMITS[key][1])
         else:
             values[key] = Path(raw).expanduser()

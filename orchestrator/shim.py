@@ -20,8 +20,10 @@ the one DOCKER_HOST names, starts containers the orchestrator cannot find.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
+import stat
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from pathlib import Path
 from orchestrator.errors import OrchestratorError
 from orchestrator.fileops import write_atomic
 from orchestrator.procs import RUN_VARIABLE, STEP_VARIABLE
+from orchestrator.workspace import refuse_links
 
 RUN_LABEL = "orchestrator.run"  # the run token of the orchestrator process that started it
 STEP_LABEL = "orchestrator.step"  # the token of the build step whose host command started it
@@ -68,8 +71,10 @@ def write_shim(build_dir: Path, workspace: Path) -> Shim:
     script = ("#!/bin/sh\n# Written by the orchestrator: labels the containers build commands start "
               "(orchestrator/shim.py).\nexec " + shlex.join(command) + ' "$@"\n')
     path = directory / "docker"
+    refuse_links(directory, directory / "used")  # .build/shim/used -> ~/x would have ~/x emptied below
     try:
-        (directory / "used").mkdir(parents=True, exist_ok=True)
+        _own_directory(directory)
+        _own_directory(directory / "used")
         for stale in (directory / "used").iterdir():  # markers of runs that ended or died: never ours
             stale.unlink(missing_ok=True)
         write_atomic(path, script.encode())
@@ -78,6 +83,15 @@ def write_shim(build_dir: Path, workspace: Path) -> Shim:
         raise OrchestratorError(f"cannot write the docker shim for build commands at {path}: {e.strerror}",
                                 hint="check free space and permissions of the workspace's .build/") from e
     return Shim(directory=directory)
+
+
+def _own_directory(path: Path) -> None:
+    """Make ``path`` a directory of its own. .build/ is not trusted: a symlink planted
+    there (``used -> ~/Documents``) is removed, never followed and emptied."""
+    with contextlib.suppress(FileNotFoundError):
+        if not stat.S_ISDIR(os.lstat(path).st_mode):
+            path.unlink()
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def labels_for(env: Mapping[str, str], workspace: str) -> dict[str, str]:
@@ -110,7 +124,8 @@ def _subcommand_index(argv: Sequence[str]) -> int | None:
     while index < len(argv):
         arg = argv[index]
         if arg == "--":
-            return None  # `docker -- run` is not a command docker knows: leave it alone
+            # The end of docker's own options: `docker -- run img` runs img (CLI 20.10 to 28).
+            return index + 1 if index + 1 < len(argv) else None
         if arg.startswith("--"):
             takes_value = "=" not in arg and arg in _VALUE_LONG
             index += 2 if takes_value else 1

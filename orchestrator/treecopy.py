@@ -19,10 +19,16 @@ from a sandbox, so it is hostile input:
   world-writable; directories likewise;
 - symlinks are recreated as symlinks, never followed: whether one may be *used* (as an
   output, a staging target) is decided later, by ``orchestrator.confined``;
-- a hard link becomes a copy of a regular file brought back before it, or is skipped;
-  devices, FIFOs and sockets are skipped; each skipped entry is named in the log;
+- a hard link becomes a hard link to a regular file brought back before it (never a
+  copy: a thousand links to one file must not cost the host a thousand files), or is
+  skipped; devices, FIFOs and sockets are skipped; each skipped entry is named in the log;
+- runs of zero bytes become holes: a sparse file costs the host no more disk than it
+  cost the container, however long the engine streams its zeros;
 - an entry below a symlink or a file (``bin -> /etc`` then ``bin/passwd``) refuses the
   tar: every parent is opened with O_NOFOLLOW, relative to the one before.
+
+``check`` is called before each chunk of the stream is read: it raises to stop the
+copy (Ctrl-C, the artifact's deadline), which then leaves the tree as it was.
 
 Files the container deleted are gone on the host too: the tar is extracted into a
 fresh sibling directory ``.tmp~<name>~*``, the host's ``.git`` is moved into it, and
@@ -48,8 +54,10 @@ from orchestrator.confined import UnsafePath, opened_dir
 from orchestrator.errors import BuildError
 
 Log = Callable[[str], None]
+Check = Callable[[], None]
 _ROOT = "src"
 _BLOCK = 1 << 20
+_ZEROS = bytes(_BLOCK)
 _KINDS = {
     tarfile.CHRTYPE: "a character device",
     tarfile.BLKTYPE: "a block device",
@@ -92,14 +100,21 @@ def send(container: Any, tree: Path) -> None:
         container.put_archive("/", tar)
 
 
-def bring_back(container: Any, tree: Path, *, log: Log) -> Brought:
-    """The container's /src back into ``tree``: ``replace_tree`` over ``get_archive('/src')``."""
+def bring_back(container: Any, tree: Path, *, log: Log, check: Check | None = None) -> Brought:
+    """The container's /src back into ``tree``: ``replace_tree`` over ``get_archive('/src')``.
+
+    ``check`` may raise to stop the copy; the stream is then closed, so the engine stops
+    sending it."""
     chunks, _ = container.get_archive("/src")
     try:
-        return replace_tree(chunks, tree, log=log)
+        return replace_tree(chunks, tree, log=log, check=check)
     except OSError as e:
         raise CopyFailed(f"copying /src of a builder container back into {tree} failed: {e}",
                          hint="check free space and permissions of the workspace") from e
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
 
 
 def pack(tree: Path, into: IO[bytes], *, uid: int, gid: int) -> None:
@@ -123,13 +138,13 @@ def pack(tree: Path, into: IO[bytes], *, uid: int, gid: int) -> None:
         add(tree, _ROOT)
 
 
-def replace_tree(chunks: Iterable[bytes], tree: Path, *, log: Log) -> Brought:
+def replace_tree(chunks: Iterable[bytes], tree: Path, *, log: Log, check: Check | None = None) -> Brought:
     """Make ``tree`` (but its ``.git``) exactly the ``src/`` tar in ``chunks``; see the module docstring."""
     holder = Path(tempfile.mkdtemp(prefix=f".tmp~{tree.name}~", dir=tree.parent))
     new = holder / "new"
     try:
         new.mkdir(mode=0o700)
-        brought = _Extraction(new, log).run(chunks)
+        brought = _Extraction(new, log).run(chunks, check)
         git = tree / ".git"
         moved = os.path.lexists(git)
         if moved:
@@ -155,8 +170,8 @@ class _Extraction:
         self.dirs: dict[tuple[str, ...], tuple[int, int]] = {}  # parts -> (mode, mtime)
         self.skipped: list[str] = []
 
-    def run(self, chunks: Iterable[bytes]) -> Brought:
-        stream = io.BufferedReader(_ChunkReader(iter(chunks)), buffer_size=_BLOCK)
+    def run(self, chunks: Iterable[bytes], check: Check | None = None) -> Brought:
+        stream = io.BufferedReader(_ChunkReader(iter(chunks), check), buffer_size=_BLOCK)
         try:
             with tarfile.open(fileobj=stream, mode="r|") as tar:
                 first = True
@@ -233,10 +248,16 @@ class _Extraction:
             flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
             fd = os.open(parts[-1], flags, 0o600, dir_fd=parent)
             try:
+                size = 0
                 for block in blocks:
+                    size += len(block)
+                    if block == (_ZEROS if len(block) == _BLOCK else bytes(len(block))):
+                        os.lseek(fd, len(block), os.SEEK_CUR)  # a hole, not zeros on the host's disk
+                        continue
                     view = memoryview(block)
                     while view:
                         view = view[os.write(fd, view) :]
+                os.ftruncate(fd, size)  # a hole at the end has no bytes to give the file its size
                 os.fchmod(fd, _safe_mode(mode, directory=False))
                 os.utime(fd, (mtime, mtime))
             finally:
@@ -244,18 +265,20 @@ class _Extraction:
         self.regular.add(parts)
 
     def link(self, parts: tuple[str, ...], member: tarfile.TarInfo) -> None:
-        """A hard link: a copy of a regular file brought back earlier, or nothing."""
+        """A hard link to a regular file brought back earlier (one we wrote), or nothing."""
         try:
             target = self.parts(member.linkname)
         except HostileArchive:
             target = None
+        if target == parts:
+            return  # a link to itself: the file is there already
         if target is None or target not in self.regular:
             self.skip(member.name, f"a hard link to {member.linkname!r}, which was not brought back")
             return
-        with opened_dir(self.root, target[:-1]) as parent:
-            fd = os.open(target[-1], os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
-        with os.fdopen(fd, "rb") as source:
-            self.write(parts, member.name, _blocks(source), member.mode, int(member.mtime))
+        with opened_dir(self.root, target[:-1]) as source, opened_dir(self.root, parts[:-1], create=True) as parent:
+            self.clear(parent, member.name, parts[-1])
+            os.link(target[-1], parts[-1], src_dir_fd=source, dst_dir_fd=parent, follow_symlinks=False)
+        self.regular.add(parts)
 
     def skip(self, entry: str, why: str) -> None:
         self.skipped.append(f"{entry} ({why})")
@@ -276,9 +299,10 @@ def _blocks(data: IO[bytes]) -> Iterator[bytes]:
 class _ChunkReader(io.RawIOBase):
     """A read-only file over an iterator of byte chunks (docker-py's archive stream)."""
 
-    def __init__(self, chunks: Iterator[bytes]) -> None:
+    def __init__(self, chunks: Iterator[bytes], check: Check | None = None) -> None:
         super().__init__()
         self._chunks = chunks
+        self._check = check
         self._chunk = b""
         self._position = 0
 
@@ -287,6 +311,8 @@ class _ChunkReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         while self._position >= len(self._chunk):
+            if self._check is not None:
+                self._check()
             chunk = next(self._chunks, None)
             if chunk is None:
                 return 0

@@ -99,6 +99,17 @@ def hold(workspace: Path, *, wait: bool = False, on_wait: Callable[[str], None] 
         os.close(fd)
 
 
+def refuse_links(*paths: Path) -> None:
+    """Refuse to write into directories of ours under ``.build/`` or ``dist/`` when one is
+    a symlink: anyone who can write the workspace could point it anywhere (``dist/<release>
+    -> ~/bin``), and the writes and removals meant for it would land there."""
+    for path in paths:
+        if path.is_symlink():
+            raise WorkspaceError(f"{path} is a symbolic link (-> {os.readlink(path)}); the orchestrator writes "
+                                 "only inside the workspace, never through a link",
+                                 hint=f"remove the link ({path}), then run again")
+
+
 def _open(workspace: Path, build_dir: Path) -> int:
     if workspace.exists() and not workspace.is_dir():
         raise WorkspaceError(f"workspace {workspace} is not a directory",

@@ -29,9 +29,13 @@ class Stopping:
     The first one stops the run gracefully, the way Ctrl-C always has: KeyboardInterrupt in
     the main thread, which the library answers by stopping what runs (exit 130). The second
     one kills everything of the run at once and exits 130 without waiting for anything.
+
+    SIGQUIT (Ctrl-\\, "quit now") does what a second one does, at once. Every command runs in
+    a session of its own, so a terminal's signals reach the orchestrator alone: left to its
+    default action, SIGQUIT ended the orchestrator and nothing it had started.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
     def __init__(self) -> None:
         self.children: Children | None = None  # the writer task's, once it has one
@@ -42,12 +46,14 @@ class Stopping:
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.received += 1
-        if self.received == 1 or self.second_is_graceful:
+        quit_now = signum == signal.SIGQUIT
+        if not quit_now and (self.received == 1 or self.second_is_graceful):
             raise KeyboardInterrupt
         try:
             # os.write, not sys.stderr: the main thread may be inside a write to stderr, holding its lock.
             with contextlib.suppress(OSError):
-                os.write(2, b"interrupted again: killing every command and container of this run at once\n")
+                os.write(2, b"quit: killing every command and container of this run at once\n" if quit_now else
+                         b"interrupted again: killing every command and container of this run at once\n")
             if self.children is not None:
                 self.children.kill_now()
             else:
@@ -64,7 +70,12 @@ class Stopping:
             return
         self.received = 0
         self.second_is_graceful = False
-        previous = {number: signal.signal(number, self) for number in self.SIGNALS}
+        # A SIGHUP ignored when we start was ignored on purpose (`nohup orchestrator build
+        # --all &`, to survive the terminal), and so is a SIGQUIT (a shell's background job):
+        # they stay ignored.
+        wanted = [number for number in self.SIGNALS
+                  if not (number in (signal.SIGHUP, signal.SIGQUIT) and signal.getsignal(number) == signal.SIG_IGN)]
+        previous = {number: signal.signal(number, self) for number in wanted}
         try:
             yield
         finally:
@@ -85,7 +96,8 @@ def writing(settings: Settings, note: Callable[[str], None], *, commands: bool =
     from orchestrator.workspace import hold
 
     with hold(settings.workspace, wait=settings.wait, on_wait=note) as holding:
-        children = Children(workspace=settings.workspace, build_dir=settings.build_dir if commands else None)
+        children = Children(workspace=settings.workspace, build_dir=settings.build_dir if commands else None,
+                            grace=settings.stop_grace)
         stopping.children = children
         try:
             if holding.dead is not None:

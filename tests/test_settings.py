@@ -123,7 +123,8 @@ def test_a_missing_orchestrator_config_file_fails_the_command_with_exit_2(tmp_pa
 
 
 @pytest.mark.parametrize(("source", "value", "limit"), [("jobs", 257, "at most 256"), ("retries", 11, "at most 10"),
-                                                        ("jobs", 0, "at least 1")])
+                                                        ("jobs", 0, "at least 1"),
+                                                        ("stop_grace", 3601, "at most 3600")])
 def test_whole_numbers_out_of_bounds_are_refused_from_every_source(source: str, value: int, limit: str,
                                                                    tmp_path: Path) -> None:
     (tmp_path / "orchestrator.yaml").write_text(f"{source}: {value}\n")

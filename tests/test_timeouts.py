@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +18,10 @@ from tests.helpers.docker_images import BUSYBOX_REF, busybox_image
 
 docker_engine = real.docker_engine
 
-HUNG = "command: sh -c 'trap \"\" TERM; sleep 300 & wait; sleep 300'"
+# A duration of its own, so that looking for what is left finds this test's processes only
+# (not those of a test running beside it).
+HANG = f"sleep 300.{secrets.randbelow(10**6):06d}"
+HUNG = f"command: sh -c 'trap \"\" TERM; {HANG} & wait; {HANG}'"
 
 
 def hung_demo(tmp_path: Path, timeout: str, builder: str | None = None) -> Path:
@@ -42,7 +46,7 @@ def test_a_hung_host_command_is_stopped_at_its_timeout_with_everything_it_starte
     felix = data["artifacts"]["felix"]
     assert felix["status"] == "failed" and felix["timed_out"] is True
     assert "timed out after" in felix["error"] and "timeout:" in felix["error"]
-    assert subprocess.run(["pgrep", "-f", "sleep 300"], capture_output=True).stdout == b"", \
+    assert subprocess.run(["pgrep", "-f", HANG], capture_output=True).stdout == b"", \
         "the command and the child that ignored SIGTERM are gone"
 
 

@@ -137,6 +137,13 @@ def collect_outputs(job: Job, patterns: Sequence[str]) -> list[Output]:
                 raise BuildError(f"{job.artifact.name}: output {match!r} {e.why}",
                                  hint="an output must be a file inside the checkout; "
                                       "a symlink may only point inside it") from e
+            try:
+                match.encode("utf-8")
+            except UnicodeEncodeError:
+                shown = os.fsencode(match).decode("ascii", "backslashreplace")
+                raise BuildError(f"{job.artifact.name}: output '{shown}' has a name that is not valid UTF-8, "
+                                 "which release.json and SHA256SUMS cannot record",
+                                 hint="rename the file, or narrow the pattern in `outputs`") from None
             if _UNPRINTABLE.search(match):
                 raise BuildError(f"{job.artifact.name}: output {match!r} has a control character or backslash "
                                  "in its name, which SHA256SUMS cannot list as it is",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import datetime
 import os
+import stat
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator.builders.common import Job, run_command, stage_inputs
 from orchestrator.confined import UnsafePath, resolve_inside
 from orchestrator.errors import BuildError
+from orchestrator.fileops import MAX_INPUT_BYTES
 from orchestrator.outputs import ArtifactOutput, ImageRecord
 
 if TYPE_CHECKING:
@@ -33,6 +36,30 @@ def oci_labels(job: Job) -> dict[str, str]:
     }
 
 
+def _check_dockerignore(job: Job, context: Path) -> None:
+    """docker-py reads ``<context>/.dockerignore`` whole with a plain open(): one that leads
+    out of the checkout (``-> /dev/zero``, a FIFO, a host file) or is not a small regular
+    file is refused before docker-py sees it."""
+    name = job.artifact.name
+    relative = (context / ".dockerignore").relative_to(job.source.path).as_posix()
+    if not os.path.lexists(job.source.path / relative):
+        return
+    try:
+        real = resolve_inside(job.source.path, relative, where="the checkout")
+    except UnsafePath as e:
+        raise BuildError(f"{name}: {e}", hint="a .dockerignore must be a file inside the checkout") from e
+    try:
+        info = os.stat(job.source.path / real, follow_symlinks=False)
+    except FileNotFoundError:
+        return  # a dangling symlink inside the checkout: docker-py finds no .dockerignore either
+    if not stat.S_ISREG(info.st_mode):
+        raise BuildError(f"{name}: {relative} in the build context is not a regular file",
+                         hint="make it a file of patterns, or remove it")
+    if info.st_size > MAX_INPUT_BYTES:
+        raise BuildError(f"{name}: {relative} in the build context is larger than {MAX_INPUT_BYTES} bytes",
+                         hint="a .dockerignore holds patterns; the build wrote something else there")
+
+
 def build_image(job: Job, settings: Settings, refs: Sequence[str]) -> ArtifactOutput:
     """Optional command first, then ``docker build`` of the declared Dockerfile, tagged ``refs``."""
     artifact = job.artifact
@@ -48,6 +75,7 @@ def build_image(job: Job, settings: Settings, refs: Sequence[str]) -> ArtifactOu
     except UnsafePath as e:
         hint = "the build context and the Dockerfile must be inside the checkout"
         raise BuildError(f"{artifact.name}: {e}", hint=hint) from e
+    _check_dockerignore(job, context)
     if not dockerfile.is_file():
         raise BuildError(f"{artifact.name}: Dockerfile {settings.dockerfile!r} not found in {job.source.path}",
                          hint="fix `dockerfile` in the manifest")

@@ -93,7 +93,7 @@ class PythonPackage:
         def normalise_sdists(job: Job, found: list[Any]) -> None:
             for output in found:
                 if output.name.endswith(".tar.gz"):
-                    normalize_tar_gz(job.source.path / output.real, job.source.commit_time)
+                    normalize_tar_gz(job.source.path, output.real, job.source.commit_time, artifact=job.artifact.name)
                     job.log(f"normalized {output.name}: times clamped to SOURCE_DATE_EPOCH, owner 0/0")
 
         settings = settings_of(job.artifact)

@@ -15,6 +15,7 @@ import pytest
 from orchestrator import engine as engine_module
 from orchestrator import procs
 from orchestrator.engine import (
+    CONTAINER_LABEL,
     MANAGED_LABEL,
     Cancelled,
     ContainerFailed,
@@ -56,7 +57,8 @@ def test_a_command_runs_on_a_copy_of_the_workdir_whose_result_comes_back_and_log
         "working_dir": "/src",
         "user": f"{os.getuid()}:{os.getgid()}",
         # The run token too: a later run finds what a killed one left (tests/reliability).
-        "labels": {MANAGED_LABEL: "true", RUN_LABEL: procs.run_token()},
+        "labels": {MANAGED_LABEL: "true", RUN_LABEL: procs.run_token(),
+                   CONTAINER_LABEL: call["labels"][CONTAINER_LABEL]},  # its own token, to find it again
         "use_config_proxy": False,
     }
 
@@ -283,4 +285,21 @@ def test_parallel_runs_share_one_engine(engine: Engine, fake: FakeDockerClient, 
 
     assert errors == []
     assert [(tmp_path / f"w{n}/out.txt").read_text() for n in range(8)] == [f"{n}\n" for n in range(8)]
+    assert fake.containers.list(all=True) == []
+
+
+def test_ctrl_c_as_the_engine_creates_the_container_still_removes_it(
+    engine: Engine, fake: FakeDockerClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The engine made the container, but the interrupt came before its answer: no handle.
+    create = fake.containers.create
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        create(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fake.containers, "create", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(engine, tmp_path, "true", Lines())
+
     assert fake.containers.list(all=True) == []

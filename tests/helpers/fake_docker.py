@@ -119,6 +119,7 @@ class FakeImage:
     id: str
     tags: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
+    repo_digests: list[str] = field(default_factory=list)  # "repository@digest", as pushes leave them
 
     @property
     def short_id(self) -> str:
@@ -130,7 +131,8 @@ class FakeImage:
 
     @property
     def attrs(self) -> dict[str, Any]:
-        return {"Id": self.id, "RepoTags": list(self.tags), "Config": dict(self.config)}
+        return {"Id": self.id, "RepoTags": list(self.tags), "RepoDigests": list(self.repo_digests),
+                "Config": dict(self.config)}
 
     @property
     def env(self) -> dict[str, str]:
@@ -384,6 +386,10 @@ class FakeAPIClient:
                 "unreachable": fake_api.PUSH_UNREACHABLE.format(registry=registry),
             }[outcome]
             chunks = [fake_api.push_refers(repository), fake_api.error_chunk(message)]
+        if image is not None and not any("error" in chunk or "errorDetail" in chunk for chunk in chunks):
+            for chunk in chunks:  # the engine records the digest of what it pushed on that image
+                if isinstance(aux := chunk.get("aux"), dict) and isinstance(aux.get("Digest"), str):
+                    image.repo_digests.append(f"{repository}@{aux['Digest']}")
         if not stream:
             return "".join(json.dumps(chunk) + "\r\n" for chunk in chunks)
         return iter(chunks) if decode else (json.dumps(chunk).encode() + b"\r\n" for chunk in chunks)

@@ -53,13 +53,14 @@ def test_each_stop_signal_ends_a_build_with_130_and_leaves_nothing_running(tmp_p
 
 
 def test_a_second_signal_during_the_graceful_stop_kills_everything_at_once(tmp_path: Path, word: str) -> None:
-    # The shell ignores SIGTERM (saying so) and waits forever: only SIGKILL ends it.
+    # The shell ignores SIGTERM (saying so) and waits forever: only SIGKILL ends it. The
+    # grace is long, so that the second signal lands inside it however loaded the machine.
     ws = make_workspace(tmp_path, {"slow": f"""
         trap 'echo got-term' TERM
         (trap '' TERM; while :; do sleep 0.1; done; echo {word}) &
         echo started
         while :; do wait; done
-    """})
+    """}, env={"ORCHESTRATOR_STOP_GRACE": "600"})
     running = ws.start("build", *ws.args("--all"))
     wait_until(lambda: "started" in ws.log("slow") and alive(word), "the step to start")
 
@@ -71,6 +72,16 @@ def test_a_second_signal_during_the_graceful_stop_kills_everything_at_once(tmp_p
     assert code == 130, err
     assert "interrupted again: killing every command and container of this run at once" in err
     assert "Traceback" not in err
+    assert alive(word) == []
+
+
+@pytest.mark.parametrize("grace", ["0", "7"])
+def test_stop_grace_is_how_long_a_stopped_command_gets_before_sigkill(tmp_path: Path, word: str, grace: str) -> None:
+    ws = make_workspace(tmp_path, {"slow": stubborn(word)}, extra={"slow": "timeout: 1"},
+                        env={"ORCHESTRATOR_STOP_GRACE": grace})
+    code, _, err = ws.run("build", *ws.args("--all"))
+    assert code == 1, err
+    assert f"timed out: stopping the command (SIGKILL in {grace}s if it lingers)" in ws.log("slow")
     assert alive(word) == []
 
 

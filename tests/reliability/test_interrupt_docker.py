@@ -46,7 +46,8 @@ def name(client: Any) -> Iterator[str]:
 
 
 def containers(client: Any, name: str) -> list[Any]:
-    return list(client.containers.list(all=True, filters={"name": name}))
+    # sparse: what the list call says, with no inspect of each (which races a container's removal)
+    return list(client.containers.list(all=True, sparse=True, filters={"name": name}))
 
 
 def running(client: Any, name: str) -> bool:
@@ -144,7 +145,7 @@ def test_a_second_ctrl_c_removes_the_container_at_once(tmp_path: Path, client: A
         docker run --rm --network none --name {name} {busybox} sleep 120 &
         echo started
         while :; do wait; done
-    """})
+    """}, env={"ORCHESTRATOR_STOP_GRACE": "600"})  # the second Ctrl-C lands in the grace, however slow
     run = ws.start("build", *ws.args("--all"))
     wait_until(lambda: running(client, name), "the container to run")
 

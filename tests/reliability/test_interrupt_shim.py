@@ -48,7 +48,7 @@ def test_labels_go_right_after_the_subcommand_that_creates_a_container(before: s
 
 @pytest.mark.parametrize(
     "argv",
-    ["ps -a", "build -t x .", "container ls", "--host run", "-H run", "images", "", "-- run img", "exec c run",
+    ["ps -a", "build -t x .", "container ls", "--host run", "-H run", "images", "", "--", "-- ps", "exec c run",
      "--config run ps", "-l run ps", "container --help"],
 )
 def test_commands_that_create_no_container_pass_unchanged(argv: str) -> None:

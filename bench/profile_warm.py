@@ -66,7 +66,7 @@ def _git_wrapper(run: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def phases(manifest: str, workspace: str, cprofile: str | None) -> dict[str, Any]:
-    import orchestrator.engine
+    import orchestrator.engine.dockerpy
     import orchestrator.execute
     import orchestrator.gitcache
     import orchestrator.gitcmd
@@ -83,8 +83,8 @@ def phases(manifest: str, workspace: str, cprofile: str | None) -> dict[str, Any
     _wrap(orchestrator.release, "fetch_sources", "fetch + checkout every repo")
     _wrap(orchestrator.release, "execute", "execute plan (cache lookups)")
     _wrap(orchestrator.report, "write_release", "write release.json + SHA256SUMS")
-    _wrap(orchestrator.engine.Engine, "image_id", "docker image_id")
-    _wrap(orchestrator.engine.Engine, "image_labels", "docker image_labels")
+    _wrap(orchestrator.engine.dockerpy.Engine, "image_id", "docker image_id")
+    _wrap(orchestrator.engine.dockerpy.Engine, "image_labels", "docker image_labels")
     git_run = _git_wrapper(orchestrator.gitcmd.run)
     orchestrator.gitcmd.run = git_run
     orchestrator.gitcache.run = git_run  # imported by name there

@@ -29,7 +29,7 @@ from orchestrator.record import ReleaseRecordError
 from orchestrator.redact import redact_url
 
 if TYPE_CHECKING:
-    from orchestrator.engine import Engine
+    from orchestrator.engine.protocol import ContainerEngine
 
 # Bump when the meaning of a key changes (what goes into it, or how builders use it).
 # 2: the repository's ref and URL (commands see $GIT_REF, archives and labels name them).
@@ -97,7 +97,7 @@ class LocalCache:
     the outputs are still intact in the release directory and the engine. Restoring
     has nothing to copy."""
 
-    def __init__(self, state_dir: Path, *, release_dir: Path, engine: Engine | None) -> None:
+    def __init__(self, state_dir: Path, *, release_dir: Path, engine: ContainerEngine | None) -> None:
         self.state_dir, self.release_dir, self.engine = state_dir, release_dir, engine
 
     def lookup(self, artifact: str, key: str) -> Found:
@@ -135,7 +135,7 @@ def forget(state_dir: Path, artifact: str) -> None:
 
 
 def lookup(state_dir: Path, artifact: str, key: str, *, release_dir: Path,
-           engine: Engine | None) -> tuple[ArtifactOutput | None, str]:
+           engine: ContainerEngine | None) -> tuple[ArtifactOutput | None, str]:
     """The recorded output when ``key`` matches and it is intact, else (None, why).
 
     A state record is untrusted like everything under .build/: one that is not a

@@ -28,32 +28,32 @@ from orchestrator.redact import redact
 from orchestrator.shim import RUN_LABEL, WORKSPACE_LABEL, write_shim
 
 if TYPE_CHECKING:
-    from orchestrator.engine import Engine
+    from orchestrator.engine.protocol import ContainerEngine
 
 
 class Children:
     """A run's host command runner and (lazily) its Docker engine, and how to stop them."""
 
     def __init__(self, *, workspace: Path | None = None, build_dir: Path | None = None,
-                 engine_factory: Callable[[], Engine] | None = None, grace: float = GRACE_SECONDS) -> None:
+                 engine_factory: Callable[[], ContainerEngine] | None = None, grace: float = GRACE_SECONDS) -> None:
         """``build_dir``: write the docker shim there for host commands; ``engine_factory``:
         how to reach Docker (default: DOCKER_HOST, labelling containers with ``workspace``);
         ``grace``: seconds between SIGTERM and SIGKILL when a command is stopped."""
         self.workspace = workspace
         self._factory = engine_factory
-        self._engine: Engine | None = None
+        self._engine: ContainerEngine | None = None
         self._lock = threading.RLock()  # re-entrant: kill_now runs in a signal handler
         shim = write_shim(build_dir, workspace or Path(".")) if build_dir is not None else None
         self.runner = CommandRunner(shim=shim, containers=self.engine, grace=grace)
 
-    def engine(self) -> Engine:
+    def engine(self) -> ContainerEngine:
         """The run's engine, connected on first use; DockerUnavailableError when there is none."""
         with self._lock:
             if self._engine is None:
                 if self._factory is not None:
                     self._engine = self._factory()
                 else:
-                    from orchestrator.engine import Engine
+                    from orchestrator.engine.dockerpy import Engine
 
                     self._engine = Engine.from_env(workspace=self.workspace)
             return self._engine
@@ -82,7 +82,7 @@ class Children:
                 engine.stop_labelled(RUN_LABEL, procs.run_token())
 
 
-def stop_dead_run(dead: procs.Owner, workspace: Path, engine: Callable[[], Engine]) -> list[str]:
+def stop_dead_run(dead: procs.Owner, workspace: Path, engine: Callable[[], ContainerEngine]) -> list[str]:
     """Stop what a run that died holding ``workspace`` left running; describes each thing stopped.
 
     Its processes carry its run token; its containers (builder containers, and those

@@ -31,7 +31,7 @@ from orchestrator.outputs import ArtifactOutput, Source
 from orchestrator.plan import Plan
 
 if TYPE_CHECKING:
-    from orchestrator.engine import Engine
+    from orchestrator.engine.protocol import ContainerEngine
 
 Status: TypeAlias = record.ArtifactStatus  # one list of statuses, the record's
 
@@ -86,7 +86,7 @@ def execute(
     sources: Mapping[str, Source],
     options: Options,
     *,
-    engine: Engine | None = None,
+    engine: ContainerEngine | None = None,
     unavailable: Mapping[str, str] | None = None,
     on_event: Callable[[Event], None] | None = None,
     runner: CommandRunner | None = None,
@@ -114,7 +114,7 @@ class _RecordNotInvalidated(Exception):
 
 class _Scheduler:
     def __init__(self, plan: Plan, manifest: Manifest, sources: Mapping[str, Source], options: Options,
-                 engine: Engine | None, unavailable: Mapping[str, str],
+                 engine: ContainerEngine | None, unavailable: Mapping[str, str],
                  on_event: Callable[[Event], None] | None, runner: CommandRunner,
                  cache: ArtifactCache | None) -> None:
         self.plan = plan

@@ -21,7 +21,8 @@ from pathlib import Path
 
 from orchestrator import imageref, provenance, pushing, record
 from orchestrator.conformance import build_command, record_checks, release_of
-from orchestrator.engine import Engine, EngineError, PushFailed
+from orchestrator.engine.errors import EngineError, PushFailed
+from orchestrator.engine.protocol import ContainerEngine
 from orchestrator.errors import InputError, Interrupted, OrchestratorError, reason, tail
 from orchestrator.imageref import registry_of, split_registry
 from orchestrator.integrity import file_checks
@@ -105,7 +106,7 @@ class _Target:
 def publish_release(
     release_dir: Path,
     manifest: Manifest,
-    engine: Engine,
+    engine: ContainerEngine,
     *,
     artifacts: Sequence[str] | None = None,
     registry: str | None = None,
@@ -151,7 +152,7 @@ def publish_release(
                          already_published=False)
 
 
-def _push_one(release_dir: Path, engine: Engine, target: _Target, pushed: Sequence[Pushed],
+def _push_one(release_dir: Path, engine: ContainerEngine, target: _Target, pushed: Sequence[Pushed],
               todo: Sequence[_Target], *, log: Log, retries: int, backoff: float,
               on_bytes: Callable[[str, int, int], None] | None = None) -> str:
     """Push ``target`` and record its digest (pushing.guarded); every way it can end
@@ -316,7 +317,7 @@ def _landed(release: Release, target: _Target) -> Pushed:
     return Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=landed.digest)
 
 
-def _preflight(engine: Engine, targets: Sequence[_Target], manifest: Manifest) -> None:
+def _preflight(engine: ContainerEngine, targets: Sequence[_Target], manifest: Manifest) -> None:
     problems: list[tuple[str, str]] = []
     for source, image_id in dict.fromkeys((t.source, t.id) for t in targets):
         actual = engine.image_id(source)
@@ -348,7 +349,7 @@ class PushedOtherImage(OrchestratorError):
 _PUSH_AS_RECORDED = 2
 
 
-def _push_recorded(engine: Engine, target: _Target, *, log: Log, retries: int, backoff: float,
+def _push_recorded(engine: ContainerEngine, target: _Target, *, log: Log, retries: int, backoff: float,
                    on_bytes: Callable[[int, int], None] | None = None) -> str:
     """Push ``target.ref`` as the recorded image, and prove it was that image.
 
@@ -371,7 +372,7 @@ def _push_recorded(engine: Engine, target: _Target, *, log: Log, retries: int, b
     raise PushedOtherImage(target, digest)
 
 
-def _push(engine: Engine, ref: str, *, log: Log, retries: int, backoff: float,
+def _push(engine: ContainerEngine, ref: str, *, log: Log, retries: int, backoff: float,
           on_bytes: Callable[[int, int], None] | None = None) -> str:
     attempt = 0
 

@@ -23,7 +23,7 @@ from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
     from orchestrator.children import Children
-    from orchestrator.engine import Engine
+    from orchestrator.engine.protocol import ContainerEngine
     from orchestrator.sources import FetchOptions
 
 
@@ -53,15 +53,16 @@ def needs_docker(manifest: Manifest, plan: Plan) -> list[str]:
 
 
 def connect_docker(
-    manifest: Manifest, plan: Plan, *, tolerate_missing: bool, engine_factory: Callable[[], Engine] | None = None
-) -> tuple[Engine | None, dict[str, str], str | None]:
+    manifest: Manifest, plan: Plan, *, tolerate_missing: bool,
+    engine_factory: Callable[[], ContainerEngine] | None = None,
+) -> tuple[ContainerEngine | None, dict[str, str], str | None]:
     """An engine when the plan needs one. Unreachable: raise DockerUnavailableError once,
     before any work, or (``tolerate_missing``) mark those artifacts unavailable."""
     docker_steps = needs_docker(manifest, plan)
     if not docker_steps:
         return None, {}, None
     if engine_factory is None:
-        from orchestrator.engine import Engine
+        from orchestrator.engine.dockerpy import Engine
 
         engine_factory = Engine.from_env
     try:
@@ -126,7 +127,7 @@ def default_jobs() -> int:
 
 
 def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_going: bool = False,
-                  tolerate_missing_docker: bool = False, engine_factory: Callable[[], Engine] | None = None,
+                  tolerate_missing_docker: bool = False, engine_factory: Callable[[], ContainerEngine] | None = None,
                   on_event: Callable[[Event], None] | None = None,
                   on_fetch: Callable[[str, str], None] | None = None,
                   fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from orchestrator import provenance, record
 from orchestrator.conformance import record_checks, release_of
-from orchestrator.engine import Engine
+from orchestrator.engine.protocol import ContainerEngine
 from orchestrator.errors import DockerUnavailableError, OrchestratorError
 from orchestrator.fileops import InputFileError, read_limited
 from orchestrator.integrity import Check, file_checks
@@ -70,7 +70,7 @@ def verify_release(
     release_dir: Path,
     manifest: Manifest,
     *,
-    engine: Engine | None,
+    engine: ContainerEngine | None,
     commits: Mapping[str, str | OrchestratorError] | None,
 ) -> VerifyReport:
     """Check every file, image, the provenance and every pin of the release in ``release_dir``.
@@ -104,7 +104,7 @@ def format_report(report: VerifyReport, *, checks: bool = True) -> str:
     return "\n".join(lines)
 
 
-def _image_checks(release: Release, engine: Engine | None) -> Iterator[Check]:
+def _image_checks(release: Release, engine: ContainerEngine | None) -> Iterator[Check]:
     for name, artifact in release.built().items():
         for image in artifact.images:
             for ref in image.refs:

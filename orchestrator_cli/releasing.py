@@ -89,7 +89,7 @@ def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str
         loaded, directory = flags.release_for(settings, manifest, release_dir)  # the right release, before the network
         engine = None
         try:
-            from orchestrator.engine import Engine
+            from orchestrator.engine.dockerpy import Engine
 
             engine = Engine.from_env(timeout=60)
         except DockerUnavailableError as e:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.errors import DockerUnavailableError
 from tests.helpers.cli import run_cli
 from tests.helpers.docker_images import busybox_image

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from orchestrator.cache import KEY_LABEL, Found, LocalCache
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.execute import Options, Result, execute
 from orchestrator.manifest import Manifest, loads
 from orchestrator.outputs import ArtifactOutput, Source

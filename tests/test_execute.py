@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.errors import Interrupted
 from orchestrator.execute import Event, Options, execute
 from orchestrator.manifest import Manifest, loads

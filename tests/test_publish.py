@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from orchestrator import provenance
-from orchestrator.engine import Engine, PushFailed
+from orchestrator.engine.dockerpy import Engine
+from orchestrator.engine.errors import PushFailed
 from orchestrator.errors import InputError, UnknownNameError
 from orchestrator.manifest import Manifest
 from orchestrator.publish import PublishFailed, PublishRefused, format_report, publish_release, retarget

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from tests.conftest import IMAGE_PREFIX
 from tests.helpers import registry as real
 from tests.helpers.cli import run_cli

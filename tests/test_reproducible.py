@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.errors import DockerUnavailableError
 from tests.conftest import IMAGE_PREFIX
 from tests.helpers.cli import run_cli

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.sandbox import create_demo
 from tests.helpers import registry as real
 from tests.helpers.cli import run_cli

@@ -12,7 +12,7 @@ import pytest
 from orchestrator import provenance
 from orchestrator import record as records
 from orchestrator.conformance import WrongManifestError
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.manifest import Manifest
 from orchestrator.record import ReleaseRecordError
 from orchestrator.refs import MovedRefError

@@ -24,7 +24,7 @@ from orchestrator.model import Artifact, Manifest, command_text
 from orchestrator.outputs import FileRecord, Source
 
 if TYPE_CHECKING:
-    from orchestrator.engine import Engine
+    from orchestrator.engine.protocol import ContainerEngine
     from orchestrator.kinds.running import RunSettings
 
 # A newline in a published name would let a file write its own line into SHA256SUMS.
@@ -70,7 +70,7 @@ class Job:
     release_dir: Path  # dist/<release>/
     log: Callable[[str], None]
     runner: CommandRunner
-    engine: Engine | None = None
+    engine: ContainerEngine | None = None
     staged: Mapping[str, tuple[Path, ...]] = field(default_factory=dict)  # dest -> files to copy in
     cache_key: str | None = None
     claims: Claims = field(default_factory=Claims)  # shared by all jobs of a run

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from tests.helpers import registry as real
 from tests.helpers.docker_images import busybox_image
 from tests.helpers.fake_docker import FakeDockerClient

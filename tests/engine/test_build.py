@@ -11,7 +11,9 @@ from typing import Any
 import pytest
 from docker import errors
 
-from orchestrator.engine import BuiltImage, Cancelled, DeadlineExceeded, Engine, ImageBuildFailed
+from orchestrator.engine.dockerpy import Engine
+from orchestrator.engine.errors import Cancelled, DeadlineExceeded, ImageBuildFailed
+from orchestrator.engine.protocol import BuiltImage
 from orchestrator.errors import BuildError, DockerUnavailableError
 from tests.engine.conftest import Lines
 from tests.helpers import fake_api

@@ -9,7 +9,7 @@ import docker
 import pytest
 from docker import errors
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.errors import DockerUnavailableError
 from tests.helpers.fake_docker import FakeDockerClient
 
@@ -71,7 +71,8 @@ def test_the_real_client_with_nothing_listening_says_connection_refused(monkeypa
 
 
 def test_importing_the_engine_does_not_import_docker() -> None:
-    code = "import sys, orchestrator.engine; print(sorted(m for m in ('docker', 'requests') if m in sys.modules))"
+    code = ("import sys, orchestrator.engine.dockerpy; "
+            "print(sorted(m for m in ('docker', 'requests') if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
 
     assert result.stdout.strip() == "[]"

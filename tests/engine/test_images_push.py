@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import Engine, EngineError, ImageMissing, PushFailed
+from orchestrator.engine.dockerpy import Engine
+from orchestrator.engine.errors import EngineError, ImageMissing, PushFailed
 from orchestrator.errors import DockerUnavailableError
 from tests.engine.conftest import Lines
 from tests.helpers import fake_api

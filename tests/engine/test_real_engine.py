@@ -18,16 +18,16 @@ from typing import Any
 import docker
 import pytest
 
-from orchestrator.engine import (
-    MANAGED_LABEL,
+from orchestrator.engine.dockerpy import Engine
+from orchestrator.engine.errors import (
     Cancelled,
     ContainerFailed,
     DeadlineExceeded,
-    Engine,
     ImageBuildFailed,
     ImageMissing,
     PushFailed,
 )
+from orchestrator.engine.protocol import MANAGED_LABEL
 from tests.engine.conftest import Lines, Registry, docker_config_with
 from tests.helpers.fake_docker import FakeDockerClient
 

@@ -12,18 +12,11 @@ from typing import Any
 
 import pytest
 
-from orchestrator import engine as engine_module
 from orchestrator import procs
-from orchestrator.engine import (
-    CONTAINER_LABEL,
-    MANAGED_LABEL,
-    Cancelled,
-    ContainerFailed,
-    DeadlineExceeded,
-    Engine,
-    EngineError,
-    ImageMissing,
-)
+from orchestrator.engine import connection as engine_module
+from orchestrator.engine.dockerpy import Engine
+from orchestrator.engine.errors import Cancelled, ContainerFailed, DeadlineExceeded, EngineError, ImageMissing
+from orchestrator.engine.protocol import CONTAINER_LABEL, MANAGED_LABEL
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.shim import RUN_LABEL
 from tests.engine.conftest import Lines
@@ -232,7 +225,7 @@ def test_output_a_broken_log_stream_missed_is_caught_up(
 def test_a_log_stream_that_ends_early_is_reopened_while_the_command_runs(
     engine: Engine, fake: FakeDockerClient, tmp_path: Path, lines: Lines, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine_module, "_RECHECK_SECONDS", 0.05)
+    monkeypatch.setattr(engine_module, "RECHECK_SECONDS", 0.05)
     fake.script_container(BUSYBOX, ContainerScript(output=b"one\n", duration=0.5))
     real_create = fake.containers.create
     opened: list[int] = []

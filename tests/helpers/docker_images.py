@@ -15,7 +15,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 
 BUSYBOX_REPOSITORY = "orchestrator-test/busybox"
 BUSYBOX_TAG = "1"

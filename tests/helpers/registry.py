@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.manifest import Manifest
 from tests.helpers.session_images import REGISTRIES

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from tests.helpers.cli import run_cli
 from tests.helpers.docker_images import BUSYBOX_REF, busybox_image
 from tests.helpers.gitrepos import git

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from orchestrator import record
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.publish import PublishFailed, publish_release
 from tests.helpers import registry as real
 from tests.helpers.registry import APP_COMMIT, make_release, small_manifest

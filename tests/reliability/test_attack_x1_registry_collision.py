@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.errors import InputError
 from orchestrator.manifest import Manifest
 from orchestrator.publish import publish_release

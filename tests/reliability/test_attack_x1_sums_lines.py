@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.manifest import Manifest
 from orchestrator.publish import PublishRefused, publish_release
 from orchestrator.verify import verify_release

@@ -21,7 +21,7 @@ from typing import Any
 import docker
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from tests.engine.conftest import busybox  # noqa: F401 - a fixture
 from tests.helpers.registry import docker_engine  # noqa: F401 - a fixture
 from tests.reliability.interrupt_helpers import kill_marked, make_workspace, marker, wait_until

@@ -19,7 +19,7 @@ import pytest
 from docker import errors
 
 from orchestrator import imageref
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.imageref import split_tag
 from orchestrator.manifest import IMAGE_REF_RE
 from tests.helpers.registry import docker_engine

@@ -12,7 +12,9 @@ import threading
 from pathlib import Path
 
 from orchestrator import procs
-from orchestrator.engine import MANAGED_LABEL, Cancelled, Engine
+from orchestrator.engine.dockerpy import Engine
+from orchestrator.engine.errors import Cancelled
+from orchestrator.engine.protocol import MANAGED_LABEL
 from orchestrator.shim import RUN_LABEL, STEP_LABEL, WORKSPACE_LABEL
 from tests.helpers.fake_docker import BuildScript, ContainerScript, FakeDockerClient
 from tests.reliability.interrupt_helpers import wait_until

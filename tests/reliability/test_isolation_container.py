@@ -13,7 +13,7 @@ from pathlib import Path
 import docker  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from tests.reliability.isolation_helpers import Link, Workspace, busybox, docker_engine, make_repo
 
 __all__ = ["busybox", "docker_engine"]  # fixtures, used by name

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from orchestrator import treecopy
-from orchestrator.engine import ContainerFailed, Engine
+from orchestrator.engine.dockerpy import Engine
+from orchestrator.engine.errors import ContainerFailed
 from orchestrator.treecopy import HostileArchive
 from tests.engine.conftest import Lines
 from tests.helpers.fake_docker import ContainerScript, FakeDockerClient

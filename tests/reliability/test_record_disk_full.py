@@ -109,7 +109,7 @@ def test_after_space_is_freed_the_next_build_completes_the_record(workspace: Wor
 
 
 def test_a_full_disk_while_publish_records_a_digest_names_the_file_and_the_ref_that_landed(tmp_path: Path) -> None:
-    from orchestrator.engine import Engine
+    from orchestrator.engine.dockerpy import Engine
     from orchestrator.publish import PublishFailed, publish_release
     from tests.helpers.fake_docker import FakeDockerClient
     from tests.helpers.registry import add_images, make_release, small_manifest

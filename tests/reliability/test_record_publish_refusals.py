@@ -17,7 +17,7 @@ import pytest
 
 from orchestrator import provenance, record
 from orchestrator.conformance import WrongManifestError
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.manifest import Manifest
 from orchestrator.publish import PublishRefused, publish_release
 from tests.helpers import registry as real

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from tests.helpers import registry as real
 from tests.helpers.cli import BIN, ROOT
 from tests.helpers.registry import APP_COMMIT, make_release, small_manifest

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from orchestrator import record
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.manifest import Manifest
 from orchestrator.record import ReleaseRecordError
 from tests.helpers import registry as real

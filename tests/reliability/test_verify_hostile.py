@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from orchestrator import record
-from orchestrator.engine import Engine
+from orchestrator.engine.dockerpy import Engine
 from orchestrator.manifest import Manifest
 from orchestrator.verify import VerifyReport, format_report, verify_release
 from tests.helpers import releases

@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from orchestrator import kinds, record
 from orchestrator.builders.image import KEY_LABEL
-from orchestrator.fileops import damage, read_limited, write_atomic
+from orchestrator.fileops import read_limited, write_atomic
+from orchestrator.integrity import damage
 from orchestrator.model import Artifact, Manifest, file_stem
 from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord
 from orchestrator.record import ReleaseRecordError

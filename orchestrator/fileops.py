@@ -1,5 +1,6 @@
 """Files on disk, written so that a reader never sees half of one: the one home of
-atomic writes and copies, hashing, and the check that published files are intact.
+atomic writes and copies, hashing, and reading inputs with limits. (Whether a
+published file is intact is ``integrity.damage``.)
 
 Every writer of the orchestrator goes through here, so there is one durability
 policy: write to a temporary name in the same directory, fsync, rename, fsync the
@@ -20,7 +21,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.outputs import FileRecord
 
 
 def sha256_file(path: Path) -> str:
@@ -29,46 +29,6 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def damage(release_dir: Path, record: FileRecord) -> str | None:
-    """Why the published file of ``record`` does not match it, or None when it does.
-
-    The file must be a regular file reached without a symlink on the way (a symlink is
-    never followed, the file's or a folder's above it: it could point anywhere on the
-    host), with the recorded size, permission bits and sha256, all read from one open file.
-    """
-    from orchestrator.confined import UnsafePath, opened_file
-
-    try:
-        with opened_file(release_dir, record.path) as (fd, info):
-            if stat.S_IMODE(info.st_mode) != record.mode:
-                return f"mode {stat.S_IMODE(info.st_mode):04o}, recorded {record.mode:04o}"
-            if info.st_size != record.size:
-                return f"size {info.st_size}, recorded {record.size}"
-            digest = hashlib.sha256()
-            while block := os.read(fd, 1 << 20):
-                digest.update(block)
-    except FileNotFoundError:
-        return "missing"
-    except UnsafePath as e:
-        return "a symbolic link, not a file" if e.relative == record.path and "symlink" in e.why else \
-            f"{e.relative} {e.why}"
-    except ValueError:  # not a plain relative path: the record reader refuses those already
-        return "not a path inside the release directory"
-    except OSError as e:
-        return f"cannot be read: {e.strerror}"
-    if digest.hexdigest() != record.sha256:
-        return f"sha256 {digest.hexdigest()}, recorded {record.sha256}"
-    return None
-
-
-def first_damaged(release_dir: Path, files: Iterable[FileRecord]) -> str | None:
-    """The path of the first recorded file that is missing or changed, or None."""
-    for record in files:
-        if damage(release_dir, record) is not None:
-            return record.path
-    return None
 
 
 TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>[0-9]+)-[0-9a-f]+$")

@@ -24,9 +24,10 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from orchestrator import gitcmd, procs, repoconfig
+from orchestrator import gitcmd, gitcommits, procs, repoconfig
 from orchestrator.errors import SourceError
-from orchestrator.gitcmd import has_commit, must, rev_parse, run
+from orchestrator.gitcmd import must, run
+from orchestrator.gitcommits import has_commit, rev_parse
 from orchestrator.gitfailure import Cancelled, CorruptObjectsError, GitResult, NoSpaceError
 
 Emit = Callable[[str, str], None]
@@ -246,6 +247,6 @@ def discard(path: Path) -> None:
     # directory at the path a later run reuses.
     doomed = Path(tempfile.mkdtemp(prefix=f".tmp~{path.name}~", dir=path.parent))
     os.rename(path, doomed / "old")
-    gitcmd.forget(path)
-    gitcmd.forget(path / ".git")
+    gitcommits.forget(path)
+    gitcommits.forget(path / ".git")
     shutil.rmtree(doomed, ignore_errors=True)

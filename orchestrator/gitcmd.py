@@ -95,8 +95,8 @@ from orchestrator.retrying import retried
 __all__ = [
     "Cancelled", "CorruptObjectsError", "Failure", "GitCommandError", "GitKilledError", "GitResult", "NoSpaceError",
     "RemoteAccessError", "RemoteError", "RepositoryNotFoundError", "UnreachableRemoteError", "cancel", "cancelled",
-    "classify", "commit_timestamp", "forget", "has_commit", "must", "redact", "remote_error", "reset_cancellation",
-    "rev_parse", "run", "run_network", "scrubbed_git_vars", "trimmed", "walkable",
+    "classify", "git_executable", "must", "redact", "remote_error", "reset_cancellation", "run", "run_network",
+    "scrubbed_git_vars", "trimmed",
 ]  # fmt: skip
 
 # Remote helpers such as ext:: and fd:: run arbitrary commands: allow only the
@@ -316,59 +316,6 @@ def _signal_group(proc: subprocess.Popen[Any], sig: int) -> None:
 def _text(data: bytes | None) -> str:
     """git's output as text, without the final newline (as GitPython returns it)."""
     return (data or b"").decode("utf-8", "replace").removesuffix("\n")
-
-
-def rev_parse(git_dir: Path, rev: str) -> str | None:
-    """The object id ``rev`` names in ``git_dir``, or None if it names nothing there."""
-    result = run(["rev-parse", "--verify", "--quiet", rev], git_dir=git_dir)
-    return result.stdout.strip() if result.ok else None
-
-
-def has_commit(git_dir: Path, commit: str) -> bool:
-    """``commit`` is in ``git_dir`` *and* its history is walkable.
-
-    A fetch killed after writing objects but before updating ``.git/shallow`` leaves
-    a commit whose parents are neither present nor grafted away: it resolves, but
-    ``git log`` (and a build's ``git describe``) fail on it. ``rev-list -1`` parses
-    the parents, so it tells the two apart; such a commit must be fetched again.
-    """
-    return rev_parse(git_dir, f"{commit}^{{commit}}") == commit and walkable(git_dir, commit)
-
-
-def walkable(git_dir: Path, commit: str) -> bool:
-    """The history of an existing ``commit`` can be walked (see has_commit)."""
-    return commit_timestamp(git_dir, commit) is not None
-
-
-# Successes only: a commit's time never changes, and a history that could be
-# walked stays walkable; a failure may be repaired by the next fetch.
-_TIMESTAMPS: dict[tuple[Path, str], int] = {}
-
-
-def forget(git_dir: Path) -> None:
-    """Drop what is remembered about ``git_dir``: it was discarded."""
-    for key in [key for key in _TIMESTAMPS if key[0] == git_dir]:
-        _TIMESTAMPS.pop(key, None)
-
-
-def commit_timestamp(git_dir: Path, commit: str, *, check: Callable[[GitResult], None] | None = None) -> int | None:
-    """The committer time of ``commit``, or None when its history cannot be walked.
-
-    ``rev-list -1 --timestamp`` parses the commit's parents, so one git process
-    answers both "is it walkable" and "when was it committed". ``check`` sees a
-    failed result first (to tell damaged objects from a merely unwalkable history).
-    """
-    key = (git_dir, commit)
-    if key in _TIMESTAMPS:
-        return _TIMESTAMPS[key]
-    result = run(["rev-list", "--max-count=1", "--timestamp", commit], git_dir=git_dir)
-    if not result.ok and check is not None:
-        check(result)
-    stamp = result.stdout.split()[0] if result.ok and result.stdout.strip() else ""
-    if not stamp.isdigit():
-        return None
-    _TIMESTAMPS[key] = int(stamp)
-    return int(stamp)
 
 
 def run_network(

@@ -4,11 +4,13 @@ release.json, and nothing else in the directory.
 Everything on disk is untrusted: a symlink is reported, never followed; a hidden
 file is a file like any other; SHA256SUMS is read as ``sha256sum -c`` would, so a
 line it would fail on (a second line for one path with another hash) fails here too.
-Used by ``verify`` (to report) and ``publish`` (to refuse).
+Used by ``verify`` (to report) and ``publish`` (to refuse); ``damage`` (one file
+against its record) by the cache and the release writer too.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import stat
@@ -17,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator import record
+from orchestrator.confined import UnsafePath, opened_file
 from orchestrator.fileops import TEMP_NAME, InputFileError, read_limited, sha256_file
 from orchestrator.outputs import FileRecord
 from orchestrator.record import Release
@@ -205,3 +208,32 @@ def _unexpected(release_dir: Path, known: set[str]) -> Iterator[Check]:
             yield Check(what=f"directory {printable(str(error.filename))}", ok=False,
                         detail=f"cannot be listed: {error.strerror}")
 
+
+def damage(release_dir: Path, record: FileRecord) -> str | None:
+    """Why the published file of ``record`` does not match it, or None when it does.
+
+    The file must be a regular file reached without a symlink on the way (a symlink is
+    never followed, the file's or a folder's above it: it could point anywhere on the
+    host), with the recorded size, permission bits and sha256, all read from one open file.
+    """
+    try:
+        with opened_file(release_dir, record.path) as (fd, info):
+            if stat.S_IMODE(info.st_mode) != record.mode:
+                return f"mode {stat.S_IMODE(info.st_mode):04o}, recorded {record.mode:04o}"
+            if info.st_size != record.size:
+                return f"size {info.st_size}, recorded {record.size}"
+            digest = hashlib.sha256()
+            while block := os.read(fd, 1 << 20):
+                digest.update(block)
+    except FileNotFoundError:
+        return "missing"
+    except UnsafePath as e:
+        return "a symbolic link, not a file" if e.relative == record.path and "symlink" in e.why else \
+            f"{e.relative} {e.why}"
+    except ValueError:  # not a plain relative path: the record reader refuses those already
+        return "not a path inside the release directory"
+    except OSError as e:
+        return f"cannot be read: {e.strerror}"
+    if digest.hexdigest() != record.sha256:
+        return f"sha256 {digest.hexdigest()}, recorded {record.sha256}"
+    return None

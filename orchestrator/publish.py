@@ -14,23 +14,34 @@ recorded (pushing.py); a second interrupt stops waiting and says its state is un
 from __future__ import annotations
 
 import functools
-import shlex
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from orchestrator import imageref, provenance, pushing, record
-from orchestrator.conformance import build_command, record_checks, release_of
+from orchestrator import provenance, pushing, record
+from orchestrator.conformance import release_of
 from orchestrator.engine.errors import EngineError, PushFailed
 from orchestrator.engine.protocol import ContainerEngine
-from orchestrator.errors import InputError, Interrupted, OrchestratorError, reason, tail
-from orchestrator.imageref import registry_of, split_registry
-from orchestrator.integrity import file_checks
-from orchestrator.manifest import IMAGE_REF_RE, Manifest
-from orchestrator.plan import select
+from orchestrator.errors import Interrupted, OrchestratorError, tail
+from orchestrator.imageref import registry_of
+from orchestrator.manifest import Manifest
+from orchestrator.pushplan import (
+    PublishRefused,
+    Target,
+    check_integrity,
+    check_statuses,
+    is_pushed,
+    preflight,
+    retarget,
+    selected_names,
+    targets_of,
+)
 from orchestrator.record import Release
 from orchestrator.redact import redact
 from orchestrator.retrying import retried
+
+__all__ = ["PublishFailed", "PublishRefused", "PublishReport", "Pushed", "format_report", "publish_release",
+           "retarget"]
 
 Log = Callable[[str], None]
 
@@ -54,18 +65,6 @@ class PublishReport:
     pushed: tuple[Pushed, ...]  # pushed by this run
     already: tuple[Pushed, ...]  # recorded as pushed by an earlier run, unchanged: not pushed again
     already_published: bool  # nothing to do: every ref was already pushed with the same image
-
-
-class PublishRefused(OrchestratorError):
-    """Nothing was pushed: some artifact is not ok, or an image is not as recorded."""
-
-    def __init__(self, headline: str, problems: Sequence[tuple[str, str]], *, hint: str) -> None:
-        super().__init__(headline, hint=hint)
-        self.problems = tuple(problems)
-
-    def __str__(self) -> str:
-        lines = [self.message, *(f"  {name}: {why}" for name, why in self.problems)]
-        return redact("\n".join(lines) + f"\n  hint: {self.hint}")
 
 
 class PublishFailed(OrchestratorError):
@@ -94,15 +93,6 @@ class PublishFailed(OrchestratorError):
         return redact("\n".join(lines))
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class _Target:
-    artifact: str
-    index: int  # position in the artifact's images
-    source: str  # the recorded ref
-    ref: str  # where it goes
-    id: str
-
-
 def publish_release(
     release_dir: Path,
     manifest: Manifest,
@@ -125,12 +115,12 @@ def publish_release(
     is recorded in release.json (``images[i].pushed``) as soon as it lands.
     """
     release = release_of(manifest, release_dir)
-    selected = _select(manifest, artifacts)
-    _check_statuses(manifest, release, selected)
-    _check_integrity(release_dir, manifest, release)
-    targets = _targets(manifest, release, selected, registry)
-    already = tuple(_landed(release, t) for t in targets if _is_pushed(release, t))
-    todo = [t for t in targets if not _is_pushed(release, t)]
+    selected = selected_names(manifest, artifacts)
+    check_statuses(manifest, release, selected)
+    check_integrity(release_dir, manifest, release)
+    targets = targets_of(manifest, release, selected, registry)
+    already = tuple(_landed(release, t) for t in targets if is_pushed(release, t))
+    todo = [t for t in targets if not is_pushed(release, t)]
     if not todo:
         log(f"release {manifest.release}: no images to publish" if not targets else
             f"release {manifest.release} is already published: all {len(targets)} refs pushed with the same images")
@@ -140,7 +130,7 @@ def publish_release(
         log(f"{len(already)} refs already pushed with the same images; pushing the other {len(todo)}")
     pushed: list[Pushed] = []
     try:
-        _preflight(engine, todo, manifest)
+        preflight(engine, todo, manifest)
         for target in todo:
             digest = _push_one(release_dir, engine, target, pushed, todo, log=log, retries=retries, backoff=backoff,
                                on_bytes=on_bytes)
@@ -152,8 +142,8 @@ def publish_release(
                          already_published=False)
 
 
-def _push_one(release_dir: Path, engine: ContainerEngine, target: _Target, pushed: Sequence[Pushed],
-              todo: Sequence[_Target], *, log: Log, retries: int, backoff: float,
+def _push_one(release_dir: Path, engine: ContainerEngine, target: Target, pushed: Sequence[Pushed],
+              todo: Sequence[Target], *, log: Log, retries: int, backoff: float,
               on_bytes: Callable[[str, int, int], None] | None = None) -> str:
     """Push ``target`` and record its digest (pushing.guarded); every way it can end
     becomes PublishFailed or Interrupted saying what landed."""
@@ -181,7 +171,7 @@ def _push_one(release_dir: Path, engine: ContainerEngine, target: _Target, pushe
         raise PublishFailed(e, pushed, [t.ref for t in todo if t.ref not in done]) from e
 
 
-def _interrupted(landed: Sequence[Pushed], todo: Sequence[_Target], unknown: str | None, *,
+def _interrupted(landed: Sequence[Pushed], todo: Sequence[Target], unknown: str | None, *,
                  failed: BaseException | None = None) -> Interrupted:
     """Exit 130, saying which refs landed (and are recorded), which did not, which is unknown."""
     done = {p.ref for p in landed}
@@ -215,129 +205,16 @@ def format_report(report: PublishReport) -> str:
     return "\n".join(lines)
 
 
-def retarget(ref: str, registry: str, default_registry: str = "") -> str:
-    """``ref`` under ``registry``: the manifest's registry prefix (or any registry host) replaced."""
-    if default_registry and ref.startswith(default_registry):
-        return registry + ref[len(default_registry):]
-    return registry + split_registry(ref)[1]
-
-
-def _select(manifest: Manifest, names: Sequence[str] | None) -> tuple[str, ...]:
-    return tuple(manifest.artifacts) if names is None else select(manifest, names)
-
-def _check_statuses(manifest: Manifest, release: Release, selected: Sequence[str]) -> None:
-    """Refuse unless the whole release is ok, whatever the selection: publishing part of a
-    release whose other artifacts failed would put half a release in the registry."""
-    problems: list[tuple[str, str]] = []
-    if release.release != manifest.release:
-        problems.append(("release.json", f"records release {release.release!r}, not {manifest.release!r}"))
-    if release.status == "building":
-        problems.append(("release.json", "status building: a build is replacing its files, or was interrupted"))
-    for name, artifact in release.artifacts.items():
-        if not artifact.built:
-            why = reason(name, artifact.error)
-            problems.append((name, artifact.status + (f": {why}" if why else "")))
-    for name in selected:
-        if name not in release.artifacts:
-            problems.append((name, "not built (not in release.json)"))
-    if release.status != "ok" and not problems:
-        problems.append(("release.json", f"status {release.status}"))
-    if problems:
-        raise PublishRefused(
-            f"refusing to publish release {release.release}: {len(problems)} problem(s); only a release whose every "
-            "artifact built ok is published, as a registry must never hold half a release; nothing was pushed",
-            problems, hint=f"fix and rebuild them ({build_command(manifest)}), then publish again")
-
-
-def _check_integrity(release_dir: Path, manifest: Manifest, release: Release) -> None:
-    """Refuse when the files or the record do not hold up: a record edited from failed
-    to ok, a changed file, an output the manifest implies and the record lacks."""
-    problems = [(check.what, check.detail) for check in (*record_checks(manifest, release),
-                                                         *file_checks(release_dir, release))
-                if check.ok is False]
-    if problems:
-        raise PublishRefused(
-            f"refusing to publish release {release.release}: it does not match its record and manifest "
-            f"({len(problems)} problem(s)); nothing was pushed",
-            problems, hint=f"`invoke verify --manifest {shlex.quote(str(manifest.path))}` shows every check; "
-                           f"rebuild the release ({build_command(manifest, ' --force')})")
-
-
-def _targets(manifest: Manifest, release: Release, selected: Sequence[str], registry: str | None) -> list[_Target]:
-    if registry is not None and not _valid_registry(registry):
-        raise InputError(f"registry {registry!r} is not a registry prefix",
-                         hint="give host[:port]/, no scheme, with the trailing '/': 127.0.0.1:5000/ or quay.io/calico/")
-    targets: list[_Target] = []
-    for name in selected:
-        for index, image in enumerate(release.artifacts[name].images):
-            for ref in image.refs:
-                dest = ref if registry is None else retarget(ref, registry, manifest.defaults.registry)
-                if not IMAGE_REF_RE.match(dest):
-                    raise InputError(f"{dest!r} ({name}) is not a valid image reference",
-                                     hint="check --registry: lower-case host, port and path")
-                targets.append(_Target(artifact=name, index=index, source=ref, ref=dest, id=image.id))
-    return _one_image_per_ref(release, targets)
-
-
-def _one_image_per_ref(release: Release, targets: Sequence[_Target]) -> list[_Target]:
-    """Each reference pushed once, with one image. ``--registry`` replaces registry hosts,
-    so references that differ only by host fold into one: one image under both is pushed
-    once; two images, in this run or recorded as pushed there by another artifact, would
-    replace one another, leaving an artifact under no name while the record says it landed."""
-    found: dict[str, tuple[str, str, str]] = {  # ref -> (artifact, source, id)
-        ref: (name, f"{ref} (recorded as pushed)", landed.id)
-        for name, artifact in release.artifacts.items() for image in artifact.images
-        for ref, landed in image.pushed.items()}
-    unique: dict[str, _Target] = {}
-    for target in targets:
-        artifact, source, image_id = found.setdefault(target.ref, (target.artifact, target.source, target.id))
-        if image_id != target.id and artifact != target.artifact:
-            raise InputError(
-                f"{target.ref} would receive two images: {source} ({artifact}, {image_id}) and "
-                f"{target.source} ({target.artifact}, {target.id}); one would replace the other",
-                hint="these references differ only by registry, which --registry replaces: publish them "
-                     "without --registry, or under another --registry")
-        unique.setdefault(target.ref, target)
-    return list(unique.values())
-
-
-def _valid_registry(registry: str) -> bool:
-    """A registry host (and an optional namespace) to push under: the manifest's rule for
-    ``defaults.registry``, and its first part must be a registry, not a Docker Hub user."""
-    return imageref.registry_problem(registry) is None and imageref.is_registry_host(registry.partition("/")[0])
-
-
-def _is_pushed(release: Release, target: _Target) -> bool:
-    landed = release.artifacts[target.artifact].images[target.index].pushed.get(target.ref)
-    return landed is not None and landed.id == target.id
-
-
-def _landed(release: Release, target: _Target) -> Pushed:
+def _landed(release: Release, target: Target) -> Pushed:
     landed = release.artifacts[target.artifact].images[target.index].pushed[target.ref]
     return Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=landed.digest)
-
-
-def _preflight(engine: ContainerEngine, targets: Sequence[_Target], manifest: Manifest) -> None:
-    problems: list[tuple[str, str]] = []
-    for source, image_id in dict.fromkeys((t.source, t.id) for t in targets):
-        actual = engine.image_id(source)
-        if actual is None:
-            problems.append((source, f"not in the Docker engine (release.json records {image_id})"))
-        elif actual != image_id:
-            problems.append((source, f"is {actual} in the Docker engine, release.json records {image_id}"))
-    if problems:
-        raise PublishRefused(
-            f"refusing to publish: {len(problems)} image{'s' if len(problems) > 1 else ''} not in the Docker engine "
-            "as recorded; nothing was pushed",
-            problems, hint=f"rebuild the release on this engine ({build_command(manifest)}), or load the recorded "
-                           "images")
 
 
 class PushedOtherImage(OrchestratorError):
     """The engine pushed another image than the recorded one under a reference: it was
     re-tagged while it was pushed (image references are global to an engine)."""
 
-    def __init__(self, target: _Target, digest: str) -> None:
+    def __init__(self, target: Target, digest: str) -> None:
         super().__init__(
             f"{target.ref} was re-tagged in the Docker engine while it was pushed: the registry got another "
             f"image than the recorded {target.id} (manifest {digest}), which was not recorded",
@@ -349,7 +226,7 @@ class PushedOtherImage(OrchestratorError):
 _PUSH_AS_RECORDED = 2
 
 
-def _push_recorded(engine: ContainerEngine, target: _Target, *, log: Log, retries: int, backoff: float,
+def _push_recorded(engine: ContainerEngine, target: Target, *, log: Log, retries: int, backoff: float,
                    on_bytes: Callable[[int, int], None] | None = None) -> str:
     """Push ``target.ref`` as the recorded image, and prove it was that image.
 
@@ -391,7 +268,7 @@ def _push(engine: ContainerEngine, ref: str, *, log: Log, retries: int, backoff:
                    transient_error=lambda e: isinstance(e, PushFailed) and e.problem == "other").value
 
 
-def _record(release_dir: Path, target: _Target, digest: str) -> None:
+def _record(release_dir: Path, target: Target, digest: str) -> None:
     """Add one landed ref to the record: provenance.json first, release.json last.
 
     Re-read first: only ``pushed`` is ours to change. In this order a kill in between

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from orchestrator import gitcmd, gitcreds
+from orchestrator import gitcmd, gitcommits, gitcreds
 from orchestrator.errors import OrchestratorError, PinError, SourceError
 from orchestrator.gitcache import Emit, discard, ensure_mirror, locked
 from orchestrator.gitfailure import CorruptObjectsError
@@ -188,12 +188,12 @@ def _pin(source: RepoRef, options: Policy, emit: Emit) -> Pinned:
 def _lookup(source: RepoRef) -> tuple[RefKind, str, str] | None:
     """What the mirror knows about the ref already: (kind, target, commit)."""
     if COMMIT.fullmatch(source.ref):
-        held = gitcmd.rev_parse(source.mirror, f"{_PIN_NS}{source.ref}") is not None
+        held = gitcommits.rev_parse(source.mirror, f"{_PIN_NS}{source.ref}") is not None
         found = _commit_of(source, source.ref, missing_is_damage=held, unwalkable_is_damage=False)
         return ("commit", source.ref, source.ref) if found == source.ref else None
     kinds: tuple[RefKind, ...] = ("tag", "branch")
     for kind in kinds:
-        target = gitcmd.rev_parse(source.mirror, _refname(kind, source.ref))
+        target = gitcommits.rev_parse(source.mirror, _refname(kind, source.ref))
         commit = _commit_of(source, target, missing_is_damage=True, unwalkable_is_damage=False) if target else None
         if target and commit:
             return kind, target, commit
@@ -214,11 +214,11 @@ def _commit_of(source: RepoRef, rev: str, *, missing_is_damage: bool, unwalkable
         _raise_if_damaged(source, peeled)
         # Peeling fails silently on a missing object and on a tag of a tree: `^{}` peels
         # through every tag to whatever object is at the end, if it is there.
-        if not missing_is_damage or gitcmd.rev_parse(mirror, f"{rev}^{{}}") is not None:
+        if not missing_is_damage or gitcommits.rev_parse(mirror, f"{rev}^{{}}") is not None:
             return None
         raise CorruptObjectsError(source.name, mirror, f"{rev} names objects that are missing from the mirror")
     commit = peeled.stdout.strip()
-    if gitcmd.commit_timestamp(mirror, commit, check=lambda walk: _raise_if_damaged(source, walk)) is not None:
+    if gitcommits.commit_timestamp(mirror, commit, check=lambda walk: _raise_if_damaged(source, walk)) is not None:
         return commit
     if unwalkable_is_damage:
         raise CorruptObjectsError(source.name, mirror, f"the history of {commit} cannot be read after fetching it")
@@ -263,12 +263,12 @@ def _from_remote(source: RepoRef, options: Policy, emit: Emit) -> Pinned:
     else:
         kind, advertised = _ls_remote(source, options, emit)
         full = _refname(kind, source.ref)
-        current = gitcmd.rev_parse(source.mirror, full)
+        current = gitcommits.rev_parse(source.mirror, full)
         usable = current == advertised and _commit_of(
             source, advertised, missing_is_damage=True, unwalkable_is_damage=False) is not None
         if not usable:
             _fetch(source, options, emit, (f"+{full}:{full}",), fallback=None)
-    target = gitcmd.rev_parse(source.mirror, full)
+    target = gitcommits.rev_parse(source.mirror, full)
     commit = _commit_of(source, target, missing_is_damage=True, unwalkable_is_damage=True) if target else None
     if target is None or commit is None:
         raise RefNotFoundError(source.name, source.ref, source.shown)

@@ -17,7 +17,8 @@ from pathlib import Path
 
 from orchestrator import __version__, procs, provenance, record
 from orchestrator.execute import Result
-from orchestrator.fileops import TEMP_NAME, damage, fsync_files, read_limited, write_atomic
+from orchestrator.fileops import TEMP_NAME, fsync_files, read_limited, write_atomic
+from orchestrator.integrity import damage
 from orchestrator.manifest import Manifest
 from orchestrator.outputs import Source
 from orchestrator.plan import build_order

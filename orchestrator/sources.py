@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from orchestrator import gitcmd
+from orchestrator import gitcmd, gitcommits
 from orchestrator.errors import InputError, PinError, SourceError
 from orchestrator.fetchrun import FetchFailed, run_all
 from orchestrator.gitcache import Emit, check_out
@@ -242,7 +242,7 @@ def check_out_resolved(resolved: Resolved, options: FetchOptions, *,
 
 def commit_time(git_dir: Path, commit: str, name: str) -> int:
     """The committer time of ``commit`` (SOURCE_DATE_EPOCH), read from the mirror."""
-    stamp = gitcmd.commit_timestamp(git_dir, commit)
+    stamp = gitcommits.commit_timestamp(git_dir, commit)
     if stamp is None:
         raise SourceError(f"{name}: cannot read the time of commit {commit} in {git_dir}",
                           hint="delete the mirror to have it fetched again")

@@ -7,6 +7,16 @@ from pathlib import Path
 
 import pytest
 
+# Fixtures shared by many test modules, found by name wherever a test asks for them: the
+# real engines (the default one, a second private one), local registries, a finished
+# release on the fake engine, and an offline busybox image.
+pytest_plugins = (
+    "tests.helpers.registry",
+    "tests.helpers.releases",
+    "tests.helpers.second_engine",
+    "tests.helpers.engine_fixtures",
+)
+
 # Every image a test builds or tags is named under this session's own prefix (a reserved
 # .invalid domain, so nothing can resolve it), never under a user's names such as
 # calico/node; tests/helpers/session_images.py removes what the session created.

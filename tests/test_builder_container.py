@@ -9,25 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.engine.dockerpy import Engine
-from orchestrator.errors import DockerUnavailableError
 from tests.helpers.cli import run_cli
-from tests.helpers.docker_images import busybox_image
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture(scope="module")
-def busybox() -> str:
-    try:
-        engine = Engine.from_env(timeout=60)
-    except DockerUnavailableError as e:
-        pytest.skip(f"no Docker engine answers ({e}); start one with .ci/docker-up")
-    try:
-        busybox_image(engine)
-    except LookupError as e:
-        pytest.skip(str(e))
-    return "orchestrator-test/busybox:1"
 
 
 def make_repo(path: Path) -> str:

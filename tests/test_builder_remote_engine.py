@@ -14,7 +14,7 @@ import pytest
 from orchestrator.engine.dockerpy import Engine
 from tests.helpers.cli import run_cli
 from tests.helpers.docker_images import find_static_busybox, write_busybox_rootfs
-from tests.helpers.second_engine import SecondEngine, second_engine  # noqa: F401 - a fixture
+from tests.helpers.second_engine import SecondEngine
 
 pytestmark = pytest.mark.docker
 
@@ -23,7 +23,7 @@ REMOTE_IMAGE = "orchestrator-test.invalid/remote-only/busybox:1"
 
 
 def test_a_builder_container_runs_on_the_engine_docker_host_names_with_no_bind_mount(
-        second_engine: SecondEngine, tmp_path: Path) -> None:  # noqa: F811
+        second_engine: SecondEngine, tmp_path: Path) -> None:
     busybox = find_static_busybox()
     if busybox is None:
         pytest.skip("no static busybox on this machine: apt-get install busybox-static")

@@ -29,15 +29,11 @@ from tests.helpers.registry import (
     LIB_COMMIT,
     Registry,
     add_images,
-    auth_registry,  # noqa: F401 (fixture)
     docker_config_with,
-    docker_engine,  # noqa: F401 (fixture)
     free_port,
     make_release,
-    registry,  # noqa: F401 (fixture)
     small_manifest,
 )
-from tests.helpers.releases import fake, manifest, release_dir  # noqa: F401  (fixtures)
 
 APP_V1 = "registry.example.invalid:5000/team/app/image:v1.0.0"
 APP_LATEST = "registry.example.invalid:5000/team/app/image:latest"
@@ -365,7 +361,7 @@ def test_no_password_reaches_the_log_the_error_or_the_records(
 
 
 @pytest.fixture
-def real_release(tmp_path: Path, docker_engine: Engine) -> Iterator[tuple[Path, Manifest, str]]:  # noqa: F811
+def real_release(tmp_path: Path, docker_engine: Engine) -> Iterator[tuple[Path, Manifest, str]]:
     """A one-image release (FROM scratch) built by the real engine under a unique tag."""
     tag = "t" + uuid.uuid4().hex[:12]  # unique: other test sessions may share this engine
     manifest = small_manifest(tmp_path, f"""\
@@ -401,7 +397,7 @@ repos:
 
 @pytest.mark.docker
 def test_a_release_published_to_a_real_registry_pulls_back_as_the_same_image(
-    real_release: tuple[Path, Manifest, str], registry: Registry, docker_engine: Engine  # noqa: F811
+    real_release: tuple[Path, Manifest, str], registry: Registry, docker_engine: Engine
 ) -> None:
     import docker
 
@@ -425,7 +421,7 @@ def test_a_release_published_to_a_real_registry_pulls_back_as_the_same_image(
 
 @pytest.mark.docker
 def test_a_real_registry_with_docker_login_credentials_accepts_the_push_and_no_password_shows(
-    real_release: tuple[Path, Manifest, str], auth_registry: Registry, tmp_path: Path,  # noqa: F811
+    real_release: tuple[Path, Manifest, str], auth_registry: Registry, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     release_dir, manifest, _ = real_release
@@ -444,7 +440,7 @@ def test_a_real_registry_with_docker_login_credentials_accepts_the_push_and_no_p
 
 @pytest.mark.docker
 def test_a_wrong_password_fails_at_once_as_an_auth_problem(
-    real_release: tuple[Path, Manifest, str], auth_registry: Registry, tmp_path: Path,  # noqa: F811
+    real_release: tuple[Path, Manifest, str], auth_registry: Registry, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     release_dir, manifest, _ = real_release
@@ -464,7 +460,7 @@ def test_a_wrong_password_fails_at_once_as_an_auth_problem(
 
 @pytest.mark.docker
 def test_a_registry_nobody_listens_on_fails_at_once_as_unreachable(
-    real_release: tuple[Path, Manifest, str], docker_engine: Engine  # noqa: F811
+    real_release: tuple[Path, Manifest, str], docker_engine: Engine
 ) -> None:
     release_dir, manifest, _ = real_release
     address = f"127.0.0.1:{free_port()}"

@@ -14,7 +14,6 @@ from tests.conftest import IMAGE_PREFIX
 from tests.helpers import registry as real
 from tests.helpers.cli import run_cli
 
-docker_engine, registry = real.docker_engine, real.registry
 IMAGES = ["calico/node", "calico/test", "calico/build", "calico/kube-controllers"]
 
 

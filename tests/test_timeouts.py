@@ -12,11 +12,8 @@ import pytest
 
 from orchestrator.engine.dockerpy import Engine
 from orchestrator.sandbox import create_demo
-from tests.helpers import registry as real
 from tests.helpers.cli import run_cli
 from tests.helpers.docker_images import BUSYBOX_REF, busybox_image
-
-docker_engine = real.docker_engine
 
 # A duration of its own, so that looking for what is left finds this test's processes only
 # (not those of a test running beside it).

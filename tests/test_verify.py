@@ -21,7 +21,6 @@ from orchestrator.verify import VerifyReport, format_report, resolve_pins, verif
 from tests.helpers.fake_docker import FakeDockerClient
 from tests.helpers.gitrepos import build_upstream
 from tests.helpers.registry import APP_COMMIT, LIB_COMMIT, add_images, make_release, small_manifest
-from tests.helpers.releases import fake, manifest, release_dir  # noqa: F401  (fixtures)
 
 COMMITS = {"app": APP_COMMIT, "lib": LIB_COMMIT}
 

@@ -10,8 +10,9 @@ import secrets
 import shlex
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from orchestrator import commandlog, treecopy
 from orchestrator.engine.connection import Connection, docker_errors, explain, labelled_of, quietly
@@ -45,16 +46,16 @@ class ContainerRuns(Connection):
         shown = command if isinstance(command, str) else shlex.join(argv)
         what = f"command `{shown}` in image {image}"
         budget = self._start(what, deadline)
-        # Its own label, so that a Ctrl-C landing while the engine creates it (the engine
-        # then has a container we hold no handle of) still finds and removes it.
+        # Its own label, so that a container we hold no handle of is still found and removed.
         token = secrets.token_hex(8)
         try:
             with self._talking(f"creating a container for {what}"):
-                container = self._client.containers.create(
+                container = _uninterrupted(functools.partial(
+                    self._client.containers.create,
                     image, argv, environment=dict(env), network_mode=network_mode, working_dir="/src",
                     user=f"{os.getuid()}:{os.getgid()}", labels={**self.container_labels, CONTAINER_LABEL: token},
                     use_config_proxy=False,
-                )  # fmt: skip
+                ))  # fmt: skip
             with self._lock:
                 # cancel_all may have run since _start; a container it never saw must not start.
                 cancelled = self._cancelled
@@ -121,7 +122,11 @@ class ContainerRuns(Connection):
             raise
         finally:
             timer.cancel()
-            quietly(functools.partial(container.remove, force=True))
+            try:
+                container.remove(force=True)
+            except Exception:  # gone already, or the handle failed us: find it by its label
+                with contextlib.suppress(Exception):
+                    self.stop_labelled(CONTAINER_LABEL, token)
             with self._lock:
                 self._live.pop(container.id, None)
 
@@ -155,3 +160,34 @@ class ContainerRuns(Connection):
     def stop_labelled(self, label: str, value: str) -> list[str]:
         """Kill and remove every container with ``label=value``; describes those stopped."""
         return self.remove(self.labelled(label, value))
+
+
+_CREATE_PATIENCE = 30.0  # seconds an interrupted run waits for the engine's answer to its create
+
+
+def _uninterrupted(create: Callable[[], Any]) -> Any:
+    """``create()`` in a thread of its own, so that a Ctrl-C cannot cut the engine's answer
+    off: the engine makes the container whether or not we read the answer, and a container
+    whose id we never learnt would run on. On an interrupt, wait (bounded) for the answer,
+    remove what it made, then let the interrupt go on."""
+    outcome: list[Any] = []
+    failure: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            outcome.append(create())
+        except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(e)
+
+    worker = threading.Thread(target=call, name="container-create", daemon=True)
+    worker.start()
+    try:
+        worker.join()
+    except BaseException:
+        worker.join(_CREATE_PATIENCE)
+        for container in outcome:
+            quietly(functools.partial(container.remove, force=True))
+        raise
+    if failure:
+        raise failure[0]
+    return outcome[0]

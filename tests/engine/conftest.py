@@ -5,14 +5,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.engine.dockerpy import Engine
-from tests.helpers import registry as real
-from tests.helpers.docker_images import busybox_image
 from tests.helpers.fake_docker import FakeDockerClient
-
-# The real engine and the local registries live in tests/helpers/registry.py, shared with
-# tests/test_publish.py; pytest finds fixtures by name in this module.
-docker_engine, registry, auth_registry = real.docker_engine, real.registry, real.auth_registry
-Registry, docker_config_with = real.Registry, real.docker_config_with
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -50,16 +43,3 @@ def context(tmp_path: Path) -> Path:
     path.mkdir()
     (path / "hello.txt").write_text("hello\n")
     return path
-
-
-# -- a real engine ----------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def busybox(docker_engine: Engine) -> str:
-    """``orchestrator-test/busybox:1`` in the real engine, imported offline on first use."""
-    try:
-        busybox_image(docker_engine)
-    except LookupError as e:
-        pytest.skip(str(e))
-    return "orchestrator-test/busybox:1"

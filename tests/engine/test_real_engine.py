@@ -5,9 +5,7 @@ Start one with ``.ci/docker-up``; without it these tests skip and say so.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
 import threading
 import time
 import uuid
@@ -21,15 +19,14 @@ import pytest
 from orchestrator.engine.dockerpy import Engine
 from orchestrator.engine.errors import (
     Cancelled,
-    ContainerFailed,
     DeadlineExceeded,
     ImageBuildFailed,
-    ImageMissing,
     PushFailed,
 )
 from orchestrator.engine.protocol import MANAGED_LABEL
-from tests.engine.conftest import Lines, Registry, docker_config_with
+from tests.engine.conftest import Lines
 from tests.helpers.fake_docker import FakeDockerClient
+from tests.helpers.registry import Registry, docker_config_with
 
 pytestmark = pytest.mark.docker
 
@@ -107,11 +104,6 @@ def test_a_failing_run_step_raises_with_the_engines_error_and_the_output(
     assert "\x1b" not in message
 
 
-def test_a_missing_dockerfile_raises_image_build_failed(docker_engine: Engine, context: Path) -> None:
-    with pytest.raises(ImageBuildFailed, match="Cannot locate specified Dockerfile: Dockerfile.missing"):
-        build(docker_engine, context, Lines(), dockerfile="Dockerfile.missing")
-
-
 def test_a_silent_build_step_past_the_deadline_is_abandoned(
     docker_engine: Engine, client: Any, busybox: str, context: Path
 ) -> None:
@@ -156,98 +148,6 @@ def test_cancel_all_ends_a_build_in_a_silent_run_step(busybox: str, client: Any,
     assert not thread.is_alive()
     assert [type(e) for e in outcome] == [Cancelled]
     assert client.containers.list(all=True, filters={"ancestor": busybox}) == []
-
-
-def test_a_command_writes_into_the_bind_mount_as_the_caller(
-    docker_engine: Engine, client: Any, busybox: str, tmp_path: Path, lines: Lines
-) -> None:
-    docker_engine.run(
-        image=busybox, command="mkdir -p bin && echo felix > bin/calico-felix && id -u && echo $ARCH",
-        workdir=tmp_path, env={"ARCH": "amd64"}, network_mode="none", log=lines,
-    )  # fmt: skip
-
-    output = tmp_path / "bin/calico-felix"
-    assert output.read_text() == "felix\n"
-    assert (output.stat().st_uid, output.stat().st_gid) == (os.getuid(), os.getgid())
-    assert lines == [str(os.getuid()), "amd64"]
-    assert managed_containers(client) == [], "the container is removed"
-
-
-def test_a_failing_command_raises_with_its_output(
-    docker_engine: Engine, client: Any, busybox: str, tmp_path: Path
-) -> None:
-    with pytest.raises(ContainerFailed) as caught:
-        docker_engine.run(
-            image=busybox, command=["sh", "-c", "echo building; exit 7"], workdir=tmp_path, env={},
-            network_mode="none", log=Lines(),
-        )  # fmt: skip
-
-    assert caught.value.exit_code == 7
-    assert str(caught.value).endswith("exited with code 7\n  last output:\n    building")
-    assert managed_containers(client) == []
-
-
-def test_a_missing_image_is_image_missing(docker_engine: Engine, tmp_path: Path) -> None:
-    with pytest.raises(ImageMissing, match="orchestrator-test/engine-nothing:1"):
-        docker_engine.run(
-            image="orchestrator-test/engine-nothing:1", command="true", workdir=tmp_path, env={},
-            network_mode="none", log=Lines(),
-        )  # fmt: skip
-
-
-def test_a_command_past_its_deadline_is_killed_and_removed(
-    docker_engine: Engine, client: Any, busybox: str, tmp_path: Path
-) -> None:
-    with pytest.raises(DeadlineExceeded):  # sleep 60 would exit 0: the deadline cut it
-        docker_engine.run(
-            image=busybox, command="sleep 60", workdir=tmp_path, env={}, network_mode="none", log=Lines(),
-            deadline=time.monotonic() + 1.5,
-        )  # fmt: skip
-
-    assert managed_containers(client) == []
-
-
-def test_ctrl_c_kills_and_removes_the_container(
-    docker_engine: Engine, client: Any, busybox: str, tmp_path: Path
-) -> None:
-    timer = threading.Timer(1.5, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            docker_engine.run(
-                image=busybox, command="sleep 60", workdir=tmp_path, env={}, network_mode="none", log=Lines()
-            )
-    finally:
-        timer.cancel()
-
-    assert managed_containers(client) == []
-
-
-def test_cancel_all_stops_runs_in_other_threads(busybox: str, client: Any, tmp_path: Path) -> None:
-    engine = Engine.from_env()  # its own: a cancelled engine stays cancelled
-    outcomes: list[BaseException | None] = []
-
-    def worker() -> None:
-        try:
-            engine.run(image=busybox, command="sleep 60", workdir=tmp_path, env={}, network_mode="none", log=Lines())
-            outcomes.append(None)
-        except BaseException as e:  # noqa: BLE001
-            outcomes.append(e)
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for _ in range(100):
-        if len(client.containers.list(filters={"label": MANAGED_LABEL})) == 2:
-            break
-        time.sleep(0.1)
-
-    engine.cancel_all()
-    for thread in threads:
-        thread.join(20)
-
-    assert [type(o) for o in outcomes] == [Cancelled, Cancelled]
-    assert managed_containers(client) == []
 
 
 def test_push_to_a_local_registry_returns_its_digest(

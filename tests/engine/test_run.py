@@ -15,7 +15,7 @@ import pytest
 from orchestrator import procs
 from orchestrator.engine import connection as engine_module
 from orchestrator.engine.dockerpy import Engine
-from orchestrator.engine.errors import Cancelled, ContainerFailed, DeadlineExceeded, EngineError, ImageMissing
+from orchestrator.engine.errors import Cancelled, ContainerFailed, DeadlineExceeded, EngineError
 from orchestrator.engine.protocol import CONTAINER_LABEL, MANAGED_LABEL
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.shim import RUN_LABEL
@@ -91,17 +91,6 @@ def test_a_failing_command_shows_command_exit_code_and_the_indented_tail(
     )
     assert lines == ["compiling", "felix.go:12: undefined: x"]
     assert fake.containers.list(all=True) == [], "the container is removed"
-
-
-def test_a_missing_image_is_named_with_how_to_get_it(engine: Engine, tmp_path: Path) -> None:
-    with pytest.raises(ImageMissing) as caught:
-        run(engine, tmp_path, "true", Lines(), image="calico/go-build:v0.17")
-
-    assert str(caught.value) == (
-        "image 'calico/go-build:v0.17' is not in the Docker engine\n"
-        "  hint: build the artifact that makes it first, or get it with "
-        "`docker pull calico/go-build:v0.17` or `docker load`"
-    )
 
 
 def test_a_command_the_image_lacks_cannot_start(engine: Engine, fake: FakeDockerClient, tmp_path: Path) -> None:

@@ -1,8 +1,7 @@
 """A real Docker engine, real local registries (Debian's docker-registry), and a release to push.
 
-Fixtures to import where they are needed (a conftest or a test module)::
-
-    from tests.helpers.registry import auth_registry, docker_engine, registry  # noqa: F401
+Its fixtures (``docker_engine``, ``registry``, ``auth_registry``) are a pytest plugin
+(tests/conftest.py): a test asks for them by name.
 
 Each registry listens on a free 127.0.0.1 port, which the engine trusts over plain HTTP,
 and stores its blobs under the test's tmp_path. Without an engine, the registry binary or

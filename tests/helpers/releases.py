@@ -1,7 +1,8 @@
 """Fixtures for tests of finished releases (publish, verify): a small manifest, a
 fake Docker client holding its images, and a release directory recording them.
 
-Import the fixtures into a test module to use them.
+A pytest plugin (tests/conftest.py): a test asks for ``manifest``, ``fake`` or
+``release_dir`` by name; a module or conftest that defines its own wins.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
 """Helpers for the isolation tests: hostile tars, repositories whose commits hold
-symlinks, one-repo manifests, and the orchestrator CLI on them.
-
-Fixtures to import where they are needed::
-
-    from tests.reliability.isolation_helpers import busybox, docker_engine  # noqa: F401
+symlinks, one-repo manifests, and the orchestrator CLI on them. (The real engine and
+its busybox are plugin fixtures: tests/conftest.py.)
 """
 
 from __future__ import annotations
@@ -15,25 +12,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from orchestrator.engine.dockerpy import Engine
 from tests.helpers.cli import run_cli
-from tests.helpers.docker_images import BUSYBOX_REF, busybox_image
 from tests.helpers.gitrepos import git
-from tests.helpers.registry import docker_engine
 
-__all__ = ["Entry", "Link", "Workspace", "busybox", "chunks_of", "docker_engine", "make_repo", "tar_of"]
-
-
-@pytest.fixture(scope="session")
-def busybox(docker_engine: Engine) -> str:
-    """``orchestrator-test/busybox:1`` in the real engine, imported offline on first use."""
-    try:
-        busybox_image(docker_engine)
-    except LookupError as e:
-        pytest.skip(str(e))
-    return BUSYBOX_REF
+__all__ = ["Entry", "Link", "Workspace", "chunks_of", "make_repo", "tar_of"]
 
 
 # -- tars as an engine would send them -------------------------------------------------------

@@ -33,7 +33,6 @@ from tests.helpers import registry as real
 from tests.helpers.registry import APP_COMMIT, make_release, small_manifest
 
 pytestmark = pytest.mark.docker
-docker_engine, registry = real.docker_engine, real.registry
 
 
 @dataclass(frozen=True)

@@ -22,14 +22,10 @@ from tests.helpers.cli import BIN
 from tests.reliability.isolation_helpers import (
     Entry,
     Workspace,
-    busybox,
     chunks_of,
-    docker_engine,
     make_repo,
     tar_of,
 )
-
-__all__ = ["busybox", "docker_engine"]  # fixtures, used by name
 
 
 def workspace(tmp_path: Path, busybox: str, command: str, timeout: str = "10m") -> Workspace:

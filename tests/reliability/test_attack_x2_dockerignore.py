@@ -16,9 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.cli import run_cli
-from tests.reliability.isolation_helpers import Link, Workspace, busybox, docker_engine, make_repo
-
-__all__ = ["busybox", "docker_engine"]  # fixtures, used by name
+from tests.reliability.isolation_helpers import Link, Workspace, make_repo
 
 pytestmark = pytest.mark.docker
 IMAGE = "orchestrator-test.invalid/x2/dockerignore:v1"

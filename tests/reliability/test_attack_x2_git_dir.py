@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.isolation_helpers import Link, Workspace, busybox, docker_engine, make_repo
-
-__all__ = ["busybox", "docker_engine"]  # fixtures, used by name
+from tests.reliability.isolation_helpers import Link, Workspace, make_repo
 
 
 @pytest.mark.docker

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.isolation_helpers import Workspace, busybox, docker_engine, make_repo
-
-__all__ = ["busybox", "docker_engine"]  # fixtures, used by name
+from tests.reliability.isolation_helpers import Workspace, make_repo
 
 
 def workspace(tmp_path: Path, name: str) -> Workspace:

@@ -13,9 +13,7 @@ import docker  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 from orchestrator.shim import RUN_LABEL, STEP_LABEL, WORKSPACE_LABEL, add_labels
-from tests.reliability.isolation_helpers import Workspace, busybox, docker_engine, make_repo
-
-__all__ = ["busybox", "docker_engine"]  # fixtures, used by name
+from tests.reliability.isolation_helpers import Workspace, make_repo
 
 LABELS = {RUN_LABEL: "r", STEP_LABEL: "s", WORKSPACE_LABEL: "/ws"}
 ADDED = ["--label=orchestrator.run=r", "--label=orchestrator.step=s", "--label=orchestrator.workspace=/ws"]

@@ -15,9 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.reliability.isolation_helpers import Workspace, busybox, docker_engine, make_repo
-
-__all__ = ["busybox", "docker_engine"]  # fixtures, used by name
+from tests.reliability.isolation_helpers import Workspace, make_repo
 
 # printf in sh: OSC 52 (clipboard), a DCS query, a colour (CSI), a bare carriage return.
 PRINT = r"printf 'a\033]52;c;aGFja2Vk\007b\033P$q m\033\\c\033[31mred\033[0m\rspoof\n'"

@@ -22,15 +22,13 @@ import docker
 import pytest
 
 from orchestrator.engine.dockerpy import Engine
-from tests.engine.conftest import busybox  # noqa: F401 - a fixture
-from tests.helpers.registry import docker_engine  # noqa: F401 - a fixture
 from tests.reliability.interrupt_helpers import kill_marked, make_workspace, marker, wait_until
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
-def client(docker_engine: Engine) -> Iterator[Any]:  # noqa: F811
+def client(docker_engine: Engine) -> Iterator[Any]:
     raw = docker.from_env()
     yield raw
     raw.close()
@@ -51,7 +49,7 @@ def running(client: Any, name: str) -> bool:
 @pytest.mark.xfail(strict=True, reason="attack-x3: a writer that cannot reach the engine forgets the dead run "
                                        "(fix needs a design decision about the owner record; see the report)")
 def test_a_dead_runs_container_is_stopped_by_a_later_run_when_the_next_one_had_no_engine(
-        tmp_path: Path, client: Any, name: str, busybox: str) -> None:  # noqa: F811
+        tmp_path: Path, client: Any, name: str, busybox: str) -> None:
     word = marker()
     ws = make_workspace(tmp_path, {"host": f"docker run -d --network none --name {name} {busybox} sleep 300\n"
                                            f"echo started\nwhile :; do sleep 1; done # {word}"})

@@ -24,8 +24,6 @@ import docker
 import pytest
 
 from orchestrator.engine.dockerpy import Engine
-from tests.engine.conftest import busybox  # noqa: F401 - a fixture
-from tests.helpers.registry import docker_engine  # noqa: F401 - a fixture
 from tests.reliability.interrupt_helpers import make_workspace
 
 pytestmark = pytest.mark.docker
@@ -39,7 +37,7 @@ exec env DOCKER_HOST={docker_host} "$@"
 
 
 @pytest.fixture
-def client(docker_engine: Engine) -> Iterator[Any]:  # noqa: F811
+def client(docker_engine: Engine) -> Iterator[Any]:
     raw = docker.from_env()
     yield raw
     raw.close()
@@ -56,7 +54,7 @@ def name(client: Any) -> Iterator[str]:
 @pytest.mark.xfail(strict=True, reason="attack-x3: the orchestrator cannot reach an ssh:// engine (docker-py needs "
                                        "paramiko) to stop what host commands start there; see the report")
 def test_a_container_started_on_an_ssh_engine_is_stopped_when_its_step_ends(
-        tmp_path: Path, client: Any, name: str, busybox: str) -> None:  # noqa: F811
+        tmp_path: Path, client: Any, name: str, busybox: str) -> None:
     docker_host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()

@@ -22,9 +22,7 @@ from pathlib import Path
 import pytest
 
 from orchestrator.engine.dockerpy import Engine
-from tests.engine.conftest import busybox  # noqa: F401 - a fixture
 from tests.helpers.gitrepos import git
-from tests.helpers.registry import docker_engine  # noqa: F401 - a fixture
 from tests.reliability.interrupt_helpers import make_workspace, wait_until
 
 pytestmark = pytest.mark.docker
@@ -56,7 +54,7 @@ def hanging_server() -> Iterator[int]:
 
 
 def test_ctrl_c_stops_an_image_build_waiting_silently_outside_a_run_step(
-        tmp_path: Path, docker_engine: Engine, busybox: str, hanging_server: int,  # noqa: F811
+        tmp_path: Path, docker_engine: Engine, busybox: str, hanging_server: int,
         image_prefix: str) -> None:
     ws = make_workspace(tmp_path, {})
     upstream = tmp_path / "upstream"

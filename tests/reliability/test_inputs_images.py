@@ -22,9 +22,6 @@ from orchestrator import imageref
 from orchestrator.engine.dockerpy import Engine
 from orchestrator.imageref import split_tag
 from orchestrator.manifest import IMAGE_REF_RE
-from tests.helpers.registry import docker_engine
-
-__all__ = ["docker_engine"]  # a fixture, used by name
 
 VALID = [
     "orchestrator-test/refs:v1",

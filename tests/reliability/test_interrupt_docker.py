@@ -21,16 +21,14 @@ import docker
 import pytest
 
 from orchestrator.engine.dockerpy import Engine
-from tests.engine.conftest import busybox  # noqa: F401 - a fixture
 from tests.helpers.gitrepos import git
-from tests.helpers.registry import docker_engine  # noqa: F401 - a fixture
 from tests.reliability.interrupt_helpers import kill_marked, make_workspace, marker, wait_until
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
-def client(docker_engine: Engine) -> Iterator[Any]:  # noqa: F811
+def client(docker_engine: Engine) -> Iterator[Any]:
     raw = docker.from_env()
     yield raw
     raw.close()
@@ -55,7 +53,7 @@ def running(client: Any, name: str) -> bool:
 
 
 def test_ctrl_c_stops_a_container_that_a_host_command_runs_in_the_foreground(
-        tmp_path: Path, client: Any, name: str, busybox: str) -> None:  # noqa: F811
+        tmp_path: Path, client: Any, name: str, busybox: str) -> None:
     # `-H "$DOCKER_HOST"`: the shim must find `run` after docker's own options.
     ws = make_workspace(tmp_path, {"image-step": f"""
         echo started
@@ -73,7 +71,7 @@ def test_ctrl_c_stops_a_container_that_a_host_command_runs_in_the_foreground(
 
 
 def test_a_container_a_step_leaves_running_is_removed_when_the_step_ends(
-        tmp_path: Path, client: Any, name: str, busybox: str) -> None:  # noqa: F811
+        tmp_path: Path, client: Any, name: str, busybox: str) -> None:
     ws = make_workspace(tmp_path, {"daemon": f"""
         docker run -d --network none --name {name} {busybox} sleep 300
         mkdir -p out && echo built > out/daemon
@@ -87,7 +85,7 @@ def test_a_container_a_step_leaves_running_is_removed_when_the_step_ends(
 
 
 def test_a_failing_docker_run_in_a_step_fails_the_step_with_dockers_message(
-        tmp_path: Path, client: Any, busybox: str) -> None:  # noqa: F811
+        tmp_path: Path, client: Any, busybox: str) -> None:
     ws = make_workspace(tmp_path, {"broken": "docker run --rm --network none orchestrator-test/no-such-image:1 true"})
 
     code, out, err = ws.run("build", *ws.args("--all"))
@@ -102,7 +100,7 @@ def with_word(client: Any, word: str) -> list[Any]:
 
 
 def test_containers_a_killed_run_left_are_stopped_by_the_next_run_in_the_workspace(
-        tmp_path: Path, client: Any, name: str, busybox: str) -> None:  # noqa: F811
+        tmp_path: Path, client: Any, name: str, busybox: str) -> None:
     word = marker()
     # A container started by a host command (through the shim), and a builder container.
     ws = make_workspace(tmp_path, {
@@ -139,7 +137,7 @@ def test_containers_a_killed_run_left_are_stopped_by_the_next_run_in_the_workspa
 
 
 def test_a_second_ctrl_c_removes_the_container_at_once(tmp_path: Path, client: Any, name: str,
-                                                       busybox: str) -> None:  # noqa: F811
+                                                       busybox: str) -> None:
     ws = make_workspace(tmp_path, {"image-step": f"""
         trap 'echo got-term' TERM
         docker run --rm --network none --name {name} {busybox} sleep 120 &

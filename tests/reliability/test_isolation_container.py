@@ -14,9 +14,7 @@ import docker  # type: ignore[import-untyped, unused-ignore]
 import pytest
 
 from orchestrator.engine.dockerpy import Engine
-from tests.reliability.isolation_helpers import Link, Workspace, busybox, docker_engine, make_repo
-
-__all__ = ["busybox", "docker_engine"]  # fixtures, used by name
+from tests.reliability.isolation_helpers import Link, Workspace, make_repo
 
 pytestmark = pytest.mark.docker
 LEAK = "orchestrator-test/leak:v1"

@@ -20,14 +20,12 @@ from orchestrator.conformance import WrongManifestError
 from orchestrator.engine.dockerpy import Engine
 from orchestrator.manifest import Manifest
 from orchestrator.publish import PublishRefused, publish_release
-from tests.helpers import registry as real
 from tests.helpers import releases
 from tests.helpers.fake_docker import FakeDockerClient
 from tests.helpers.registry import add_images, make_release, small_manifest
 from tests.reliability.record_helpers import Workspace, assert_one_clean_message, make_workspace
 
 fake, manifest, release_dir = releases.fake, releases.manifest, releases.release_dir
-docker_engine = real.docker_engine
 
 
 def publish(release_dir: Path, manifest: Manifest, fake: FakeDockerClient, **kw: Any) -> Any:

@@ -30,7 +30,6 @@ from tests.helpers.cli import BIN, ROOT
 from tests.helpers.registry import APP_COMMIT, make_release, small_manifest
 
 pytestmark = pytest.mark.docker
-docker_engine, registry = real.docker_engine, real.registry
 SAFETY = 120  # seconds: a bound on waits that should take well under one
 
 

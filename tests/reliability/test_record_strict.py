@@ -16,13 +16,11 @@ from orchestrator import record
 from orchestrator.engine.dockerpy import Engine
 from orchestrator.manifest import Manifest
 from orchestrator.record import ReleaseRecordError
-from tests.helpers import registry as real
 from tests.helpers.fake_docker import FakeDockerClient
 from tests.helpers.registry import add_images, make_release, small_manifest
 from tests.reliability.record_helpers import Workspace, assert_one_clean_message, make_workspace
 
 Edit = Callable[[dict[str, Any]], None]
-docker_engine = real.docker_engine
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import pytest
 
 from orchestrator.engine.dockerpy import Engine
 from orchestrator.sandbox import create_demo
+from orchestrator.shim import WORKSPACE_LABEL
 from tests.helpers.cli import run_cli
 from tests.helpers.docker_images import BUSYBOX_REF, busybox_image
 
@@ -72,7 +73,8 @@ def test_a_hung_builder_container_is_stopped_and_removed_at_its_timeout(tmp_path
     import docker
 
     client = docker.from_env()
-    assert client.containers.list(all=True, filters={"ancestor": BUSYBOX_REF}) == []
+    mine = {"label": f"{WORKSPACE_LABEL}={tmp_path.resolve()}"}  # this test's containers, no other's
+    assert client.containers.list(all=True, sparse=True, filters=mine) == []
 
 
 def test_timeouts_never_change_a_cache_key(tmp_path: Path) -> None:

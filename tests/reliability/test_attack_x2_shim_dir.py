@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from orchestrator.shim import write_shim
+from orchestrator.workspace import WorkspaceError
 
 
-def test_a_symlink_planted_as_the_shims_marker_directory_is_replaced_not_emptied(tmp_path: Path) -> None:
+def test_a_symlink_planted_as_the_shims_marker_directory_is_refused_not_emptied(tmp_path: Path) -> None:
     documents = tmp_path / "Documents"
     documents.mkdir()
     (documents / "thesis.tex").write_text("years of work\n")
@@ -21,8 +24,7 @@ def test_a_symlink_planted_as_the_shims_marker_directory_is_replaced_not_emptied
     (build / "shim").mkdir(parents=True)
     (build / "shim" / "used").symlink_to(documents)
 
-    shim = write_shim(build, tmp_path / "ws")
+    with pytest.raises(WorkspaceError, match="shim/used is a symbolic link"):
+        write_shim(build, tmp_path / "ws")
 
     assert (documents / "thesis.tex").read_text() == "years of work\n"
-    assert (shim.directory / "used").is_dir() and not (shim.directory / "used").is_symlink()
-    assert not shim.used("thesis.tex")

@@ -1,6 +1,6 @@
 """.build/ is not trusted: a symlink planted where a step's log goes is never followed.
 
-(Outside attack-x3's theme, found on the way.) execute opens `.build/logs/<release>/<artifact>.log`
+(Outside attack-x3's theme, found on the way; attack-x1 fixed it.) execute opened `.build/logs/<release>/<artifact>.log`
 with a plain open("w"): a planted `a.log -> ~/.bashrc` truncates the user's file and
 fills it with the build's log; a planted `.build/logs/<release> -> elsewhere` writes every
 log there.
@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.reliability.interrupt_helpers import make_workspace
 
 
-@pytest.mark.xfail(strict=True, reason="attack-x3 (escape, not fixed here): logs are opened through symlinks")
 def test_a_symlink_planted_at_a_steps_log_is_not_followed(tmp_path: Path) -> None:
     ws = make_workspace(tmp_path, {"a": "mkdir -p out && echo a > out/a"})
     victim = tmp_path / "victim.txt"

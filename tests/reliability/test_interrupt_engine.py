@@ -14,7 +14,7 @@ from pathlib import Path
 from orchestrator import procs
 from orchestrator.engine.dockerpy import Engine
 from orchestrator.engine.errors import Cancelled
-from orchestrator.engine.protocol import MANAGED_LABEL
+from orchestrator.engine.protocol import CONTAINER_LABEL, MANAGED_LABEL
 from orchestrator.shim import RUN_LABEL, STEP_LABEL, WORKSPACE_LABEL
 from tests.helpers.fake_docker import BuildScript, ContainerScript, FakeDockerClient
 from tests.reliability.interrupt_helpers import wait_until
@@ -69,7 +69,9 @@ def test_containers_the_engine_runs_carry_the_run_token_and_the_workspace(tmp_pa
                                          network_mode="none", log=lambda line: None)
     (created,) = fake.calls_to("containers.create")
     assert created["labels"] == {MANAGED_LABEL: "true", RUN_LABEL: procs.run_token(),
-                                 WORKSPACE_LABEL: str(tmp_path.resolve())}
+                                 WORKSPACE_LABEL: str(tmp_path.resolve()),
+                                 CONTAINER_LABEL: created["labels"][CONTAINER_LABEL]}  # its own, to find it by
+    assert len(created["labels"][CONTAINER_LABEL]) == 16
 
 
 def test_stop_labelled_kills_and_removes_exactly_the_containers_with_that_label(tmp_path: Path) -> None:

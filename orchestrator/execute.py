@@ -48,6 +48,16 @@ class Result:
     timed_out: bool = False  # failed because it ran past its `timeout:`
 
 
+class BuildInterrupted(Interrupted):
+    """Ctrl-C stopped the run: ``results`` has the artifacts that finished, every other one
+    "not-started", for a record that says what is there (and that it is incomplete)."""
+
+    def __init__(self, results: Mapping[str, Result]) -> None:
+        super().__init__("interrupted: running commands and containers were stopped; "
+                         "no partial outputs were published")
+        self.results = dict(results)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """A state change, for progress displays: queued, running, ok, cached, failed, skipped, not-started."""
@@ -177,8 +187,11 @@ class _Scheduler:
         except KeyboardInterrupt:
             self.stop()
             pool.shutdown(wait=True, cancel_futures=True)
-            raise Interrupted("interrupted: running commands and containers were stopped; "
-                              "no partial outputs were published") from None
+            # What finished is complete and may be recorded; what ran or waited was not built.
+            so_far = {step.artifact: self.results.get(step.artifact) or
+                      Result(artifact=step.artifact, status="not-started", error="not started: interrupted")
+                      for step in self.plan.steps}
+            raise BuildInterrupted(so_far) from None
         except _RecordNotInvalidated as e:
             # No step may replace a file the old record still vouches for: stop the run,
             # leaving that record (and the files) as they were.

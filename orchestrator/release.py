@@ -6,15 +6,15 @@ The library entry point behind ``invoke build`` and ``invoke demo``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator import kinds, record
 from orchestrator.cache import LocalCache
-from orchestrator.errors import DockerUnavailableError
-from orchestrator.execute import Event, Options, Result, execute
+from orchestrator.errors import DockerUnavailableError, Interrupted, OrchestratorError
+from orchestrator.execute import BuildInterrupted, Event, Options, Result, execute
 from orchestrator.manifest import Manifest
 from orchestrator.outputs import Source
 from orchestrator.plan import Plan
@@ -163,9 +163,40 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         on_log=on_log,
     )
     local = LocalCache(state_dir / manifest.release, release_dir=release_dir, engine=engine)
-    results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event,
-                      runner=children.runner, cache=local)
+    try:
+        results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable,
+                          on_event=on_event, runner=children.runner, cache=local)
+    except BuildInterrupted as e:
+        raise _recorded(e, manifest, sources, release_dir=release_dir, workspace=settings.workspace,
+                        started=started) from None
     written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
                             started=started)
     return Outcome(plan=plan, results=results, release_dir=release_dir, record=written,
                    docker_problem=docker_problem)
+
+
+def _recorded(interrupted: BuildInterrupted, manifest: Manifest, sources: Mapping[str, Source], *,
+              release_dir: Path, workspace: Path, started: float) -> Interrupted:
+    """The interrupt, after recording what finished: the artifacts that were built are in
+    dist/ already, and a release.json that says so (status incomplete: never verified or
+    published as a whole) is better than files no record accounts for. A record that still
+    holds (the run replaced nothing) is kept as it is; when the record cannot be written,
+    the interrupt is raised as it was."""
+    from orchestrator.report import write_release
+
+    if not any(record.is_built(result.status) for result in interrupted.results.values()):
+        return interrupted
+    try:
+        previous = record.read_previous(release_dir)
+    except OrchestratorError:
+        previous = None
+    if previous is not None and previous.status != "building":
+        return interrupted  # nothing was replaced yet: the old record still holds, and stays
+    try:
+        written = write_release(manifest, sources, interrupted.results, release_dir=release_dir,
+                                workspace=workspace, started=started)
+    except (OrchestratorError, OSError):
+        return interrupted
+    built = len(written.built())
+    return Interrupted(f"{interrupted.message}; release.json records the {built} artifact"
+                       f"{'' if built == 1 else 's'} that finished (release status {written.status})")

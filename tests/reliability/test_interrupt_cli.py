@@ -6,7 +6,9 @@ through ``os.killpg``, as a terminal's Ctrl-C reaches a foreground job.
 
 from __future__ import annotations
 
+import json
 import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,8 +50,28 @@ def test_each_stop_signal_ends_a_build_with_130_and_leaves_nothing_running(tmp_p
     assert STOPPED in err
     assert "Traceback" not in err
     assert alive(word) == [], "the child that ignored SIGTERM was killed too"
-    assert not (ws.path / "dist" / "v1" / "release.json").exists() or "ok" not in (
-        ws.path / "dist" / "v1" / "release.json").read_text()
+    assert not (ws.path / "dist" / "v1" / "release.json").exists(), "nothing finished: nothing to record"
+
+
+def test_what_finished_before_ctrl_c_is_recorded_as_an_incomplete_release(tmp_path: Path, word: str) -> None:
+    # One repository: its artifacts build one after the other, fast first.
+    ws = make_workspace(tmp_path, {"fast": "mkdir -p out && echo fast > out/fast", "slow": stubborn(word)})
+    running = ws.start("build", *ws.args("--all"))
+    wait_until(lambda: "started" in ws.log("slow") and alive(word), "the slow step to start")
+
+    running.signal(signal.SIGINT)
+    code, _, err = running.finish()
+
+    assert code == 130, err
+    assert STOPPED in err and "release.json records the 1 artifact that finished (release status incomplete)" in err
+    release = ws.path / "dist" / "v1"
+    data = json.loads((release / "release.json").read_text())
+    assert data["status"] == "incomplete"
+    assert data["artifacts"]["fast"]["status"] == "ok"
+    assert data["artifacts"]["slow"]["status"] == "not-started"
+    assert subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=release, capture_output=True).returncode == 0
+    publish = ws.run("publish", *ws.args("--all"))
+    assert publish[0] == 1 and "refusing to publish" in publish[2], publish
 
 
 def test_a_second_signal_during_the_graceful_stop_kills_everything_at_once(tmp_path: Path, word: str) -> None:

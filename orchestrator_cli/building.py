@@ -68,7 +68,7 @@ def build(c: Context, names: str | None = None, all_: bool = False, dry_run: boo
           mirror: list[str] | None = None, manifest: str = "", workspace: str = "", wait: bool = False,
           progress: str = "", quiet: bool = False, verbose: bool = False, json_: bool = False) -> None:
     """Build artifacts with their dependencies: `build felix`, `build --all`."""
-    with user_errors():
+    with user_errors(json_output=json_):
         from orchestrator import describe
         from orchestrator.manifest import load
         from orchestrator.plan import make_plan
@@ -104,7 +104,7 @@ def fetch(c: Context, names: str | None = None, all_: bool = False, jobs: str = 
           workspace: str = "", wait: bool = False, progress: str = "", quiet: bool = False, verbose: bool = False,
           json_: bool = False) -> None:
     """Fetch repositories at their pinned commits into .build/src/: `fetch --all`."""
-    with user_errors():
+    with user_errors(json_output=json_):
         from orchestrator.manifest import load
         from orchestrator.plan import make_plan
         from orchestrator.release import fetch_sources
@@ -137,7 +137,7 @@ def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None
          workspace: str = "", wait: bool = False, progress: str = "", quiet: bool = False, verbose: bool = False,
          json_: bool = False) -> None:
     """Build the built-in demo release offline (local repos shaped like Calico's)."""
-    with user_errors():
+    with user_errors(json_output=json_):
         from orchestrator.sandbox import DEMO_REGISTRY, create_demo
 
         flags.dry_run(c, "demo")

@@ -22,8 +22,16 @@ def emit(text: str) -> None:
     sys.stdout.flush()
 
 
+class _Emitted:
+    json = False  # this task printed its JSON document: an error after it must not print another
+
+
+emitted = _Emitted()
+
+
 def emit_json(data: Any) -> None:
     emit(json.dumps(data, indent=2))
+    emitted.json = True
 
 
 def shown_path(path: Path) -> str:

@@ -39,7 +39,7 @@ def publish(c: Context, names: str | None = None, all_: bool = False, registry: 
             manifest: str = "", workspace: str = "", release_dir: str = "", wait: bool = False, progress: str = "",
             quiet: bool = False, verbose: bool = False, json_: bool = False) -> None:
     """Push a built release's images, only if every selected artifact built."""
-    with user_errors():
+    with user_errors(json_output=json_):
         from orchestrator.plan import select
         from orchestrator.publish import format_report, publish_release
 
@@ -78,7 +78,7 @@ def publish(c: Context, names: str | None = None, all_: bool = False, registry: 
 def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str = "", release_dir: str = "",
            progress: str = "", quiet: bool = False, json_: bool = False) -> None:
     """Re-check a built release: files, images, provenance, and every pin."""
-    with user_errors():
+    with user_errors(json_output=json_):
         from orchestrator.errors import DockerUnavailableError
         from orchestrator.release import fetch_options
         from orchestrator.verify import format_report, resolve_pins, verify_release
@@ -121,7 +121,7 @@ def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str
 )
 def status(c: Context, json_: bool = False, manifest: str = "", workspace: str = "", release_dir: str = "") -> None:
     """Show a built release from its record: what is built, cached, failed, published, from which commits."""
-    with user_errors():
+    with user_errors(json_output=json_):
         from orchestrator.manifest import load
         from orchestrator.status import format_status, status_json, status_of
 

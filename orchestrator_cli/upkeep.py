@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 def manifest(c: Context, json_: bool = False, schema: bool = False, lock: bool = False, check: bool = False,
              manifest: str = "") -> None:
     """Show the release manifest: a table, or --json, or the --schema; --lock pins it."""
-    with user_errors():
+    with user_errors(json_output=json_):
         flags.dry_run(c, "manifest")
         if schema:
             from orchestrator.schemafile import json_schema

@@ -49,7 +49,8 @@ def test_invalid_manifest_exits_2_with_one_located_message_and_no_traceback(case
     path = DATA / f"invalid_{case}.yaml"
     result = run_cli("manifest", "--json", "--manifest", str(path))
     assert result.returncode == 2
-    assert result.stdout == ""
+    error = json.loads(result.stdout)["error"]  # with --json, stdout is JSON even for an error
+    assert error["exit_code"] == 2 and error["message"].startswith(f"{path}:")
     assert result.stderr.startswith(f"error: {path}:")
     assert "Traceback" not in result.stderr
 

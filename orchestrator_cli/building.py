@@ -14,7 +14,7 @@ from invoke.context import Context
 from invoke.exceptions import Exit
 from invoke.tasks import task
 
-from orchestrator.errors import Interrupted
+from orchestrator.errors import InputError, Interrupted
 from orchestrator.settings import Settings
 from orchestrator_cli import flags
 from orchestrator_cli.exits import user_errors
@@ -24,6 +24,8 @@ from orchestrator_cli.stopping import writing
 
 if TYPE_CHECKING:
     from orchestrator.children import Children
+    from orchestrator.manifest import Manifest
+    from orchestrator.plan import Plan
     from orchestrator_cli.display import Progress
 
 
@@ -31,17 +33,13 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
                children: Children, *, json_: bool = False, demo: bool = False,
                force: str | bool | None = None) -> None:
     from orchestrator.manifest import load
-    from orchestrator.plan import make_plan, select
+    from orchestrator.plan import make_plan
     from orchestrator.release import build_release
     from orchestrator_cli.display import summary
 
     loaded = load(settings.manifest)
     plan = make_plan(loaded, names, everything=everything)
-    forced: frozenset[str] | bool = False
-    if force is True:
-        forced = True
-    elif isinstance(force, str) and force:
-        forced = frozenset(select(loaded, flags.check_names(force)))
+    forced = _forced(loaded, plan, force)
     with progress.showing():
         outcome = build_release(loaded, plan, settings, keep_going=keep_going, tolerate_missing_docker=demo,
                                 on_event=progress, on_fetch=progress.fetch_event, force=forced,
@@ -62,6 +60,22 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
 
 
 
+def _forced(loaded: Manifest, plan: Plan, force: str | bool | None) -> frozenset[str] | bool:
+    """What ``--force`` rebuilds: everything (True), the named artifacts, or nothing. Names
+    outside the plan are refused: the user expects a rebuild that would not happen."""
+    from orchestrator.plan import select
+
+    if force is True:
+        return True
+    if not isinstance(force, str) or not force:
+        return False
+    forced = frozenset(select(loaded, flags.check_names(force)))
+    if outside := sorted(forced - {step.artifact for step in plan.steps}):
+        raise InputError(f"--force={force} names what this build does not include: {', '.join(outside)}",
+                         hint="add them to the names to build, or leave them out of --force")
+    return forced
+
+
 @task(klass=OrchestratorTask, positional=["names"], iterable=["mirror"], optional=["force"], help=flags.BUILD_HELP)
 def build(c: Context, names: str | None = None, all_: bool = False, dry_run: bool = False, jobs: str = "",
           keep_going: bool = False, force: str | None = None, offline: bool = False,
@@ -78,8 +92,10 @@ def build(c: Context, names: str | None = None, all_: bool = False, dry_run: boo
         shown = flags.progress_from(progress, quiet, verbose)
         settings = flags.settings_from(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
                              mirrors=mirror or [], wait=wait)
+        loaded = load(settings.manifest)
+        plan = make_plan(loaded, parsed, everything=all_)
+        _forced(loaded, plan, force)  # a --force that would not apply is refused before any work
         if dry_run:  # a reader: never takes the workspace lock
-            plan = make_plan(load(settings.manifest), parsed, everything=all_)
             if json_:
                 emit_json(describe.plan_json(plan))
             else:

@@ -3,6 +3,8 @@ say what to do, through the real `orchestrator` and `invoke` executables."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tests.helpers.cli import run_cli
@@ -49,6 +51,16 @@ def test_force_with_its_value_may_come_before_the_names(program: str) -> None:
     result = run_cli("build", "--force=felix", "felix", "--dry-run", program=program)
     assert result.returncode == 0, result.stderr
     assert "1 artifact from 1 repo" in result.stdout
+
+
+@pytest.mark.parametrize("dry_run", [True, False])
+def test_force_naming_what_the_build_does_not_include_is_refused(dry_run: bool, tmp_path: Path) -> None:
+    # calicoctl does not need felix: --force=felix would rebuild nothing, silently.
+    result = run_cli("build", "calicoctl", "--force=felix", *(["--dry-run"] if dry_run else []),
+                     "--workspace", str(tmp_path), program="orchestrator")
+    assert result.returncode == 2, result.stderr
+    assert "--force=felix names what this build does not include: felix" in result.stderr
+    assert not (tmp_path / ".build").exists(), "refused before any work"
 
 
 @pytest.mark.parametrize("program", ["orchestrator", "invoke"])

@@ -28,6 +28,7 @@ from orchestrator.manifest import Manifest
 from orchestrator.pushplan import (
     PublishRefused,
     Target,
+    check_destination,
     check_integrity,
     check_statuses,
     is_pushed,
@@ -114,6 +115,7 @@ def publish_release(
     refused credentials or an unreachable registry stop at once. Each pushed ref's digest
     is recorded in release.json (``images[i].pushed``) as soon as it lands.
     """
+    check_destination(manifest, registry)
     release = release_of(manifest, release_dir)
     selected = selected_names(manifest, artifacts)
     check_statuses(manifest, release, selected)

@@ -24,6 +24,7 @@ from orchestrator.manifest import IMAGE_REF_RE, Manifest
 from orchestrator.plan import select
 from orchestrator.record import Release
 from orchestrator.redact import redact
+from orchestrator.sandbox import DEMO_REGISTRY
 
 
 class PublishRefused(OrchestratorError):
@@ -95,6 +96,14 @@ def check_integrity(release_dir: Path, manifest: Manifest, release: Release) -> 
             f"({len(problems)} problem(s)); nothing was pushed",
             problems, hint=f"`invoke verify --manifest {shlex.quote(str(manifest.path))}` shows every check; "
                            f"rebuild the release ({build_command(manifest, ' --force')})")
+
+
+def check_destination(manifest: Manifest, registry: str | None) -> None:
+    """The demo's images are named in the reserved .invalid domain (RFC 2606), which no
+    resolver answers: refuse at once, rather than after a DNS lookup and the engine's retries."""
+    if registry is None and manifest.defaults.registry == DEMO_REGISTRY:
+        raise InputError(f"the demo's images are named under {DEMO_REGISTRY}, which no registry answers",
+                         hint="publish them with --registry HOST[:PORT]/ (e.g. 127.0.0.1:5000/)")
 
 
 def targets_of(manifest: Manifest, release: Release, selected: Sequence[str], registry: str | None) -> list[Target]:

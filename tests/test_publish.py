@@ -474,3 +474,21 @@ def test_a_registry_nobody_listens_on_fails_at_once_as_unreachable(
     assert "connection refused" in message
     assert sum(line.startswith("pushing ") for line in lines) == 1, "not retried"
     assert "pushed" not in record(release_dir)["artifacts"]["orchestrator-test/publish"]["images"][0]
+
+
+def test_the_demo_without_registry_is_refused_before_anything_else(tmp_path: Path) -> None:
+    from orchestrator.manifest import load
+    from orchestrator.sandbox import DEMO_REGISTRY, create_demo
+
+    demo = load(create_demo(tmp_path / "demo"))
+    assert demo.defaults.registry == DEMO_REGISTRY
+    fake = FakeDockerClient()
+    release_dir = tmp_path / "dist" / demo.release
+    make_release(release_dir, demo, add_images(fake, demo))
+
+    with pytest.raises(InputError, match=r"the demo's images are named under orchestrator-demo\.invalid/") as caught:
+        publish_release(release_dir, demo, Engine(fake), log=lambda line: None)
+    assert "--registry" in str(caught.value)
+    assert fake.calls_to("api.push") == [] and fake.calls_to("images.get") == []
+    with pytest.raises(InputError, match="the demo's images"):  # before the record is even read
+        publish_release(tmp_path / "nowhere", demo, Engine(fake), log=lambda line: None)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from orchestrator import gitcmd, procs, repoconfig
+from orchestrator import gitcmd, mirroruse, procs, repoconfig
 from orchestrator.errors import SourceError
 from orchestrator.gitcmd import has_commit, must, rev_parse, run
 from orchestrator.gitfailure import Cancelled, CorruptObjectsError, GitResult, NoSpaceError
@@ -102,6 +102,13 @@ def stop_leftovers(record: Path, where: Path, name: str, emit: Emit) -> None:
         )
 
 
+def live_holder(record: Path) -> procs.Owner | None:
+    """The run the lock record ``record`` names, when it is alive and not this one: it
+    still works on what the lock guards, even if its lock file was replaced under it."""
+    owner = _read_record(record)
+    return owner if owner is not None and owner.token != procs.run_token() and owner.alive else None
+
+
 def _read_record(record: Path) -> procs.Owner | None:
     """The owner recorded at ``record``. The cache is not trusted: anything but a small
     regular file (a symlink, a FIFO, /dev/zero) is removed unread."""
@@ -130,6 +137,7 @@ def ensure_mirror(mirror: Path, name: str, emit: Emit) -> None:
     if mirror.exists():
         if _trusted(mirror, repoconfig.MIRROR, name, emit) and _is_repo(mirror, bare=True):
             _clear_stale_locks(mirror, name, emit)
+            _mark_used(mirror, name, emit)
             return
         emit(name, f"discarding damaged mirror {mirror}")
         discard(mirror)
@@ -137,6 +145,18 @@ def ensure_mirror(mirror: Path, name: str, emit: Emit) -> None:
     must(run(["init", "--bare", "--quiet", "--template=", "--", str(temp)], cwd=cache), name)
     repoconfig.write(temp, repoconfig.MIRROR)
     os.rename(temp, mirror)
+    _mark_used(mirror, name, emit)
+
+
+def _mark_used(mirror: Path, name: str, emit: Emit) -> None:
+    """Stamp the mirror's use, for `clean --cache` in any workspace sharing the cache (see
+    mirroruse). A stamp that cannot be written costs the fetch nothing: the mirror then
+    looks as old as its last stamped use or git write, and clean keeps it that long."""
+    try:
+        mirroruse.mark(mirror)
+    except OSError as error:
+        emit(name, f"cannot record this use of {mirror} ({error.strerror or error}): "
+                   f"`clean --cache` elsewhere may take it for unused")
 
 
 def check_out(

@@ -240,8 +240,9 @@ def _is_repo(git_dir: Path, *, bare: bool) -> bool:
 
 
 def _trusted(git_dir: Path, expected: bytes, name: str, emit: Emit) -> bool:
-    """False, and says why, when someone else wrote git_dir's config (see repoconfig)."""
-    problem = repoconfig.tampering(git_dir, expected)
+    """False, and says why, when someone else wrote git_dir's config (see repoconfig);
+    when True, the config holds ``expected``'s very bytes."""
+    problem = repoconfig.trust(git_dir, expected)
     if problem is not None:
         emit(name, f"not trusting {git_dir}: {problem}")
     return problem is None

@@ -42,6 +42,9 @@ def mark(mirror: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         if stat.S_ISDIR(stamp.lstat().st_mode):
             shutil.rmtree(stamp)
+    for leftover in mirror.glob(f".{STAMP}.tmp-*"):  # a stamping run killed before its rename
+        with contextlib.suppress(OSError):
+            leftover.unlink()
     temp = mirror / f".{STAMP}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
@@ -85,7 +88,11 @@ class LastUse:
 
 
 def last_use(mirror: Path) -> LastUse | None:
-    """When ``mirror`` was last used (see the module's docstring); None when it is gone."""
+    """When ``mirror`` was last used (see the module's docstring); None when it is gone.
+    A mirror that is a symlink is judged by the link alone, never looked into."""
+    if mirror.is_symlink():
+        link = _mtime(mirror, regular=False)
+        return LastUse(when=link, stamped=False) if link is not None else None
     stamp = _mtime(mirror / STAMP, regular=True)
     changed = [t for t in (_mtime(mirror / "FETCH_HEAD", regular=True), _mtime(mirror, regular=False))
                if t is not None]

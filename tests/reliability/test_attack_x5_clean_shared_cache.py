@@ -16,6 +16,8 @@ from __future__ import annotations
 import fcntl
 import os
 import re
+import stat
+import subprocess
 import time
 from pathlib import Path
 
@@ -23,7 +25,7 @@ import pytest
 
 from orchestrator import housekeeping, mirroruse, procs
 from orchestrator.sources import FetchOptions, fetch, mirror_name
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import BIN, run_cli
 from tests.helpers.gitrepos import RepoSpec, Upstream, build_upstream
 from tests.reliability.sources_helpers import write_manifest
 
@@ -213,3 +215,117 @@ def test_a_path_gone_by_the_time_clean_reaches_it_is_no_error(tmp_path: Path) ->
     removed = housekeeping.remove(found + found, roots=[cache])
 
     assert [item.path for item in removed] == [temp] and not temp.exists()
+
+
+# Attacks on the stamp itself: the cache is writable by others.
+
+def plant(stamp: Path, kind: str, outside: Path) -> None:
+    if kind == "symlink":  # to a file used a moment ago: must not count, nor be written through
+        outside.write_text("precious\n")
+        stamp.symlink_to(outside)
+    elif kind == "directory":
+        (stamp / "inner").mkdir(parents=True)
+        (stamp / "inner" / "link").symlink_to(outside.parent)
+    elif kind == "fifo":
+        os.mkfifo(stamp)  # no writer: reading it would hang
+    else:
+        with stamp.open("wb") as file:
+            file.truncate(8 << 30)  # sparse; reading it would take a while
+
+
+@pytest.mark.parametrize("kind", ["symlink", "directory", "fifo", "huge"])
+def test_clean_never_reads_or_follows_a_planted_stamp(kind: str, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    mirror = fake_mirror(cache, "https://example.invalid/planted.git")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    plant(mirror / mirroruse.STAMP, kind, outside / "recent")
+    age(mirror, 90)
+
+    [removed] = housekeeping.remove(housekeeping.cache_paths(cache, []), roots=[cache])
+
+    assert not removed.kept and not mirror.exists(), removed
+    if kind != "symlink":  # a regular (huge) stamp is a stamp: its mtime counts, its bytes are never read
+        assert removed.what.startswith(housekeeping.MIRROR)
+    assert sorted(p.name for p in outside.iterdir()) == (["recent"] if kind == "symlink" else [])
+    if kind == "symlink":
+        assert (outside / "recent").read_text() == "precious\n"
+
+
+@pytest.mark.parametrize("kind", ["symlink", "directory", "fifo", "huge"])
+def test_a_fetch_replaces_a_planted_stamp_and_writes_through_nothing(
+        kind: str, upstream: Upstream, tmp_path: Path) -> None:
+    options = FetchOptions(cache_dir=tmp_path / "cache", checkout_dir=tmp_path / "ws" / ".build" / "src")
+    repo = RepoSpec(name="felix", url=upstream.url, ref="v1.0")
+    fetch([repo], options)
+    mirror = options.cache_dir / mirror_name(upstream.url)
+    stamp = mirror / mirroruse.STAMP
+    stamp.unlink()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    plant(stamp, kind, outside / "recent")
+
+    fetch([repo], options)
+
+    info = stamp.lstat()
+    assert stat.S_ISREG(info.st_mode) and info.st_size < 4096 and time.time() - info.st_mtime < 600
+    assert (outside / "recent").read_text() == "precious\n" if kind == "symlink" else True
+    assert not list(mirror.glob(f".{mirroruse.STAMP}.tmp-*"))
+
+
+def test_a_last_use_dated_in_the_future_keeps_the_mirror_and_says_why(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    ahead = fake_mirror(cache, "https://example.invalid/ahead.git")
+    (ahead / mirroruse.STAMP).touch()
+    year = time.time() + 365 * DAY
+    os.utime(ahead / mirroruse.STAMP, (year, year))
+    skewed = fake_mirror(cache, "https://example.invalid/skewed.git", days=90)
+    (skewed / mirroruse.STAMP).touch()
+    os.utime(skewed / mirroruse.STAMP, (time.time() + 3600,) * 2)  # a clock an hour fast: "now"
+
+    found = {item.path.name: item for item in housekeeping.remove(housekeeping.cache_paths(cache, []),
+                                                                   roots=[cache], unused_days=0)}
+
+    assert found[ahead.name].kept and ahead.is_dir()
+    assert found[ahead.name].what.startswith("last use stamped 364 days in the future (a clock set wrong?)")
+    assert not skewed.exists() and "unused for less than a day" in found[skewed.name].what
+    kept = housekeeping.remove([(ahead, housekeeping.MIRROR)], roots=[cache], unused_days=30)
+    assert kept[0].kept
+
+
+def test_a_use_between_the_listing_and_the_removal_keeps_the_mirror(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    mirror = fake_mirror(cache, "https://example.invalid/raced.git", days=90)
+    found = housekeeping.cache_paths(cache, [])
+    mirroruse.mark(mirror)  # a fetch elsewhere took the lock, used the mirror, let go
+
+    [kept] = housekeeping.remove(found, roots=[cache])
+
+    assert kept.kept and mirror.is_dir() and kept.what == "used today; not named by this manifest"
+
+
+def test_two_cleans_of_one_cache_at_once_remove_each_mirror_once(tmp_path: Path) -> None:
+    cache_home = tmp_path / "cache-home"
+    cache = cache_home / "orchestrator" / "git"
+    mirrors = [fake_mirror(cache, f"https://example.invalid/m{i}.git") for i in range(30)]
+    for mirror in mirrors:
+        for name in range(40):
+            (mirror / "objects" / f"f{name}").write_bytes(b"x" * 1000)
+        age(mirror, 90)
+    other = write_manifest(tmp_path / "other.yaml", {"typha": (OTHER_URL, "v1.0")})
+    runs = []
+    for workspace in ("a", "b"):
+        (tmp_path / workspace).mkdir()
+        runs.append(subprocess.Popen([str(BIN / "orchestrator"), "clean", "--cache", "--manifest", str(other),
+                                      "--workspace", str(tmp_path / workspace)], cwd=tmp_path / workspace,
+                                     env={**os.environ, "XDG_CACHE_HOME": str(cache_home)}, text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE))
+    outputs = [run.communicate(timeout=120) for run in runs]
+
+    for run, (out, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0 and "Traceback" not in err, (out, err)
+    text = "".join(out for out, _ in outputs)
+    assert not any(mirror.exists() for mirror in mirrors), text
+    assert not list(cache.glob(".tmp~*")), text
+    for mirror in mirrors:
+        assert len(re.findall(rf"removed \S*{mirror.name} ", text)) == 1, text

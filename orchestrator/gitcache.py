@@ -24,7 +24,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from orchestrator import gitcmd, gitcommits, procs, repoconfig
+from orchestrator import gitcmd, gitcommits, mirroruse, procs, repoconfig
 from orchestrator.errors import SourceError
 from orchestrator.gitcmd import must, run
 from orchestrator.gitcommits import has_commit, rev_parse
@@ -103,6 +103,13 @@ def stop_leftovers(record: Path, where: Path, name: str, emit: Emit) -> None:
         )
 
 
+def live_holder(record: Path) -> procs.Owner | None:
+    """The run the lock record ``record`` names, when it is alive and not this one: it
+    still works on what the lock guards, even if its lock file was replaced under it."""
+    owner = _read_record(record)
+    return owner if owner is not None and owner.token != procs.run_token() and owner.alive else None
+
+
 def _read_record(record: Path) -> procs.Owner | None:
     """The owner recorded at ``record``. The cache is not trusted: anything but a small
     regular file (a symlink, a FIFO, /dev/zero) is removed unread."""
@@ -131,6 +138,7 @@ def ensure_mirror(mirror: Path, name: str, emit: Emit) -> None:
     if mirror.exists():
         if _trusted(mirror, repoconfig.MIRROR, name, emit) and _is_repo(mirror, bare=True):
             _clear_stale_locks(mirror, name, emit)
+            _mark_used(mirror, name, emit)
             return
         emit(name, f"discarding damaged mirror {mirror}")
         discard(mirror)
@@ -138,6 +146,18 @@ def ensure_mirror(mirror: Path, name: str, emit: Emit) -> None:
     must(run(["init", "--bare", "--quiet", "--template=", "--", str(temp)], cwd=cache), name)
     repoconfig.write(temp, repoconfig.MIRROR)
     os.rename(temp, mirror)
+    _mark_used(mirror, name, emit)
+
+
+def _mark_used(mirror: Path, name: str, emit: Emit) -> None:
+    """Stamp the mirror's use, for `clean --cache` in any workspace sharing the cache (see
+    mirroruse). A stamp that cannot be written costs the fetch nothing: the mirror then
+    looks as old as its last stamped use or git write, and clean keeps it that long."""
+    try:
+        mirroruse.mark(mirror)
+    except OSError as error:
+        emit(name, f"cannot record this use of {mirror} ({error.strerror or error}): "
+                   f"`clean --cache` elsewhere may take it for unused")
 
 
 def check_out(
@@ -221,8 +241,9 @@ def _is_repo(git_dir: Path, *, bare: bool) -> bool:
 
 
 def _trusted(git_dir: Path, expected: bytes, name: str, emit: Emit) -> bool:
-    """False, and says why, when someone else wrote git_dir's config (see repoconfig)."""
-    problem = repoconfig.tampering(git_dir, expected)
+    """False, and says why, when someone else wrote git_dir's config (see repoconfig);
+    when True, the config holds ``expected``'s very bytes."""
+    problem = repoconfig.trust(git_dir, expected)
     if problem is not None:
         emit(name, f"not trusting {git_dir}: {problem}")
     return problem is None

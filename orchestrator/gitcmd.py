@@ -38,8 +38,9 @@ others and their content comes from remote repositories.
   ``core.pager``/``core.editor``, ``gpg.program``, ``include.path``/``includeIf``
   pulling in any of those, and ``core.worktree``/``extensions.*`` redirecting git).
   So the repository config is pinned: ``orchestrator.repoconfig`` writes the
-  ``config`` of every mirror and checkout itself, and before each use compares its
-  bytes with what it wrote and checks that no ``commondir``, ``info/grafts``,
+  ``config`` of every mirror and checkout itself, and before each use reads it (a
+  strict parser, no git: every setting must be one it writes, with its value) and
+  checks that no ``commondir``, ``info/grafts``,
   ``info/attributes``, ``objects/info/alternates`` or legacy ``remotes/`` and
   ``branches/`` (remote definitions git reads for a URL without ``/``) appeared. Anything else means
   someone else wrote it: the repository is discarded and made again (a mirror is

@@ -4,6 +4,11 @@ mirror cache's unused mirrors and leftovers of interrupted fetches.
 Everything removed is inside the workspace or the mirror cache, checked on the resolved
 path before anything goes; a symlink is removed as a link, never followed. Nothing here
 prints: callers show the returned ``Removal`` list (and ``dry_run`` only computes it).
+
+The mirror cache is shared by every workspace and project of the user: a mirror that the
+manifest at hand does not name may be another's. It goes only when no fetch used it for
+``unused_days`` (see ``orchestrator.mirroruse``), and never while a run holds its lock,
+judged again once its lock is held.
 """
 
 from __future__ import annotations
@@ -11,13 +16,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import shutil
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from orchestrator import mirroruse
 from orchestrator.errors import OrchestratorError
-from orchestrator.gitcache import stop_leftovers
+from orchestrator.gitcache import live_holder, stop_leftovers
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -31,6 +39,11 @@ class Removal:
 
 
 MIRROR = "mirror of a repository the manifest does not name"
+LEFTOVER = "left by an interrupted fetch"
+UNUSED_DAYS = 30  # `clean --cache --unused-for`'s default
+# What a fetch of mirror <name> makes beside it: a new mirror before its rename into
+# place (gitcache.ensure_mirror), an old one being discarded, one clean is removing.
+_MIRROR_TEMP = re.compile(r"\.tmp~(?P<mirror>[^~/]+\.git)~[^/]*")
 
 
 class CleanError(OrchestratorError):
@@ -71,27 +84,33 @@ def _with_leftovers(paths: list[tuple[Path, str]]) -> list[tuple[Path, str]]:
 
 def cache_paths(cache_dir: Path, keep: Iterable[str]) -> list[tuple[Path, str]]:
     """Mirrors in ``cache_dir`` not named in ``keep`` (mirror directory names), and what
-    interrupted fetches left. Lock files stay: a fetch may be waiting on one."""
+    interrupted fetches left. Lock files stay: a fetch may be waiting on one. Whether a
+    mirror listed here goes is ``remove``'s to judge (how long it has been unused)."""
     if not cache_dir.is_dir():
         return []
     kept = set(keep)
     found: list[tuple[Path, str]] = []
     for entry in sorted(cache_dir.iterdir()):
         if entry.name.startswith(".tmp~"):
-            found.append((entry, "left by an interrupted fetch"))
+            found.append((entry, LEFTOVER))
         elif entry.name.endswith(".git") and entry.name not in kept:
             found.append((entry, MIRROR))
     return found
 
 
-def remove(paths: Iterable[tuple[Path, str]], *, roots: Iterable[Path], dry_run: bool = False) -> list[Removal]:
+def remove(paths: Iterable[tuple[Path, str]], *, roots: Iterable[Path], dry_run: bool = False,
+           unused_days: int | None = None, now: float | None = None) -> list[Removal]:
     """Remove each existing path (a directory with everything in it); returns what went.
 
     Every path must lie inside one of ``roots`` once resolved (its parent resolved, the
-    path itself not followed), else CleanError and nothing is removed. A mirror is removed
-    only while holding its lock (a fetch elsewhere may be using it): when it is busy it is
-    kept, and its Removal says so (``kept``).
+    path itself not followed), else CleanError and nothing is removed. A mirror (``what``
+    is ``MIRROR``), and what a fetch of it left, is removed only while holding its lock: a
+    fetch elsewhere may be using it. A mirror is kept, and its Removal says so (``kept``),
+    when a live run holds its lock or is named by its lock record, and when it was used
+    in the last ``unused_days`` days (default ``UNUSED_DAYS``) by the clock ``now``.
     """
+    days = UNUSED_DAYS if unused_days is None else unused_days
+    clock = time.time() if now is None else now
     allowed = [root.resolve() for root in roots]
     todo: list[tuple[Path, str]] = []
     for path, what in paths:
@@ -104,15 +123,48 @@ def remove(paths: Iterable[tuple[Path, str]], *, roots: Iterable[Path], dry_run:
         todo.append((where, what))
     done: list[Removal] = []
     for path, what in todo:
-        with _mirror_lock(path if what == MIRROR and not dry_run else None) as (busy, notes):
+        with _mirror_lock(None if dry_run else _guarding_mirror(path, what)) as (busy, notes):
+            if not os.path.lexists(path):
+                continue  # removed meanwhile: a fetch swept its leftovers, another clean went first
             if busy is not None:
                 done.append(Removal(path=path, what=f"{what}: {busy}", size=0, kept=True))
                 continue
+            if what == MIRROR:
+                recent = _recently_used(path, days, clock)
+                if recent is not None:
+                    done.append(Removal(path=path, what=f"{recent}; not named by this manifest", size=0, kept=True))
+                    continue
+                what = f"{what}; {_unused_for(path, clock)}"
             size = _size(path)
             if not dry_run:
                 _remove(path)
             done.append(Removal(path=path, what="; ".join([what, *notes]), size=size))
     return done
+
+
+def _guarding_mirror(path: Path, what: str) -> Path | None:
+    """The mirror whose lock guards ``path``: a mirror's own, or that of the mirror a fetch
+    was making or discarding in a ``.tmp~<mirror>~*`` leftover; None for anything else."""
+    if what == MIRROR:
+        return path
+    found = _MIRROR_TEMP.fullmatch(path.name) if what == LEFTOVER else None
+    return path.with_name(found["mirror"]) if found else None
+
+
+def _recently_used(mirror: Path, days: int, now: float) -> str | None:
+    """Why ``mirror`` must stay (used within ``days``, or its last use lies in the future),
+    or None when it may go."""
+    last = mirroruse.last_use(mirror)
+    if last is None:
+        return None
+    if last.in_future(now) or last.age(now) < days * mirroruse.DAY:
+        return last.describe(now)
+    return None
+
+
+def _unused_for(mirror: Path, now: float) -> str:
+    last = mirroruse.last_use(mirror)
+    return last.unused(now) if last is not None else "no use recorded"
 
 
 def _remove(path: Path) -> None:
@@ -121,6 +173,8 @@ def _remove(path: Path) -> None:
             path.unlink()
         else:
             _remove_tree(path)
+    except FileNotFoundError:
+        return  # removed meanwhile (see remove)
     except OSError as e:
         raise CleanError(f"cannot remove {path}: {e.strerror or e}",
                          hint="check its permissions; nothing after it was removed") from e
@@ -141,6 +195,11 @@ def _mirror_lock(mirror: Path | None) -> Iterator[tuple[str | None, list[str]]]:
         yield None, []
         return
     lock = mirror.with_name(mirror.name + ".lock")
+    if not os.path.lexists(mirror) and not os.path.lexists(lock):
+        # A leftover of a mirror never locked since: a fetch takes the lock before it
+        # makes one, so none is at work (and no lock file is made for a mirror that is gone).
+        yield None, []
+        return
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o644)
     except OSError:
@@ -154,9 +213,13 @@ def _mirror_lock(mirror: Path | None) -> Iterator[tuple[str | None, list[str]]]:
         return
     try:
         notes: list[str] = []
+        record = lock.with_name(lock.name + ".owner")
+        if (holder := live_holder(record)) is not None:
+            # Its lock file was replaced under it (the flock we hold is on a new file).
+            yield f"in use by {holder.describe()}", []
+            return
         try:
-            stop_leftovers(lock.with_name(lock.name + ".owner"), mirror.parent, mirror.name,
-                           lambda name, message: notes.append(message))
+            stop_leftovers(record, mirror.parent, mirror.name, lambda name, message: notes.append(message))
         except OrchestratorError as e:
             yield f"still written by processes of a killed run: {e.message}", []
             return

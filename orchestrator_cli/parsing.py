@@ -50,8 +50,15 @@ PLACEHOLDERS = {
     "release-dir": "DIR",
     "retries": "N",
     "timeout": "SECONDS",
+    "unused-for": "DAYS",
     "workspace": "DIR",
 }
+
+
+def placeholder_of(arg: Argument) -> str:
+    """``N`` for --jobs: keyed by the flag's spelling (an argument's name is the
+    parameter's, ``cache_dir``, for --cache-dir)."""
+    return PLACEHOLDERS.get(str(arg.name).replace("_", "-"), "VALUE")
 
 
 class UsageError(Exception):
@@ -79,7 +86,7 @@ class OrchestratorContext(ParserContext):
     def help_for(self, flag: str) -> tuple[str, str]:
         names, text = super().help_for(flag)
         arg = self.flags[flag]
-        placeholder = PLACEHOLDERS.get(str(arg.name), "VALUE")
+        placeholder = placeholder_of(arg)
         if arg.kind is list:  # invoke shows no value for repeatable flags
             names = ", ".join(f"{name}={placeholder}" if name.startswith("--") else f"{name} {placeholder}"
                               for name in names.split(", "))
@@ -161,7 +168,7 @@ def normalize(tokens: Sequence[str], contexts: Mapping[str, ParserContext], core
                 if arg.optional:
                     optional_value = flag
                 elif position + 1 >= len(words):
-                    raise UsageError(f"{flag} needs a value, e.g. {flag}={PLACEHOLDERS.get(str(arg.name), 'VALUE')}")
+                    raise UsageError(f"{flag} needs a value, e.g. {flag}={placeholder_of(arg)}")
                 else:
                     pending = arg
             out.append(token)

@@ -10,7 +10,7 @@ from invoke.context import Context
 from invoke.tasks import task
 
 from orchestrator.errors import InputError
-from orchestrator.settings import Settings
+from orchestrator.settings import Settings, parse_int
 from orchestrator_cli import flags
 from orchestrator_cli.exits import user_errors
 from orchestrator_cli.parsing import OrchestratorTask
@@ -74,8 +74,10 @@ def _lock(loaded: Manifest, settings: Settings, *, check: bool) -> None:
     klass=OrchestratorTask,
     help={
         "all": "Remove the whole workspace's .build/ and dist/ (every release, checkouts, logs), not one release.",
-        "cache": "Also prune the mirror cache: mirrors of repos the manifest does not name, and leftovers of "
-                 "interrupted fetches.",
+        "cache": "Also prune the shared mirror cache: leftovers of interrupted fetches, and mirrors of repos the "
+                 "manifest does not name that no fetch (of any workspace) used for --unused-for days.",
+        "unused-for": "With --cache: how many days a mirror the manifest does not name must have gone unused "
+                      "to be removed (default 30; 0: any not in use right now).",
         "dry-run": "Show what would be removed; remove nothing.",
         "manifest": flags.MANIFEST_HELP,
         "workspace": "Directory holding .build/ and dist/ (default: the current directory).",
@@ -84,7 +86,7 @@ def _lock(loaded: Manifest, settings: Settings, *, check: bool) -> None:
     },
 )
 def clean(c: Context, all_: bool = False, cache: bool = False, dry_run: bool = False, manifest: str = "",
-          workspace: str = "", cache_dir: str = "", wait: bool = False) -> None:
+          workspace: str = "", cache_dir: str = "", wait: bool = False, unused_for: str = "") -> None:
     """Remove a release's outputs, logs and cache records (--all: the workspace; --cache: unused mirrors)."""
     with user_errors():
         from orchestrator import housekeeping, sources
@@ -92,6 +94,9 @@ def clean(c: Context, all_: bool = False, cache: bool = False, dry_run: bool = F
 
         dry_run = dry_run or flags.dry_run(c, "clean", allowed=True)
         settings = flags.settings_from(manifest=manifest, workspace=workspace, cache_dir=cache_dir, wait=wait)
+        if unused_for and not cache:
+            raise InputError("--unused-for applies to the mirror cache only", hint="add --cache")
+        unused_days = parse_int(unused_for, "--unused-for") if unused_for else None
         loaded = load(settings.manifest) if cache or not all_ else None
         roots = [settings.workspace]
         cache_root = settings.cache_dir or sources.default_cache_dir()
@@ -107,10 +112,10 @@ def clean(c: Context, all_: bool = False, cache: bool = False, dry_run: bool = F
             return found
 
         if dry_run:  # a reader: the lock is for the run that removes
-            removed = housekeeping.remove(targets(), roots=roots, dry_run=True)
+            removed = housekeeping.remove(targets(), roots=roots, dry_run=True, unused_days=unused_days)
         else:
             with writing(settings, note):
-                removed = housekeeping.remove(targets(), roots=roots)
+                removed = housekeeping.remove(targets(), roots=roots, unused_days=unused_days)
         verb = "would remove" if dry_run else "removed"
         for item in removed:
             emit(f"kept {shown_path(item.path)}  ({item.what})" if item.kept else

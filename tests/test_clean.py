@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -93,7 +95,13 @@ def test_a_workspace_directory_that_points_outside_is_refused(tmp_path: Path) ->
     assert (outside / "v1.0.0").is_dir()
 
 
-def test_clean_cache_prunes_unnamed_mirrors_and_leftovers_and_keeps_the_manifests(tmp_path: Path) -> None:
+def unused_since(mirror: Path, days: int) -> None:
+    """Date ``mirror`` (and so its last use, as clean judges it) ``days`` back."""
+    when = time.time() - days * 86400
+    os.utime(mirror, (when, when))
+
+
+def test_clean_cache_prunes_unnamed_unused_mirrors_and_leftovers_and_keeps_the_manifests(tmp_path: Path) -> None:
     workspace = workspace_with_two_releases(tmp_path)
     cache = workspace / "cache/orchestrator/git"
     kept = cache / mirror_name("https://example.invalid/app.git")
@@ -101,6 +109,7 @@ def test_clean_cache_prunes_unnamed_mirrors_and_leftovers_and_keeps_the_manifest
     for mirror in (kept, other):
         (mirror / "objects").mkdir(parents=True)
         (mirror.parent / f"{mirror.name}.lock").touch()
+        unused_since(mirror, 31)
     (cache / ".tmp~x.git~abc").mkdir()
     (cache / "gone.git.lock").touch()
     code, out = clean(workspace, "--cache")
@@ -113,12 +122,12 @@ def test_clean_cache_prunes_unnamed_mirrors_and_leftovers_and_keeps_the_manifest
 
 def test_a_mirror_a_fetch_is_using_is_kept(tmp_path: Path) -> None:
     import fcntl
-    import os
 
     workspace = workspace_with_two_releases(tmp_path)
     cache = workspace / "cache/orchestrator/git"
     busy = cache / mirror_name("https://example.invalid/other.git")
     (busy / "objects").mkdir(parents=True)
+    unused_since(busy, 31)
     fd = os.open(cache / f"{busy.name}.lock", os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)  # as a fetch in another workspace holds it
     try:

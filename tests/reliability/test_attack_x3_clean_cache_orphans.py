@@ -70,7 +70,9 @@ def test_clean_cache_stops_a_killed_fetchs_orphans_before_it_removes_their_mirro
 
     # Another workspace on the same cache, whose manifest does not name that repository.
     other = write_manifest(tmp_path / "other.yaml", {"typha": ("https://example.invalid/typha.git", "v1.0")})
-    clean = start_cli(tmp_path / "second", "clean", "--cache", "--manifest", str(other), env=env)
+    # --unused-for 0: the killed fetch used the mirror a moment ago.
+    clean = start_cli(tmp_path / "second", "clean", "--cache", "--unused-for", "0", "--manifest", str(other),
+                      env=env)
     out, err = clean.communicate(timeout=60)
 
     assert clean.returncode == 0, err

@@ -1,6 +1,7 @@
 """Host git is safe even in a repository someone else wrote: one door for every git
 process, hooks and fsmonitor off, replace refs ignored, and the config of every mirror
-and checkout exactly what the orchestrator wrote, or the repository is made again."""
+and checkout one that sets only what the orchestrator writes (the setting that is not is
+named), or the repository is made again."""
 
 from __future__ import annotations
 
@@ -74,7 +75,11 @@ def test_a_checkout_whose_git_config_was_changed_is_made_again_and_runs_nothing(
 
     path, events = run_fetch(upstream, options, ref="v1.1")
 
-    assert f"not trusting {path / '.git'}: its git config is not the one the orchestrator wrote" in events
+    key = {"fsmonitor": "core.fsmonitor", "include": "include.path", "filter": "filter.x.smudge",
+           "uploadpack": f"remote.{mirror}.uploadpack", "credential": "credential.helper",
+           "worktree": "core.worktree"}[attack]
+    assert f"not trusting {path / '.git'}: its git config is not the one the orchestrator wrote: it sets {key}" \
+        in events
     assert f"discarding damaged checkout {path}" in events
     assert (path / ".git" / "config").read_bytes() == repoconfig.CHECKOUT
     assert git("rev-parse", "HEAD", cwd=path) == upstream.commits["r1"]
@@ -105,7 +110,8 @@ def test_a_mirror_whose_config_was_changed_is_fetched_again_and_runs_nothing(
 
     path, events = run_fetch(upstream, options, ref="v1.1")  # not cached yet: the mirror must fetch
 
-    assert f"not trusting {mirror}: its git config is not the one the orchestrator wrote" in events
+    assert f"not trusting {mirror}: its git config is not the one the orchestrator wrote: " \
+           f"it sets remote.{upstream.url}.uploadpack" in events
     assert f"discarding damaged mirror {mirror}" in events
     assert (mirror / "config").read_bytes() == repoconfig.MIRROR
     assert git("rev-parse", "HEAD", cwd=path) == upstream.commits["r1"]

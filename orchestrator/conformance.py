@@ -11,11 +11,10 @@ Used by ``verify`` (to report) and ``publish`` (to refuse).
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Iterator
 from pathlib import Path
 
-from orchestrator import kinds, record
+from orchestrator import hints, kinds, record
 from orchestrator.errors import OrchestratorError
 from orchestrator.integrity import Check
 from orchestrator.model import Artifact, Manifest
@@ -26,7 +25,7 @@ from orchestrator.redact import redact_url
 def build_command(manifest: Manifest, flags: str = "") -> str:
     """The command that builds ``manifest``'s release, naming the manifest: a hint without
     it would build the default manifest's release (the real one, for the demo's)."""
-    return f"invoke build --all{flags} --manifest {shlex.quote(str(manifest.path))}"
+    return hints.command("build", "--all", *flags.split(), "--manifest", str(manifest.path))
 
 
 class WrongManifestError(OrchestratorError):

@@ -9,12 +9,11 @@ PublishRefused listing every problem.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator import imageref
+from orchestrator import hints, imageref
 from orchestrator.conformance import build_command, record_checks
 from orchestrator.engine.protocol import ContainerEngine
 from orchestrator.errors import InputError, OrchestratorError, reason
@@ -94,7 +93,7 @@ def check_integrity(release_dir: Path, manifest: Manifest, release: Release) -> 
         raise PublishRefused(
             f"refusing to publish release {release.release}: it does not match its record and manifest "
             f"({len(problems)} problem(s)); nothing was pushed",
-            problems, hint=f"`invoke verify --manifest {shlex.quote(str(manifest.path))}` shows every check; "
+            problems, hint=f"`{hints.command('verify', '--manifest', str(manifest.path))}` shows every check; "
                            f"rebuild the release ({build_command(manifest, ' --force')})")
 
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from orchestrator import kinds
+from orchestrator import hints, kinds
 from orchestrator.fileops import InputFileError, fsync_directory, read_limited, write_atomic, write_error
 from orchestrator.gitinput import COMMIT
 from orchestrator.imageref import IMAGE_REF_RE
@@ -141,12 +141,13 @@ class OtherFormatError(RecordFieldError):
 # -- reading ------------------------------------------------------------------------------
 
 
-def read(release_dir: Path, *, build: str = "invoke build --all") -> Release:
+def read(release_dir: Path, *, build: str | None = None) -> Release:
     """The record of ``release_dir``; ReleaseRecordError when it is absent or not exactly
     a release record. ``build`` is the command that builds it (said when it is absent:
     with the manifest, so that the hint never builds another release)."""
     path = release_dir / FILENAME
     if not path.exists() and not path.is_symlink():
+        build = build or hints.command("build", "--all")
         raise ReleaseRecordError(f"{path} does not exist", hint=f"build the release first: {build}")
     return parse_bytes(_read_bytes(path), str(path))
 

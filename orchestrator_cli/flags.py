@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from invoke.context import Context
 
+from orchestrator import hints
 from orchestrator.errors import InputError
 from orchestrator.settings import Settings, load_settings, parse_int, parse_mirror
-from orchestrator_cli import crash, debugging
+from orchestrator_cli import crash, debugging, printing
 from orchestrator_cli.printing import note, shown_path
 
 if TYPE_CHECKING:
@@ -69,6 +70,7 @@ def settings_from(**flags: Any) -> Settings:
             flags[key] = None
     settings = load_settings(flags)
     crash.workspace = settings.workspace  # where a crash log goes, should one be needed
+    hints.invocation = hints.Invocation(program=printing.runnable(), workspace=settings.workspace)
     return settings
 
 

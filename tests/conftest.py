@@ -46,6 +46,11 @@ def dont_write_to_home_directory(
     monkeypatch.setenv("GIT_AUTHOR_EMAIL", "author@example.invalid")
     monkeypatch.setenv("GIT_COMMITTER_NAME", "Fixture Committer")
     monkeypatch.setenv("GIT_COMMITTER_EMAIL", "committer@example.invalid")
+    # How hints spell commands is set by the CLI; a test that ran a task in process must
+    # not change what the next one expects.
+    from orchestrator import hints
+
+    monkeypatch.setattr(hints, "invocation", hints.Invocation())
     yield
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers.cli import run_cli
+from tests.helpers.cli import BIN, run_cli
 
 NO_DOCKER = {"DOCKER_HOST": "unix:///nonexistent/docker.sock"}
 
@@ -90,7 +90,10 @@ def test_a_release_not_built_yet_says_to_build_the_manifest_given(demo: Path, tm
     result = cli(fresh, task, *args, "--manifest", manifest)
     assert result.returncode == 1
     assert "dist/v3.2.0-demo/release.json does not exist" in result.stderr
-    assert f"hint: build the release first: invoke build --all --manifest {manifest}\n" in result.stderr
+    # The program as the user ran it (here by its path: PATH does not find it), so that
+    # the hint works when pasted.
+    assert f"hint: build the release first: {BIN / 'orchestrator'} build --all --manifest {manifest}\n" \
+        in result.stderr
 
 
 def test_the_demos_next_commands_run_as_printed_with_or_without_an_activated_venv(demo: Path) -> None:
@@ -108,3 +111,12 @@ def test_the_demos_next_commands_run_as_printed_with_or_without_an_activated_ven
         assert result.returncode == 0, result.stderr
         steps = result.stdout.split("work on the demo release with:\n", 1)[1].splitlines()
         assert steps[0].startswith(f"  {program} build felix -m .build/demo/manifest.yaml  "), steps
+
+
+def test_the_hint_names_the_workspace_that_was_given(demo: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    manifest = str(demo / ".build/demo/manifest.yaml")
+    result = cli(tmp_path, "status", "--manifest", manifest, "--workspace", str(elsewhere))
+    assert result.returncode == 1
+    assert f"build --all --manifest {manifest} --workspace {elsewhere}\n" in result.stderr

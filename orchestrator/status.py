@@ -79,10 +79,11 @@ def format_status(status: Status, *, shown_dir: str, shown_manifest: str) -> str
 
 
 def status_json(status: Status) -> dict[str, Any]:
-    """The status for programs: the record itself, plus where the manifest is and its state."""
+    """The status for programs: the record itself, plus where the manifest is and its state.
+    Paths are absolute, as in ``build --json``: a program may read them from anywhere."""
     return {
-        "release_dir": str(status.release_dir),
-        "manifest": {"path": str(status.manifest), "state": status.manifest_state},
+        "release_dir": str(status.release_dir.resolve()),
+        "manifest": {"path": str(status.manifest.resolve()), "state": status.manifest_state},
         "not_built": list(status.not_built),
         "record": record.to_json(status.record),
     }

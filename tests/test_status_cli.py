@@ -51,6 +51,9 @@ def test_status_json_is_one_document_with_the_record(demo: Path) -> None:
     result = cli(demo, "status", "--json", "--release-dir", "dist/v3.2.0-demo")
     data = json.loads(result.stdout)
     assert data["manifest"]["state"] == "unchanged"
+    # Absolute, whatever was given (as in build --json).
+    assert data["release_dir"] == str((demo / "dist/v3.2.0-demo").resolve())
+    assert data["manifest"]["path"] == str((demo / ".build/demo/manifest.yaml").resolve())
     assert data["record"]["release"] == "v3.2.0-demo" and data["record"]["artifacts"]["felix"]["status"] == "ok"
 
 

@@ -195,10 +195,13 @@ def _reason(result: Result) -> str:
 
 
 def _own_output(log_text: str) -> str:
-    """A step's log without the failure message that ends it: that message repeats the
-    command's last output lines, which the log already holds."""
+    """What the failing command printed: the step's log from its last command line (``$ ...``;
+    what comes before, the cache key and why it builds, is the orchestrator's own) up to
+    the failure message that ends it (which repeats the command's last lines)."""
     head, marker, _ = log_text.rpartition("\nFAILED")
-    return head if marker else log_text
+    text = head if marker else log_text
+    start = text.rfind("\n$ ")
+    return text[start + 1:] if start != -1 else text
 
 
 def summary(outcome: Outcome, *, table_too: bool = True) -> str:

@@ -91,7 +91,8 @@ def test_the_summary_groups_what_was_not_started_and_names_each_failure_once(tmp
     monkeypatch.chdir(tmp_path)
     log = tmp_path / ".build/logs/v1/felix.log"
     log.parent.mkdir(parents=True)
-    log.write_text("$ make felix\nerror: felix.go:3: undefined: x\nFAILED: felix: command failed with exit code 2: "
+    log.write_text(f"cache key {'ab' * 32}\nbuilding: no earlier build recorded\nstaged a -> b\n"
+                   "$ make felix\nerror: felix.go:3: undefined: x\nFAILED: felix: command failed with exit code 2: "
                    "make felix\n    error: felix.go:3: undefined: x\n")
     stopped = "not started: stopped after felix failed (use --keep-going to build what does not depend on it)"
     results = {
@@ -107,6 +108,7 @@ def test_the_summary_groups_what_was_not_started_and_names_each_failure_once(tmp
     assert text.count("not started") == 1
     assert "felix: felix:" not in text and "FAILED felix: command failed with exit code 2: make felix" in text
     assert text.count("undefined: x") == 1, "the failed command's output is shown once"
+    assert "$ make felix" in text and "cache key" not in text and "staged" not in text, "the command's, not ours"
     assert "full log: .build/logs/v1/felix.log" in text, "a path that works from the current directory"
 
 

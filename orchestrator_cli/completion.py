@@ -25,7 +25,9 @@ def candidates(words: Sequence[str], contexts: Mapping[str, ParserContext], core
         return []  # `--manifest` typed in full: its value (a file) comes next
     if last.startswith("-"):
         flags = list(context.flags) if context is not None else list(core_flags)
-        return sorted(flag for flag in flags if flag.startswith("--") or last == "-")
+        # A positional (build's names) is a flag to invoke's parser, never one to type.
+        positional = {f"--{arg.name}" for arg in context.positional_args} if context is not None else set()
+        return sorted(flag for flag in flags if (flag.startswith("--") or last == "-") and flag not in positional)
     if context is not None and _wants_value(context, before):
         return []  # a flag's value: files for --manifest and the like
     found = list(contexts)

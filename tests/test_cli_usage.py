@@ -108,6 +108,7 @@ def test_completion_offers_tasks_flags_and_the_manifests_names() -> None:
     assert {"felix", "calico/node", "node", "build", "verify"} <= set(names.stdout.split())
     flags = run_cli("--complete", "--", "orchestrator", "build", "--", program="orchestrator")
     assert "--dry-run" in flags.stdout.split() and "--pty" not in flags.stdout
+    assert "--names" not in flags.stdout.split(), "names are typed as words, not as a flag"
     after_manifest = run_cli("--complete", "--", "orchestrator", "build", "--manifest", program="orchestrator")
     assert after_manifest.stdout == "", "a file name comes next: the shell completes it"
 

@@ -6,6 +6,7 @@ A new task reads its flags through these, so every task means the same by --mani
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,18 @@ def settings_from(**flags: Any) -> Settings:
     crash.workspace = settings.workspace  # where a crash log goes, should one be needed
     hints.invocation = hints.Invocation(program=printing.runnable(), workspace=settings.workspace)
     return settings
+
+
+def owner_of(settings: Settings, release_dir: str) -> Settings:
+    """The settings of the workspace that owns ``release_dir`` (``<workspace>/dist/<release>``),
+    so that a writer locks the workspace whose release it changes, whichever workspace is
+    current or given; a release directory elsewhere leaves them as they are."""
+    if not release_dir:
+        return settings
+    directory = Path(release_dir).expanduser().absolute()
+    if directory.parent.name != "dist":
+        return settings
+    return replace(settings, workspace=directory.parent.parent)
 
 
 def release_for(settings: Settings, manifest_flag: str, release_dir: str) -> tuple[Manifest, Path]:

@@ -47,6 +47,7 @@ def publish(c: Context, names: str | None = None, all_: bool = False, registry: 
         parsed = flags.names_or_all("publish", names, all_)
         shown = flags.progress_from(progress, quiet, verbose)
         settings = flags.settings_from(manifest=manifest, workspace=workspace, retries=retries, wait=wait)
+        settings = flags.owner_of(settings, release_dir)  # lock the workspace whose release changes
         with writing(settings, shown.note) as children, shown.showing():
             stopping.second_is_graceful = True  # a second Ctrl-C stops waiting for the push in flight
             loaded, directory = flags.release_for(settings, manifest, release_dir)  # the right release, before Docker

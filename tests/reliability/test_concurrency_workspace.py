@@ -238,3 +238,18 @@ def test_orchestrator_wait_in_the_environment_waits_like_the_flag(ws: Workspace)
     (ws.root / "go").touch()
     code, _, err = waiter.finish()
     assert code == 0, err
+
+
+def test_publish_by_release_dir_locks_the_workspace_that_owns_it(ws: Workspace, tmp_path: Path) -> None:
+    # A build holds ws; a publish run from elsewhere names ws's release directory: it must
+    # meet ws's lock (the release it would push is being rebuilt), not take its own.
+    ws, pid = holding(ws)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    code, _, err = ws.start("publish", "--all", "--release-dir", str(ws.path / "dist" / "v1"),
+                            "--manifest", str(ws.manifest), "--workspace", str(elsewhere),
+                            name="publish").finish(timeout=60)
+
+    assert code == 1, err
+    assert f"in use by pid {pid}" in err
+    assert not (elsewhere / ".build").exists()

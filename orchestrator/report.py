@@ -9,6 +9,7 @@ so does a cached run whose SHA256SUMS differs from the one on disk.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import os
 from collections.abc import Mapping
@@ -107,6 +108,8 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     )
     release_dir.mkdir(parents=True, exist_ok=True)
     _sweep_leftovers(release_dir)
+    if previous is not None:
+        _remove_stale(release_dir, previous, release, rebuilt={n for n, r in results.items() if r.status == "ok"})
     fsync_files(release_dir, (f.path for a in release.built().values() for f in a.files))
     sums = record.sums_text(release).encode()
     if previous is not None and previous.status != "building" and _current(release_dir / record.SUMS) != sums:
@@ -132,6 +135,19 @@ def recorded_manifest(release_dir: Path, recorded: str) -> Path:
     that holds ``release_dir`` (``<workspace>/dist/<release>``)."""
     path = Path(recorded)
     return path if path.is_absolute() else Path(os.path.abspath(release_dir)).parent.parent / path
+
+
+def _remove_stale(release_dir: Path, previous: Release, release: Release, *, rebuilt: set[str]) -> None:
+    """Remove the files an artifact rebuilt now published before and no longer makes (its
+    outputs changed): left there, no record would account for them. Only files exactly as
+    the old record has them (ours, unchanged) go; anything else stays for verify to name."""
+    kept = {f.path for a in release.built().values() for f in a.files}
+    for name in rebuilt:
+        old = previous.artifacts.get(name)
+        for file in old.files if old is not None else ():
+            if file.path not in kept and damage(release_dir, file) is None:
+                with contextlib.suppress(FileNotFoundError):
+                    (release_dir / file.path).unlink()
 
 
 def _sweep_leftovers(release_dir: Path) -> None:

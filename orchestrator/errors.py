@@ -152,12 +152,12 @@ def reason(artifact: str, error: str | None) -> str:
     """The first line of an artifact's recorded error, without what the line showing it
     already says: the artifact's own name (``felix: ``) and its state (``skipped: ``,
     ``not started: ``). ``felix: failed: felix: command ...`` reads as ``felix: failed:
-    command ...``."""
-    lines = (error or "").strip().splitlines()
+    command ...``. Made ``visible``: a record is untrusted, and its error reaches terminals."""
+    lines = (error or "").strip().split("\n")
     text = lines[0] if lines else ""
     for prefix in (f"{artifact}: ", "skipped: ", "not started: "):
         text = text.removeprefix(prefix)
-    return text
+    return visible(text)
 
 
 _CSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")  # colours, cursor moves: dropped

@@ -297,3 +297,12 @@ def test_a_provenance_nested_absurdly_deep_is_reported_not_a_traceback(
 
     assert list(found) == ["provenance.json"]
     assert "JSON nested too deeply" in found["provenance.json"]
+
+
+def test_an_error_in_a_hostile_record_reaches_no_terminal_as_control_sequences() -> None:
+    from orchestrator.errors import reason
+
+    # OSC 52 would put text on the clipboard; CSI 2J clears the screen.
+    shown = reason("felix", "felix: failed \x1b]52;c;ZXZpbA==\x07 and \x1b[2J gone\x85next")
+    assert "\x1b" not in shown and "\x07" not in shown and "\x85" not in shown
+    assert shown.startswith("failed ")

@@ -48,6 +48,9 @@ class Result:
     timed_out: bool = False  # failed because it ran past its `timeout:`
 
 
+STOPPED = "not started: interrupted"  # the error of an artifact an interrupt kept from finishing
+
+
 class BuildInterrupted(Interrupted):
     """Ctrl-C stopped the run: ``results`` has the artifacts that finished, every other one
     "not-started", for a record that says what is there (and that it is incomplete)."""
@@ -189,7 +192,7 @@ class _Scheduler:
             pool.shutdown(wait=True, cancel_futures=True)
             # What finished is complete and may be recorded; what ran or waited was not built.
             so_far = {step.artifact: self.results.get(step.artifact) or
-                      Result(artifact=step.artifact, status="not-started", error="not started: interrupted")
+                      Result(artifact=step.artifact, status="not-started", error=STOPPED)
                       for step in self.plan.steps}
             raise BuildInterrupted(so_far) from None
         except _RecordNotInvalidated as e:

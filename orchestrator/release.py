@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from orchestrator import kinds, record
 from orchestrator.cache import LocalCache
 from orchestrator.errors import DockerUnavailableError, Interrupted, OrchestratorError
-from orchestrator.execute import BuildInterrupted, Event, Options, Result, execute
+from orchestrator.execute import STOPPED, BuildInterrupted, Event, Options, Result, execute
 from orchestrator.manifest import Manifest
 from orchestrator.outputs import Source
 from orchestrator.plan import Plan
@@ -192,11 +192,13 @@ def _recorded(interrupted: BuildInterrupted, manifest: Manifest, sources: Mappin
         previous = None
     if previous is not None and previous.status != "building":
         return interrupted  # nothing was replaced yet: the old record still holds, and stays
+    stopped = {name for name, result in interrupted.results.items() if result.error == STOPPED}
+    done = {name: result for name, result in interrupted.results.items() if name not in stopped}
     try:
-        written = write_release(manifest, sources, interrupted.results, release_dir=release_dir,
-                                workspace=workspace, started=started)
+        written = write_release(manifest, sources, done, release_dir=release_dir, workspace=workspace,
+                                started=started, stopped=stopped)
     except (OrchestratorError, OSError):
         return interrupted
     built = len(written.built())
-    return Interrupted(f"{interrupted.message}; release.json records the {built} artifact"
-                       f"{'' if built == 1 else 's'} that finished (release status {written.status})")
+    return Interrupted(f"{interrupted.message}; release.json records the {built} built artifact"
+                       f"{'' if built == 1 else 's'} (release status {written.status})")

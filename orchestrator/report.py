@@ -12,12 +12,12 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
 
 from orchestrator import __version__, procs, provenance, record
-from orchestrator.execute import Result
+from orchestrator.execute import STOPPED, Result
 from orchestrator.fileops import TEMP_NAME, fsync_files, read_limited, write_atomic
 from orchestrator.integrity import damage
 from orchestrator.manifest import Manifest
@@ -71,8 +71,12 @@ def _carried(manifest: Manifest, previous: Release, name: str, old: ArtifactEntr
 
 
 def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Mapping[str, Result], *,
-                  release_dir: Path, workspace: Path, started: float) -> Release:
+                  release_dir: Path, workspace: Path, started: float, stopped: Collection[str] = ()) -> Release:
     """Write SHA256SUMS, provenance.json and release.json into ``release_dir``; return the record.
+
+    ``stopped``: artifacts an interrupt kept from finishing. Their earlier build is carried
+    over when it still holds (as for any artifact not built now), else they are recorded
+    as not started; either way the release is at best "incomplete", never ok.
 
     Artifacts built by earlier runs of the same release from the same manifest and not
     rebuilt now are carried over when their files are intact and their repo is still at
@@ -92,13 +96,16 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
                     _carried(manifest, previous, name, entry, repos, release_dir, artifacts):
                 artifacts[name] = replace(entry, carried_over=True)
                 repos.setdefault(entry.repo, previous.repos[entry.repo])
+    for name in stopped:
+        artifacts.setdefault(name, _entry(manifest, Result(artifact=name, status="not-started", error=STOPPED),
+                                          workspace))
     order = list(manifest.artifacts)
     artifacts = dict(sorted(artifacts.items(), key=lambda item: order.index(item[0])))
     repo_order = list(manifest.repos)
     repos = dict(sorted(repos.items(), key=lambda item: repo_order.index(item[0])))
     release = Release(
         release=manifest.release,
-        status=record.release_status({a.status for a in artifacts.values()}),
+        status=_status({a.status for a in artifacts.values()}, interrupted=bool(stopped)),
         manifest=ManifestEntry(path=recorded_manifest_path(manifest.path, workspace), sha256=manifest.sha256),
         started=_iso(started),
         finished=_iso(datetime.datetime.now(datetime.UTC).timestamp()),
@@ -120,6 +127,11 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     provenance.write_provenance(release, release_dir)
     record.write(release_dir, release)
     return release
+
+
+def _status(statuses: set[str], *, interrupted: bool) -> record.ReleaseStatus:
+    status = record.release_status(statuses)
+    return "incomplete" if interrupted and status == "ok" else status
 
 
 def recorded_manifest_path(path: Path, workspace: Path) -> str:

@@ -63,7 +63,7 @@ def test_what_finished_before_ctrl_c_is_recorded_as_an_incomplete_release(tmp_pa
     code, _, err = running.finish()
 
     assert code == 130, err
-    assert STOPPED in err and "release.json records the 1 artifact that finished (release status incomplete)" in err
+    assert STOPPED in err and "release.json records the 1 built artifact (release status incomplete)" in err
     release = ws.path / "dist" / "v1"
     data = json.loads((release / "release.json").read_text())
     assert data["status"] == "incomplete"

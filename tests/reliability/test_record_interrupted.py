@@ -52,6 +52,16 @@ def test_a_forced_rebuild_stopped_mid_way_leaves_no_record_that_says_ok_over_cha
 
     assert process.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL), err
     assert record_lies(built.release_dir) is None
+    if sig == signal.SIGINT and step == "second":
+        # A Ctrl-C lets the run record what it had: first rebuilt, second's earlier build
+        # (untouched) carried over, and the release incomplete: never ok after a stop.
+        assert status(built) == "incomplete"
+        data = json.loads((built.release_dir / "release.json").read_text())
+        assert data["artifacts"]["first"]["status"] == "ok"
+        assert data["artifacts"]["second"].get("carried_over") is True
+        check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=built.release_dir, capture_output=True)
+        assert check.returncode == 0
+        return
     assert status(built) == "building", "the record of the earlier, complete run no longer vouches for the files"
     assert not (built.release_dir / "SHA256SUMS").exists()
     assert not (built.release_dir / "provenance.json").exists()

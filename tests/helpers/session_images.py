@@ -2,8 +2,10 @@
 
 Tests name every image under the session's prefix (``tests.conftest.IMAGE_PREFIX``) or push
 it to a registry the session started (``REGISTRIES``). At the end, those tags are removed,
-and so are images that did not exist when the session began and are left without any tag
-(re-tagged or rebuilt ones). Nothing else on the engine is touched: the user's images,
+and so are images the orchestrator built (they carry its labels) that did not exist when
+the session began and are left without any tag (re-tagged or rebuilt ones); bare
+intermediate images may be another session's build in progress, and are left to the
+engine, which prunes ours with the image they lead to. Nothing else on the engine is touched: the user's images,
 tags and containers stay as they were.
 """
 
@@ -48,8 +50,16 @@ def remove_session_images(client: Any, before: set[str], prefixes: Iterable[str]
                     client.images.remove(tag, noprune=False)
                     removed.append(tag)
     for image in client.images.list(all=True):
-        if image.id not in before and not image.tags:
+        # Only images the orchestrator built (they carry its labels) that lost their last
+        # tag: a bare intermediate image may be another session's build in progress, and the
+        # engine prunes ours with the image they lead to (noprune=False).
+        if image.id not in before and not image.tags and _built_by_us(image):
             with contextlib.suppress(Exception):  # still used by a container, or a parent: leave it
                 client.images.remove(image.id, noprune=False)
                 removed.append(image.id)
     return removed
+
+
+def _built_by_us(image: Any) -> bool:
+    labels = (image.attrs.get("Config") or {}).get("Labels") or {}
+    return any(key.startswith(("io.github.release-orchestrator.", "org.opencontainers.image.")) for key in labels)

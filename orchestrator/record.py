@@ -83,6 +83,8 @@ class Image:
     refs: tuple[str, ...]
     labels: tuple[tuple[str, str], ...] = ()
     pushed: Mapping[str, Pushed] = field(default_factory=dict)  # ref -> where it landed, in push order
+    # RootFS diff ids, bottom first; () in records written before they were recorded.
+    layers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -254,9 +256,10 @@ class ReleaseReader(FieldReader):
                           mode=self.integer(data["mode"], f"{where}.mode", maximum=0o7777))
 
     def image(self, raw: Any, where: str) -> Image:
-        data = self.fields(raw, where, ("id", "refs", "labels"), ("pushed",))
+        data = self.fields(raw, where, ("id", "refs", "labels"), ("pushed", "layers"))
         labels = self.mapping(data["labels"], f"{where}.labels")
         pushed = self.mapping(data.get("pushed", {}), f"{where}.pushed")
+        layers = self.array(data.get("layers", []), f"{where}.layers")
         return Image(
             id=self.string(data["id"], f"{where}.id", _IMAGE_ID, "sha256: and 64 hex digits"),
             refs=tuple(self.string(ref, f"{where}.refs[{i}]", IMAGE_REF_RE, "an image reference")
@@ -265,6 +268,8 @@ class ReleaseReader(FieldReader):
                          for key, value in labels.items()),
             pushed={self.string(ref, f"{where}.pushed", IMAGE_REF_RE, "image references as keys"):
                     self.pushed(value, f"{where}.pushed.{ref}") for ref, value in pushed.items()},
+            layers=tuple(self.string(layer, f"{where}.layers[{i}]", _IMAGE_ID, "sha256: and 64 hex digits")
+                         for i, layer in enumerate(layers)),
         )
 
     def pushed(self, raw: Any, where: str) -> Pushed:
@@ -311,6 +316,8 @@ def _artifact_json(artifact: ArtifactEntry) -> dict[str, Any]:
 
 def _image_json(image: Image) -> dict[str, Any]:
     data: dict[str, Any] = {"id": image.id, "refs": list(image.refs), "labels": dict(image.labels)}
+    if image.layers:
+        data["layers"] = list(image.layers)
     if image.pushed:
         data["pushed"] = {ref: {"digest": p.digest, "id": p.id} for ref, p in image.pushed.items()}
     return data

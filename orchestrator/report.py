@@ -33,7 +33,7 @@ def _entry(manifest: Manifest, result: Result, workspace: Path) -> ArtifactEntry
         type=artifact.type,
         status=result.status,
         files=result.output.files,
-        images=tuple(Image(id=i.id, refs=i.refs, labels=i.labels) for i in result.output.images),
+        images=tuple(Image(id=i.id, refs=i.refs, labels=i.labels, layers=i.layers) for i in result.output.images),
         duration=round(result.duration, 3),
         log=_shown(result.log, workspace),
         error=result.error,
@@ -157,8 +157,7 @@ def _keep_pushed(current: ArtifactEntry, previous: ArtifactEntry) -> ArtifactEnt
     """Keep the registry digests of images that are still the same image (same id):
     a cached rebuild must not make an unchanged, published release look unpublished."""
     pushed_by_id = {image.id: image.pushed for image in previous.images if image.pushed}
-    images = tuple(Image(id=i.id, refs=i.refs, labels=i.labels, pushed=pushed_by_id.get(i.id, i.pushed))
-                   for i in current.images)
+    images = tuple(replace(i, pushed=pushed_by_id.get(i.id, i.pushed)) for i in current.images)
     return replace(current, images=images)
 
 

@@ -44,6 +44,7 @@ FORMAT = 2
 FILENAME = "release.json"
 SUMS = "SHA256SUMS"
 PROVENANCE = "provenance.json"
+ENVELOPE = "provenance.intoto.jsonl"  # the signed statement (DSSE), when a signing key is configured
 
 ArtifactStatus = Literal["ok", "cached", "failed", "skipped", "not-started"]
 ReleaseStatus = Literal["ok", "failed", "incomplete", "building"]
@@ -344,7 +345,7 @@ def invalidate(release_dir: Path) -> None:
     In this order, so that at every instant a record that says ok matches its files:
     release.json is rewritten with status "building" (kept otherwise: what earlier runs
     built and pushed is still known), or removed when it is damaged; then SHA256SUMS and
-    provenance.json, which would vouch for the old bytes too, are removed.
+    provenance.json and its signature, which would vouch for the old bytes too, are removed.
     """
     path = release_dir / FILENAME
     try:
@@ -357,7 +358,7 @@ def invalidate(release_dir: Path) -> None:
             write(release_dir, replace(current, status="building"))
         elif current is None and path.is_file():
             path.unlink()  # another format: a reader of that format would still take it for ok
-        for name in (SUMS, PROVENANCE):
+        for name in (SUMS, PROVENANCE, ENVELOPE):
             (release_dir / name).unlink(missing_ok=True)
         if release_dir.is_dir():
             fsync_directory(release_dir)

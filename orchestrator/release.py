@@ -24,6 +24,7 @@ from orchestrator.settings import Settings
 if TYPE_CHECKING:
     from orchestrator.children import Children
     from orchestrator.engine.protocol import ContainerEngine
+    from orchestrator.signing import Signer
     from orchestrator.sources import FetchOptions
 
 
@@ -132,12 +133,13 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
                   on_fetch: Callable[[str, str], None] | None = None,
                   fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,
                   force: frozenset[str] | bool = False, children: Children | None = None,
-                  on_log: Callable[[str, str], None] | None = None) -> Outcome:
+                  on_log: Callable[[str, str], None] | None = None, signer: Signer | None = None) -> Outcome:
     """Build ``plan`` and write dist/<release>/ with SHA256SUMS, provenance.json and release.json.
 
     ``children`` runs the host commands and holds the engine (default: a new one for the
     workspace, with the docker shim under its .build/); ``engine_factory`` is used only
-    without it. ``on_log(artifact, line)`` hears every line of every step's log."""
+    without it. ``on_log(artifact, line)`` hears every line of every step's log. ``signer``
+    signs provenance.json (provenance.intoto.jsonl); without one the release is unsigned."""
     from orchestrator.children import Children
     from orchestrator.report import write_release
     from orchestrator.workspace import refuse_links
@@ -166,6 +168,6 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event,
                       runner=children.runner, cache=local)
     written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
-                            started=started)
+                            started=started, signer=signer)
     return Outcome(plan=plan, results=results, release_dir=release_dir, record=written,
                    docker_problem=docker_problem)

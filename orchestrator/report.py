@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import __version__, procs, provenance, record
 from orchestrator.execute import Result
@@ -24,6 +25,9 @@ from orchestrator.outputs import Source
 from orchestrator.plan import build_order
 from orchestrator.record import ArtifactEntry, Image, ManifestEntry, Release, RepoEntry
 from orchestrator.redact import redact_url
+
+if TYPE_CHECKING:
+    from orchestrator.signing import Signer
 
 
 def _entry(manifest: Manifest, result: Result, workspace: Path) -> ArtifactEntry:
@@ -70,8 +74,9 @@ def _carried(manifest: Manifest, previous: Release, name: str, old: ArtifactEntr
 
 
 def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Mapping[str, Result], *,
-                  release_dir: Path, workspace: Path, started: float) -> Release:
-    """Write SHA256SUMS, provenance.json and release.json into ``release_dir``; return the record.
+                  release_dir: Path, workspace: Path, started: float, signer: Signer | None = None) -> Release:
+    """Write SHA256SUMS, provenance.json (signed by ``signer``, if any) and release.json
+    into ``release_dir``; return the record.
 
     Artifacts built by earlier runs of the same release from the same manifest and not
     rebuilt now are carried over when their files are intact and their repo is still at
@@ -114,7 +119,7 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
         # the old record must not say ok beside the new SHA256SUMS, even for an instant.
         record.invalidate(release_dir)
     write_atomic(release_dir / record.SUMS, sums)
-    provenance.write_provenance(release, release_dir)
+    provenance.write_provenance(release, release_dir, sign=signer.envelope if signer else None)
     record.write(release_dir, release)
     return release
 

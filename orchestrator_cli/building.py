@@ -37,6 +37,7 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
 
     loaded = load(settings.manifest)
     plan = make_plan(loaded, names, everything=everything)
+    signer = flags.signer_for(settings)  # a bad key or passphrase stops the run here, before any work
     forced: frozenset[str] | bool = False
     if force is True:
         forced = True
@@ -45,7 +46,7 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
     with progress.showing():
         outcome = build_release(loaded, plan, settings, keep_going=keep_going, tolerate_missing_docker=demo,
                                 on_event=progress, on_fetch=progress.fetch_event, force=forced,
-                                on_log=progress.log_line, children=children)
+                                on_log=progress.log_line, children=children, signer=signer)
     if json_:
         from orchestrator_cli.results import build_json
 
@@ -66,7 +67,8 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
 def build(c: Context, names: str | None = None, all_: bool = False, dry_run: bool = False, jobs: str = "",
           keep_going: bool = False, force: str | None = None, offline: bool = False,
           mirror: list[str] | None = None, manifest: str = "", workspace: str = "", wait: bool = False,
-          progress: str = "", quiet: bool = False, verbose: bool = False, json_: bool = False) -> None:
+          progress: str = "", quiet: bool = False, verbose: bool = False, json_: bool = False,
+          sign_key: str = "") -> None:
     """Build artifacts with their dependencies: `build felix`, `build --all`."""
     with user_errors():
         from orchestrator import describe
@@ -77,7 +79,7 @@ def build(c: Context, names: str | None = None, all_: bool = False, dry_run: boo
         dry_run = dry_run or flags.dry_run(c, "build", allowed=True)
         shown = flags.progress_from(progress, quiet, verbose)
         settings = flags.settings_from(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
-                             mirrors=mirror or [], wait=wait)
+                             mirrors=mirror or [], wait=wait, sign_key=sign_key)
         if dry_run:  # a reader: never takes the workspace lock
             plan = make_plan(load(settings.manifest), parsed, everything=all_)
             if json_:

@@ -49,6 +49,9 @@ PLACEHOLDERS = {
     "registry": "HOST[:PORT]/",
     "release-dir": "DIR",
     "retries": "N",
+    "sign-key": "PATH",
+    "key": "PATH",
+    "skip": "CHECKS",
     "timeout": "SECONDS",
     "workspace": "DIR",
 }

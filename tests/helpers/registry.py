@@ -178,6 +178,7 @@ def make_release(
     failed: Mapping[str, str] | None = None,
     workspace: Path | None = None,
     layers: Mapping[str, Sequence[str]] | None = None,
+    signer: Any = None,
 ) -> dict[str, Any]:
     """Write dist/<release>/ for ``manifest`` as a build would: files, then SHA256SUMS,
     provenance.json and release.json (through report.write_release); returns the record
@@ -225,7 +226,7 @@ def make_release(
         for name, repo in manifest.repos.items()
     }
     release = write_release(manifest, sources, results, release_dir=release_dir,
-                            workspace=workspace or release_dir.parent, started=1514764800.0)
+                            workspace=workspace or release_dir.parent, started=1514764800.0, signer=signer)
     return to_json(release)
 
 

@@ -142,6 +142,8 @@ class RegistryAPI:
                 status, headers, body = e.code, e.headers, b""
             except (OSError, http.client.HTTPException, ValueError) as e:  # refused, reset, TLS, timeout
                 last = e
+                if _timed_out(e):
+                    break  # a host that does not answer will not answer over HTTP either
                 continue
             if base is None:
                 self._schemes[host] = scheme
@@ -214,6 +216,11 @@ def _bounded(response: Any) -> bytes:
     if len(body) > MAX_MANIFEST_BYTES:
         raise ValueError(f"a manifest larger than {MAX_MANIFEST_BYTES} bytes")
     return body
+
+
+def _timed_out(error: Exception) -> bool:
+    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    return isinstance(reason, TimeoutError)
 
 
 def _reason(error: Exception | None) -> str:

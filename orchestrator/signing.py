@@ -32,6 +32,7 @@ from orchestrator.provenance import differences
 ENVELOPE = record.ENVELOPE
 PASSPHRASE_ENV = "ORCHESTRATOR_SIGN_PASSPHRASE"
 MAX_KEY_BYTES = 64 * 1024
+MAX_SIGNATURES = 16  # each costs a verification: an envelope of a million is refused, not checked
 MAX_ENVELOPE_BYTES = 64 * 1024 * 1024  # a statement of every file and image of a release, base64'd
 _MAKE_KEY = ("make one with `openssl genpkey -algorithm ed25519 -out sign.pem` (or `-algorithm EC -pkeyopt "
              "ec_paramgen_curve:P-256`) and its public half with `openssl pkey -in sign.pem -pubout -out sign.pub`")
@@ -176,6 +177,10 @@ def envelope_checks(release_dir: Path, verifier: Verifier | None) -> Iterator[Ch
         envelope = dsse.decode(lines[0])
     except dsse.EnvelopeError as e:
         yield Check(what=what, ok=False, detail=f"not a DSSE envelope: {e}")
+        return
+    if len(envelope.signatures) > MAX_SIGNATURES:
+        yield Check(what=what, ok=False, detail=f"holds {len(envelope.signatures)} signatures; at most "
+                                                f"{MAX_SIGNATURES} are checked")
         return
     keyids = ", ".join(sorted({s.keyid or "(none)" for s in envelope.signatures}))
     if verifier is None:

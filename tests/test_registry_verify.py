@@ -269,3 +269,17 @@ def test_references_name_the_registry_host_repository_and_tag_as_docker_does() -
     assert locate("busybox") == ("docker.io", "registry-1.docker.io", "library/busybox", "latest")
     assert locate("127.0.0.1:5000/a/b:1") == ("127.0.0.1:5000", "127.0.0.1:5000", "a/b", "1")
     assert locate("quay.io/calico/node:v3") == ("quay.io", "quay.io", "calico/node", "v3")
+
+
+def test_a_registry_that_accepts_but_never_answers_is_given_up_on_once_not_per_scheme() -> None:
+    import socket
+    import time
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)  # connections are accepted by the kernel, and never answered
+        address = f"127.0.0.1:{server.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(RegistryUnreachable, match=f"registry {address} cannot be asked: no answer in time"):
+            RegistryAPI(config={}, timeout=0.5).manifest_digest(f"{address}/team/app:v1")
+        assert time.monotonic() - started < 5, "not retried over plain HTTP after HTTPS timed out"

@@ -327,3 +327,14 @@ def test_a_key_file_of_the_wrong_half_or_no_key_is_refused_saying_what_to_give(t
     with pytest.raises(SigningKeyError, match="a key is a small PEM file"):
         Verifier.load(Path("/dev/zero"))
     assert SigningKeyError("x").exit_code == 2
+
+
+def test_an_envelope_with_more_signatures_than_are_checked_is_refused_unchecked(
+    signed: Path, manifest: Manifest, fake: FakeDockerClient, keys: tuple[Path, Path]
+) -> None:
+    envelope = envelope_of(signed)
+    envelope["signatures"] = envelope["signatures"] * 17
+    (signed / "provenance.intoto.jsonl").write_text(json.dumps(envelope) + "\n")
+
+    assert signature_check(verify(signed, manifest, fake, keys[1])) == (
+        False, "holds 17 signatures; at most 16 are checked")

@@ -82,7 +82,7 @@ class OrchestratorContext(ParserContext):
     def help_for(self, flag: str) -> tuple[str, str]:
         names, text = super().help_for(flag)
         arg = self.flags[flag]
-        placeholder = PLACEHOLDERS.get(str(arg.name), "VALUE")
+        placeholder = PLACEHOLDERS.get(str(arg.name).replace("_", "-"), "VALUE")
         if arg.kind is list:  # invoke shows no value for repeatable flags
             names = ", ".join(f"{name}={placeholder}" if name.startswith("--") else f"{name} {placeholder}"
                               for name in names.split(", "))
@@ -164,7 +164,8 @@ def normalize(tokens: Sequence[str], contexts: Mapping[str, ParserContext], core
                 if arg.optional:
                     optional_value = flag
                 elif position + 1 >= len(words):
-                    raise UsageError(f"{flag} needs a value, e.g. {flag}={PLACEHOLDERS.get(str(arg.name), 'VALUE')}")
+                    placeholder = PLACEHOLDERS.get(str(arg.name).replace("_", "-"), "VALUE")
+                    raise UsageError(f"{flag} needs a value, e.g. {flag}={placeholder}")
                 else:
                     pending = arg
             out.append(token)

@@ -152,3 +152,12 @@ def test_the_signing_key_comes_from_the_environment_or_the_config_and_a_bad_one_
     unsigned = build({})  # no key any more: the old signature would sign other bytes
     assert unsigned.returncode == 0, clean(unsigned)
     assert not (ws.release_dir / "provenance.intoto.jsonl").exists()
+
+
+def test_help_shows_what_each_new_flag_takes() -> None:
+    verify_help = run_cli("--help", "verify", program="orchestrator").stdout
+    build_help = run_cli("--help", "build", program="orchestrator").stdout
+
+    assert "--key=PATH" in verify_help and "--skip=CHECKS" in verify_help and "-r, --registry " in verify_help
+    assert "--release-dir=DIR" in verify_help, "underscored parameters get their placeholder too"
+    assert "--sign-key=PATH" in build_help and "ORCHESTRATOR_SIGN_PASSPHRASE" in build_help

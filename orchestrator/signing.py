@@ -69,7 +69,8 @@ def _usable(key: object, path: Path, role: str) -> None:
                                   "or Ed25519", hint=_MAKE_KEY)
     elif not isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         kind = type(key).__name__.removeprefix("_").replace("PrivateKey", "").replace("PublicKey", "")
-        raise SigningKeyError(f"{role} {path} is a {kind} key; use ECDSA P-256 or Ed25519", hint=_MAKE_KEY)
+        raise SigningKeyError(f"{role} {path} holds a key of type {kind}; use ECDSA P-256 or Ed25519",
+                              hint=_MAKE_KEY)
 
 
 class Signer:

@@ -25,6 +25,8 @@ from orchestrator.fileops import InputFileError, read_limited
 from orchestrator.integrity import Check, file_checks
 from orchestrator.manifest import Manifest
 from orchestrator.record import Release, ReleaseRecordError
+from orchestrator.registrycheck import registry_checks
+from orchestrator.signing import envelope_checks
 from orchestrator.sources import FetchFailed, FetchOptions, resolve
 
 if TYPE_CHECKING:
@@ -119,11 +121,8 @@ def verify_release(
     ``registry``: asks each registry what a pushed reference names now (None: not asked).
     ``skip``: areas of SKIPPABLE not to check at all.
     """
-    from orchestrator.registrycheck import registry_checks
-    from orchestrator.signing import envelope_checks
-
     release = release_of(manifest, release_dir)
-    skipped = frozenset(skip)
+    skipped = parse_skip(skip)
     areas: list[tuple[str, Callable[[], Iterable[Check]]]] = [
         ("record", lambda: [*record_checks(manifest, release), *_pushed_checks(release)]),
         ("files", lambda: file_checks(release_dir, release)),

@@ -298,7 +298,7 @@ def test_an_encrypted_key_needs_its_passphrase_and_only_the_right_one(tmp_path: 
 
 @pytest.mark.parametrize(("make", "problem"), [
     (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048),
-     "is a RSA key; use ECDSA P-256 or Ed25519"),
+     "holds a key of type RSA; use ECDSA P-256 or Ed25519"),
     (lambda: ec.generate_private_key(ec.SECP384R1()), "is an ECDSA key on curve secp384r1; use P-256"),
 ])
 def test_keys_of_another_kind_are_refused_for_signing_and_verifying(

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
@@ -125,7 +125,8 @@ def save(state_dir: Path, artifact: str, key: str, output: ArtifactOutput) -> No
     data = {
         "key": key,
         "files": [asdict(f) for f in output.files],
-        "images": [{"id": i.id, "refs": list(i.refs), "labels": dict(i.labels)} for i in output.images],
+        "images": [{"id": i.id, "refs": list(i.refs), "labels": dict(i.labels), "layers": list(i.layers)}
+                   for i in output.images],
     }
     write_atomic(_record_path(state_dir, artifact), (json.dumps(data, indent=2) + "\n").encode())
 
@@ -168,6 +169,8 @@ def lookup(state_dir: Path, artifact: str, key: str, *, release_dir: Path,
                     return None, f"image {ref} is missing or was replaced"
             if engine.image_labels(image.id).get(KEY_LABEL) != key:
                 return None, f"image {image.id[:19]} does not carry the cache key"
+        # A record saved before layers were recorded: the engine says (same id, same layers).
+        images = tuple(i if i.layers else replace(i, layers=engine.image_layers(i.id)) for i in images)
     return ArtifactOutput(files=files, images=images), "cached"
 
 
@@ -177,4 +180,4 @@ def _parse(data: bytes, file: str) -> tuple[str, tuple[FileRecord, ...], tuple[I
     key = reader.string(raw["key"], "key", record.HEX64, "64 hex digits")
     files = tuple(reader.file_record(item, f"files[{i}]") for i, item in enumerate(reader.array(raw["files"], "files")))
     images = tuple(reader.image(item, f"images[{i}]") for i, item in enumerate(reader.array(raw["images"], "images")))
-    return key, files, tuple(ImageRecord(id=i.id, refs=i.refs, labels=i.labels) for i in images)
+    return key, files, tuple(ImageRecord(id=i.id, refs=i.refs, labels=i.labels, layers=i.layers) for i in images)

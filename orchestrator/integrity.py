@@ -24,7 +24,7 @@ from orchestrator.fileops import TEMP_NAME, InputFileError, read_limited, sha256
 from orchestrator.outputs import FileRecord
 from orchestrator.record import Release
 
-RECORD_FILES = frozenset({record.FILENAME, record.SUMS, record.PROVENANCE})
+RECORD_FILES = frozenset({record.FILENAME, record.SUMS, record.PROVENANCE, record.ENVELOPE})
 _SUM_LINE = re.compile(r"([0-9a-f]{64}) [ *](.+)")
 # A published file is rw-r--r-- or rwxr-xr-x at most: never setuid/setgid/sticky,
 # never writable by anyone but its owner.
@@ -41,6 +41,7 @@ class Check:
     what: str
     ok: bool | None
     detail: str
+    area: str = ""  # which kind of check (verify's areas: files, images, signature, registry...)
 
 
 def printable(text: str) -> str:

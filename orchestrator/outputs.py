@@ -25,6 +25,9 @@ class ImageRecord:
     id: str
     refs: tuple[str, ...]
     labels: tuple[tuple[str, str], ...] = ()
+    # The diff ids of its root filesystem (RootFS.Layers), bottom first: its content,
+    # comparable across builds whose image ids differ (ids hash the creation time too).
+    layers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

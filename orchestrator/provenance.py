@@ -9,7 +9,7 @@ Statement and ResourceDescriptor specs (https://github.com/in-toto/attestation/t
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +60,21 @@ def encode(release: Release) -> bytes:
     return (json.dumps(statement(release), indent=2) + "\n").encode()
 
 
-def write_provenance(release: Release, release_dir: Path) -> Path:
-    """Write ``release_dir/provenance.json`` atomically; returns its path."""
-    path = release_dir / FILENAME
-    write_atomic(path, encode(release))
-    return path
+def write_provenance(release: Release, release_dir: Path, *, sign: Callable[[bytes], bytes] | None = None) -> bool:
+    """Write ``release_dir/provenance.json`` atomically, then its signature: the DSSE
+    envelope ``sign`` makes of it (``signing.Signer.envelope``) into provenance.intoto.jsonl,
+    or, without ``sign``, no envelope at all (one left from before would sign other bytes).
+    Returns whether such an old envelope was removed (the release is now unsigned)."""
+    statement = encode(release)
+    write_atomic(release_dir / FILENAME, statement)
+    envelope = release_dir / record.ENVELOPE
+    if sign is not None:
+        write_atomic(envelope, sign(statement))
+        return False
+    if envelope.exists() or envelope.is_symlink():
+        envelope.unlink()
+        return True
+    return False
 
 
 def subjects(release: Release) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import provenance, pushing, record
 from orchestrator.conformance import release_of
@@ -39,7 +40,11 @@ from orchestrator.pushplan import (
 )
 from orchestrator.record import Release
 from orchestrator.redact import redact
+from orchestrator.registryapi import ManifestDigests, RegistryUnreachable
 from orchestrator.retrying import retried
+
+if TYPE_CHECKING:
+    from orchestrator.signing import Signer
 
 __all__ = ["PublishFailed", "PublishRefused", "PublishReport", "Pushed", "format_report", "publish_release",
            "retarget"]
@@ -105,6 +110,8 @@ def publish_release(
     retries: int = 2,
     backoff: float = 1.0,
     on_bytes: Callable[[str, int, int], None] | None = None,
+    signer: Signer | None = None,
+    registry_client: ManifestDigests | None = None,
 ) -> PublishReport:
     """Push every image of the selected artifacts (default: all) of the release in ``release_dir``.
 
@@ -113,7 +120,11 @@ def publish_release(
     under that registry first. A push failing with a transient error (``problem="other"``:
     a 5xx, a reset connection) is retried ``retries`` times, ``backoff`` seconds doubling;
     refused credentials or an unreachable registry stop at once. Each pushed ref's digest
-    is recorded in release.json (``images[i].pushed``) as soon as it lands.
+    is recorded in release.json (``images[i].pushed``) as soon as it lands, and
+    provenance.json rewritten (and signed again by ``signer``; without one it is left unsigned).
+    References recorded as pushed are first looked up in their registry (``registry_client``,
+    default: the registry HTTP API with the Docker config's credentials): one deleted or
+    pushed over since is pushed again; a registry that cannot be asked stops the publish.
     """
     check_destination(manifest, registry)
     release = release_of(manifest, release_dir)
@@ -121,8 +132,10 @@ def publish_release(
     check_statuses(manifest, release, selected)
     check_integrity(release_dir, manifest, release)
     targets = targets_of(manifest, release, selected, registry)
-    already = tuple(_landed(release, t) for t in targets if is_pushed(release, t))
-    todo = [t for t in targets if not is_pushed(release, t)]
+    recorded = [t for t in targets if is_pushed(release, t)]
+    gone = _gone_from_registry(release, recorded, registry_client, log) if recorded else set()
+    already = tuple(_landed(release, t) for t in recorded if t.ref not in gone)
+    todo = [t for t in targets if not is_pushed(release, t) or t.ref in gone]
     if not todo:
         log(f"release {manifest.release}: no images to publish" if not targets else
             f"release {manifest.release} is already published: all {len(targets)} refs pushed with the same images")
@@ -135,7 +148,7 @@ def publish_release(
         preflight(engine, todo, manifest)
         for target in todo:
             digest = _push_one(release_dir, engine, target, pushed, todo, log=log, retries=retries, backoff=backoff,
-                               on_bytes=on_bytes)
+                               on_bytes=on_bytes, signer=signer)
             pushed.append(Pushed(artifact=target.artifact, ref=target.ref, id=target.id, digest=digest))
             log(f"pushed {target.ref}@{digest}")
     except KeyboardInterrupt:  # between pushes: nothing in flight
@@ -144,9 +157,36 @@ def publish_release(
                          already_published=False)
 
 
+def _gone_from_registry(release: Release, recorded: Sequence[Target], client: ManifestDigests | None,
+                        log: Log) -> set[str]:
+    """The references recorded as pushed that their registry no longer holds as recorded
+    (deleted, or pushed over): the registry is asked, not release.json believed."""
+    if client is None:
+        from orchestrator.registryapi import RegistryAPI
+
+        client = RegistryAPI()
+    gone: set[str] = set()
+    for target in recorded:
+        digest = _landed(release, target).digest
+        try:
+            found = client.manifest_digest(target.ref)
+        except RegistryUnreachable as e:
+            raise OrchestratorError(
+                f"cannot check that {e.registry} still holds the {len(recorded)} reference(s) release.json records "
+                f"as pushed: {e.why}; nothing was pushed", hint=e.hint) from e
+        if found is None:
+            log(f"{target.ref} is no longer in the registry (deleted since it was pushed); pushing it again")
+            gone.add(target.ref)
+        elif found != digest:
+            log(f"{target.ref} now names {found} in the registry, not the recorded {digest}; pushing the "
+                "recorded image again")
+            gone.add(target.ref)
+    return gone
+
+
 def _push_one(release_dir: Path, engine: ContainerEngine, target: Target, pushed: Sequence[Pushed],
               todo: Sequence[Target], *, log: Log, retries: int, backoff: float,
-              on_bytes: Callable[[str, int, int], None] | None = None) -> str:
+              on_bytes: Callable[[str, int, int], None] | None = None, signer: Signer | None = None) -> str:
     """Push ``target`` and record its digest (pushing.guarded); every way it can end
     becomes PublishFailed or Interrupted saying what landed."""
     def landed_now(digest: str) -> Pushed:
@@ -156,7 +196,8 @@ def _push_one(release_dir: Path, engine: ContainerEngine, target: Target, pushed
         progress = functools.partial(on_bytes, target.ref) if on_bytes is not None else None
         return pushing.guarded(functools.partial(_push_recorded, engine, target, log=log, retries=retries,
                                                  backoff=backoff, on_bytes=progress),
-                               functools.partial(_record, release_dir, target), ref=target.ref, log=log)
+                               functools.partial(_record, release_dir, target, signer=signer, log=log),
+                               ref=target.ref, log=log)
     except pushing.PushInterrupted as e:
         landed = [*pushed, landed_now(e.digest)] if e.digest else list(pushed)
         raise _interrupted(landed, todo, target.ref if e.unknown else None, failed=e.failed) from None
@@ -270,8 +311,10 @@ def _push(engine: ContainerEngine, ref: str, *, log: Log, retries: int, backoff:
                    transient_error=lambda e: isinstance(e, PushFailed) and e.problem == "other").value
 
 
-def _record(release_dir: Path, target: Target, digest: str) -> None:
-    """Add one landed ref to the record: provenance.json first, release.json last.
+def _record(release_dir: Path, target: Target, digest: str, *, signer: Signer | None = None,
+            log: Log | None = None) -> None:
+    """Add one landed ref to the record: provenance.json (and its signature) first,
+    release.json last.
 
     Re-read first: only ``pushed`` is ours to change. In this order a kill in between
     leaves release.json without the ref, so the next publish pushes it again (same
@@ -288,7 +331,9 @@ def _record(release_dir: Path, target: Target, digest: str) -> None:
     landed = replace(image, pushed={**image.pushed, target.ref: record.Pushed(digest=digest, id=target.id)})
     updated = replace(artifact, images=(*images[:target.index], landed, *images[target.index + 1:]))
     release = replace(current, artifacts={**current.artifacts, target.artifact: updated})
-    provenance.write_provenance(release, release_dir)
+    if provenance.write_provenance(release, release_dir, sign=signer.envelope if signer else None) and log:
+        log(f"provenance.json changed and no signing key is configured (--sign-key): its old signature "
+            f"{record.ENVELOPE} was removed, the release is unsigned until it is published or built with a key")
     record.write(release_dir, release)
 
 

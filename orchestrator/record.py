@@ -44,6 +44,7 @@ FORMAT = 2
 FILENAME = "release.json"
 SUMS = "SHA256SUMS"
 PROVENANCE = "provenance.json"
+ENVELOPE = "provenance.intoto.jsonl"  # the signed statement (DSSE), when a signing key is configured
 
 ArtifactStatus = Literal["ok", "cached", "failed", "skipped", "not-started"]
 ReleaseStatus = Literal["ok", "failed", "incomplete", "building"]
@@ -83,6 +84,8 @@ class Image:
     refs: tuple[str, ...]
     labels: tuple[tuple[str, str], ...] = ()
     pushed: Mapping[str, Pushed] = field(default_factory=dict)  # ref -> where it landed, in push order
+    # RootFS diff ids, bottom first; () in records written before they were recorded.
+    layers: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -255,9 +258,10 @@ class ReleaseReader(FieldReader):
                           mode=self.integer(data["mode"], f"{where}.mode", maximum=0o7777))
 
     def image(self, raw: Any, where: str) -> Image:
-        data = self.fields(raw, where, ("id", "refs", "labels"), ("pushed",))
+        data = self.fields(raw, where, ("id", "refs", "labels"), ("pushed", "layers"))
         labels = self.mapping(data["labels"], f"{where}.labels")
         pushed = self.mapping(data.get("pushed", {}), f"{where}.pushed")
+        layers = self.array(data.get("layers", []), f"{where}.layers")
         return Image(
             id=self.string(data["id"], f"{where}.id", _IMAGE_ID, "sha256: and 64 hex digits"),
             refs=tuple(self.string(ref, f"{where}.refs[{i}]", IMAGE_REF_RE, "an image reference")
@@ -266,6 +270,8 @@ class ReleaseReader(FieldReader):
                          for key, value in labels.items()),
             pushed={self.string(ref, f"{where}.pushed", IMAGE_REF_RE, "image references as keys"):
                     self.pushed(value, f"{where}.pushed.{ref}") for ref, value in pushed.items()},
+            layers=tuple(self.string(layer, f"{where}.layers[{i}]", _IMAGE_ID, "sha256: and 64 hex digits")
+                         for i, layer in enumerate(layers)),
         )
 
     def pushed(self, raw: Any, where: str) -> Pushed:
@@ -312,6 +318,8 @@ def _artifact_json(artifact: ArtifactEntry) -> dict[str, Any]:
 
 def _image_json(image: Image) -> dict[str, Any]:
     data: dict[str, Any] = {"id": image.id, "refs": list(image.refs), "labels": dict(image.labels)}
+    if image.layers:
+        data["layers"] = list(image.layers)
     if image.pushed:
         data["pushed"] = {ref: {"digest": p.digest, "id": p.id} for ref, p in image.pushed.items()}
     return data
@@ -338,7 +346,7 @@ def invalidate(release_dir: Path) -> None:
     In this order, so that at every instant a record that says ok matches its files:
     release.json is rewritten with status "building" (kept otherwise: what earlier runs
     built and pushed is still known), or removed when it is damaged; then SHA256SUMS and
-    provenance.json, which would vouch for the old bytes too, are removed.
+    provenance.json and its signature, which would vouch for the old bytes too, are removed.
     """
     path = release_dir / FILENAME
     try:
@@ -351,7 +359,7 @@ def invalidate(release_dir: Path) -> None:
             write(release_dir, replace(current, status="building"))
         elif current is None and path.is_file():
             path.unlink()  # another format: a reader of that format would still take it for ok
-        for name in (SUMS, PROVENANCE):
+        for name in (SUMS, PROVENANCE, ENVELOPE):
             (release_dir / name).unlink(missing_ok=True)
         if release_dir.is_dir():
             fsync_directory(release_dir)

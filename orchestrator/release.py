@@ -24,6 +24,7 @@ from orchestrator.settings import Settings
 if TYPE_CHECKING:
     from orchestrator.children import Children
     from orchestrator.engine.protocol import ContainerEngine
+    from orchestrator.signing import Signer
     from orchestrator.sources import FetchOptions
 
 
@@ -132,12 +133,13 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
                   on_fetch: Callable[[str, str], None] | None = None,
                   fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,
                   force: frozenset[str] | bool = False, children: Children | None = None,
-                  on_log: Callable[[str, str], None] | None = None) -> Outcome:
+                  on_log: Callable[[str, str], None] | None = None, signer: Signer | None = None) -> Outcome:
     """Build ``plan`` and write dist/<release>/ with SHA256SUMS, provenance.json and release.json.
 
     ``children`` runs the host commands and holds the engine (default: a new one for the
     workspace, with the docker shim under its .build/); ``engine_factory`` is used only
-    without it. ``on_log(artifact, line)`` hears every line of every step's log."""
+    without it. ``on_log(artifact, line)`` hears every line of every step's log. ``signer``
+    signs provenance.json (provenance.intoto.jsonl); without one the release is unsigned."""
     from orchestrator.children import Children
     from orchestrator.report import write_release
     from orchestrator.workspace import refuse_links
@@ -168,15 +170,15 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
                           on_event=on_event, runner=children.runner, cache=local)
     except BuildInterrupted as e:
         raise _recorded(e, manifest, sources, release_dir=release_dir, workspace=settings.workspace,
-                        started=started) from None
+                        started=started, signer=signer) from None
     written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
-                            started=started)
+                            started=started, signer=signer)
     return Outcome(plan=plan, results=results, release_dir=release_dir, record=written,
                    docker_problem=docker_problem)
 
 
 def _recorded(interrupted: BuildInterrupted, manifest: Manifest, sources: Mapping[str, Source], *,
-              release_dir: Path, workspace: Path, started: float) -> Interrupted:
+              release_dir: Path, workspace: Path, started: float, signer: Signer | None) -> Interrupted:
     """The interrupt, after recording what finished: the artifacts that were built are in
     dist/ already, and a release.json that says so (status incomplete: never verified or
     published as a whole) is better than files no record accounts for. A record that still
@@ -196,7 +198,7 @@ def _recorded(interrupted: BuildInterrupted, manifest: Manifest, sources: Mappin
     done = {name: result for name, result in interrupted.results.items() if name not in stopped}
     try:
         written = write_release(manifest, sources, done, release_dir=release_dir, workspace=workspace,
-                                started=started, stopped=stopped)
+                                started=started, stopped=stopped, signer=signer)
     except (OrchestratorError, OSError):
         return interrupted
     built = len(written.built())

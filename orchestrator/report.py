@@ -15,6 +15,7 @@ import os
 from collections.abc import Collection, Mapping
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import __version__, procs, provenance, record
 from orchestrator.execute import STOPPED, Result
@@ -26,6 +27,9 @@ from orchestrator.plan import build_order
 from orchestrator.record import ArtifactEntry, Image, ManifestEntry, Release, RepoEntry
 from orchestrator.redact import redact_url
 
+if TYPE_CHECKING:
+    from orchestrator.signing import Signer
+
 
 def _entry(manifest: Manifest, result: Result, workspace: Path) -> ArtifactEntry:
     artifact = manifest.artifacts[result.artifact]
@@ -34,7 +38,7 @@ def _entry(manifest: Manifest, result: Result, workspace: Path) -> ArtifactEntry
         type=artifact.type,
         status=result.status,
         files=result.output.files,
-        images=tuple(Image(id=i.id, refs=i.refs, labels=i.labels) for i in result.output.images),
+        images=tuple(Image(id=i.id, refs=i.refs, labels=i.labels, layers=i.layers) for i in result.output.images),
         duration=round(result.duration, 3),
         log=_shown(result.log, workspace),
         error=result.error,
@@ -71,8 +75,10 @@ def _carried(manifest: Manifest, previous: Release, name: str, old: ArtifactEntr
 
 
 def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Mapping[str, Result], *,
-                  release_dir: Path, workspace: Path, started: float, stopped: Collection[str] = ()) -> Release:
-    """Write SHA256SUMS, provenance.json and release.json into ``release_dir``; return the record.
+                  release_dir: Path, workspace: Path, started: float, stopped: Collection[str] = (),
+                  signer: Signer | None = None) -> Release:
+    """Write SHA256SUMS, provenance.json (signed by ``signer``, if any) and release.json
+    into ``release_dir``; return the record.
 
     ``stopped``: artifacts an interrupt kept from finishing. Their earlier build is carried
     over when it still holds (as for any artifact not built now), else they are recorded
@@ -124,7 +130,7 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
         # the old record must not say ok beside the new SHA256SUMS, even for an instant.
         record.invalidate(release_dir)
     write_atomic(release_dir / record.SUMS, sums)
-    provenance.write_provenance(release, release_dir)
+    provenance.write_provenance(release, release_dir, sign=signer.envelope if signer else None)
     record.write(release_dir, release)
     return release
 
@@ -185,8 +191,7 @@ def _keep_pushed(current: ArtifactEntry, previous: ArtifactEntry) -> ArtifactEnt
     """Keep the registry digests of images that are still the same image (same id):
     a cached rebuild must not make an unchanged, published release look unpublished."""
     pushed_by_id = {image.id: image.pushed for image in previous.images if image.pushed}
-    images = tuple(Image(id=i.id, refs=i.refs, labels=i.labels, pushed=pushed_by_id.get(i.id, i.pushed))
-                   for i in current.images)
+    images = tuple(replace(i, pushed=pushed_by_id.get(i.id, i.pushed)) for i in current.images)
     return replace(current, images=images)
 
 

@@ -119,12 +119,14 @@ _REPOS: dict[str, _Repo] = {
     "node": _Repo(
         description="The calico/node container image.",
         tag="v3.2.0", annotated=True, branch="release-v3.2",
-        # The felix binary is staged into bin/ by the orchestrator before the build.
-        files={"Dockerfile.amd64": "FROM scratch\nCOPY bin/calico-felix /bin/calico-felix\n"
-                                   'ENTRYPOINT ["/bin/calico-felix"]\n'},
+        # Every demo image is `COPY <tree>/ /`: the classic builder gives a directory a COPY
+        # creates (/bin for `COPY f /bin/f`) the build's time, so its layer differs on every
+        # build; a tree brings its own, with the context's times (builders/image.clamp_times).
+        files={"Dockerfile.amd64": "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/bin/calico-felix\"]\n"},
         artifacts={"calico/node": _image(
             "The Docker image used to run Felix and the BIRD BGP agent (for distributing routes between hosts).  "
-            "See calico/node reference for details.", "Dockerfile.amd64", stage={"bin/calico-felix": "felix"})},
+            "See calico/node reference for details.", "Dockerfile.amd64",
+            stage={"rootfs/bin/calico-felix": "felix"})},
     ),
     "libcalico": _Repo(
         description="Python library for Calico (package pycalico).",
@@ -137,8 +139,8 @@ _REPOS: dict[str, _Repo] = {
                               '\n[tool.setuptools]\npackages = ["pycalico"]\n',
             "pycalico/__init__.py": '"""Demo stand-in for libcalico."""\n\n__version__ = "0.19.0"\n',
             "calico_test/README.md": "Shared test framework code (demo stand-in).\n",
-            "Dockerfile.calico_test": "FROM scratch\nCOPY calico_test/README.md /calico_test/README.md\n",
-            "Dockerfile": "FROM scratch\nCOPY pycalico/__init__.py /code/pycalico/__init__.py\n",
+            "Dockerfile.calico_test": "FROM scratch\nCOPY rootfs-test/ /\n",
+            "Dockerfile": "FROM scratch\nCOPY rootfs-build/ /\n",
         },
         artifacts={
             # command and outputs left unset: the python-package defaults apply.
@@ -148,10 +150,12 @@ _REPOS: dict[str, _Repo] = {
                 "interfaces.")},
             "calico/test": _image(
                 "Contains useful shared testing framework code and dependencies for running unit and system tests "
-                "of Calico in Docker.", "Dockerfile.calico_test"),
+                "of Calico in Docker.", "Dockerfile.calico_test",
+                command="mkdir -p rootfs-test/calico_test && cp calico_test/README.md rootfs-test/calico_test/"),
             "calico/build": _image(
                 "Build image which includes libcalico and the necessary python tooling to produce binaries from "
-                "python source code.", "Dockerfile"),
+                "python source code.", "Dockerfile",
+                command="mkdir -p rootfs-build/code/pycalico && cp pycalico/__init__.py rootfs-build/code/pycalico/"),
         },
     ),
     "libcalico-go": _Repo(
@@ -189,10 +193,11 @@ _REPOS: dict[str, _Repo] = {
         tag="v3.2.0", annotated=True,
         files={
             "build.sh": _build_sh(("bin/kube-controllers-linux-$ARCH", "kube-controllers"),
-                                  ("bin/check-status-linux-$ARCH", "check-status")),
-            "Dockerfile.amd64": "FROM scratch\nCOPY bin/kube-controllers-linux-amd64 /usr/bin/kube-controllers\n"
-                                "COPY bin/check-status-linux-amd64 /usr/bin/check-status\n"
-                                'ENTRYPOINT ["/usr/bin/kube-controllers"]\n',
+                                  ("bin/check-status-linux-$ARCH", "check-status"))
+                        + "mkdir -p rootfs/usr/bin\n"
+                          'cp bin/kube-controllers-linux-"$ARCH" rootfs/usr/bin/kube-controllers\n'
+                          'cp bin/check-status-linux-"$ARCH" rootfs/usr/bin/check-status\n',
+            "Dockerfile.amd64": "FROM scratch\nCOPY rootfs/ /\nENTRYPOINT [\"/usr/bin/kube-controllers\"]\n",
         },
         artifacts={"calico/kube-controllers": _image(
             "Integrates with the Kubernetes API for additional features.", "Dockerfile.amd64",

@@ -41,6 +41,9 @@ class Settings:
     mirrors: tuple[tuple[str, str], ...] = ()
     wait: bool = False  # another writer holds the workspace: wait for it instead of failing
     stop_grace: int = 3  # seconds between SIGTERM and SIGKILL when a build command is stopped
+    # The private key that signs provenance.json (build, publish); its passphrase, if any,
+    # comes only from the environment (signing.PASSPHRASE_ENV), never from here.
+    sign_key: Path | None = None
 
     @property
     def build_dir(self) -> Path:
@@ -51,7 +54,8 @@ class Settings:
         return self.workspace / "dist"
 
 
-_KEYS = ("manifest", "workspace", "cache_dir", "jobs", "retries", "offline", "mirrors", "wait", "stop_grace")
+_KEYS = ("manifest", "workspace", "cache_dir", "jobs", "retries", "offline", "mirrors", "wait", "stop_grace",
+         "sign_key")
 
 
 def _bool(value: str, where: str) -> bool:
@@ -126,6 +130,9 @@ def _from_file(path: Path, *, named: bool) -> dict[str, Any]:
 
 def _file_value(doc: Document, key: str, value: Any) -> Any:
     """One setting of the config file, checked; errors are located in the file."""
+    if key == "sign_passphrase":  # a secret never sits in a project file
+        raise doc.error((key,), "a signing key's passphrase is never read from a file",
+                        hint=f"set it in the environment: {ENV_PREFIX}SIGN_PASSPHRASE", at_key=True)
     if key not in _KEYS:
         raise doc.error((key,), f"unknown setting {key!r}", hint="settings: " + ", ".join(_KEYS), at_key=True)
     if key == "mirrors":

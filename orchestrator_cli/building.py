@@ -39,11 +39,12 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
 
     loaded = load(settings.manifest)
     plan = make_plan(loaded, names, everything=everything)
+    signer = flags.signer_for(settings)  # a bad key or passphrase stops the run here, before any work
     forced = _forced(loaded, plan, force)
     with progress.showing():
         outcome = build_release(loaded, plan, settings, keep_going=keep_going, tolerate_missing_docker=demo,
                                 on_event=progress, on_fetch=progress.fetch_event, force=forced,
-                                on_log=progress.log_line, children=children)
+                                on_log=progress.log_line, children=children, signer=signer)
     if json_:
         from orchestrator_cli.results import build_json
 
@@ -80,7 +81,8 @@ def _forced(loaded: Manifest, plan: Plan, force: str | bool | None) -> frozenset
 def build(c: Context, names: str | None = None, all_: bool = False, dry_run: bool = False, jobs: str = "",
           keep_going: bool = False, force: str | None = None, offline: bool = False,
           mirror: list[str] | None = None, manifest: str = "", workspace: str = "", wait: bool = False,
-          progress: str = "", quiet: bool = False, verbose: bool = False, json_: bool = False) -> None:
+          progress: str = "", quiet: bool = False, verbose: bool = False, json_: bool = False,
+          sign_key: str = "") -> None:
     """Build artifacts with their dependencies: `build felix`, `build --all`."""
     with user_errors(json_output=json_):
         from orchestrator import describe
@@ -91,7 +93,7 @@ def build(c: Context, names: str | None = None, all_: bool = False, dry_run: boo
         dry_run = dry_run or flags.dry_run(c, "build", allowed=True)
         shown = flags.progress_from(progress, quiet, verbose)
         settings = flags.settings_from(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
-                             mirrors=mirror or [], wait=wait)
+                             mirrors=mirror or [], wait=wait, sign_key=sign_key)
         loaded = load(settings.manifest)
         plan = make_plan(loaded, parsed, everything=all_)
         _forced(loaded, plan, force)  # a --force that would not apply is refused before any work
@@ -186,7 +188,7 @@ def _next_steps(manifest_path: Path, workspace: str) -> str:
     run = runnable()
     steps = [
         (f"{run} build felix{where}", "rebuild one artifact (and what it needs); cached ones are kept"),
-        (f"{run} verify --offline{where}", "re-check the release: files, images, provenance, pins"),
+        (f"{run} verify --offline --skip signature{where}", "re-check the release (unsigned: no --sign-key)"),
         (f"{run} publish --all{where} -r 127.0.0.1:5000/", "push its images to a local registry"),
     ]
     width = max(len(command) for command, _ in steps)

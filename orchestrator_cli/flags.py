@@ -20,10 +20,13 @@ from orchestrator_cli.printing import note, shown_path
 
 if TYPE_CHECKING:
     from orchestrator.model import Manifest
+    from orchestrator.signing import Signer
     from orchestrator_cli.display import Progress
 
 RELEASE_DIR_HELP = ("A release directory (dist/<release>) to work on; without --manifest, the manifest its "
                     "release.json names is used.")
+SIGN_KEY_HELP = ("Sign provenance.json with this private key (ECDSA P-256 or Ed25519 PEM; env ORCHESTRATOR_SIGN_KEY; "
+                 "passphrase only from env ORCHESTRATOR_SIGN_PASSPHRASE).")
 WAIT_HELP = "If another run is writing to the workspace, wait for it instead of failing (env ORCHESTRATOR_WAIT)."
 MANIFEST_HELP = "Manifest file (default: manifest.yaml; config `manifest`, env ORCHESTRATOR_MANIFEST)."
 CACHE_DIR_HELP = "Mirror cache (default $XDG_CACHE_HOME/orchestrator/git; env ORCHESTRATOR_CACHE_DIR)."
@@ -45,6 +48,7 @@ BUILD_HELP = {
     "manifest": MANIFEST_HELP,
     "workspace": "Directory holding .build/ and dist/ (default: the current directory).",
     "wait": WAIT_HELP,
+    "sign-key": SIGN_KEY_HELP,
     **OUTPUT_HELP,
 }
 
@@ -64,7 +68,7 @@ def settings_from(**flags: Any) -> Settings:
     for key in ("offline", "wait"):
         if not flags.get(key):
             flags[key] = None  # a flag left off must not override the config's `offline: true`
-    for key in ("manifest", "workspace", "cache_dir"):
+    for key in ("manifest", "workspace", "cache_dir", "sign_key"):
         if flags.get(key):
             flags[key] = Path(flags[key]).expanduser()
         else:
@@ -85,6 +89,19 @@ def owner_of(settings: Settings, release_dir: str) -> Settings:
     if directory.parent.name != "dist":
         return settings
     return replace(settings, workspace=directory.parent.parent)
+
+
+def signer_for(settings: Settings) -> Signer | None:
+    """The key that signs provenance (--sign-key, ORCHESTRATOR_SIGN_KEY, config ``sign_key``),
+    loaded before any work so that a bad key or passphrase stops the run at once (exit 2);
+    its passphrase comes only from the environment. None: the release is not signed."""
+    if settings.sign_key is None:
+        return None
+    import os
+
+    from orchestrator.signing import PASSPHRASE_ENV, Signer
+
+    return Signer.load(settings.sign_key, os.environ.get(PASSPHRASE_ENV) or None)
 
 
 def release_for(settings: Settings, manifest_flag: str, release_dir: str) -> tuple[Manifest, Path]:

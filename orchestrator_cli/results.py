@@ -58,7 +58,8 @@ def verify_json(report: VerifyReport) -> dict[str, Any]:
         "ok": report.ok,
         "counts": {"matched": sum(1 for c in report.checks if c.ok), "failed": len(report.failures),
                    "not_checked": len(report.unchecked)},
-        "checks": [{"what": c.what, "ok": c.ok, "detail": c.detail} for c in report.checks],
+        "skipped": list(report.skipped),
+        "checks": [{"what": c.what, "area": c.area, "ok": c.ok, "detail": c.detail} for c in report.checks],
     }
 
 

@@ -113,7 +113,7 @@ def test_build_calico_node_builds_felix_first_and_stages_it(built_demo: Path, tm
     record = release(tmp_path)
     assert list(record["artifacts"]) == ["felix", "calico/node"]
     assert result.stderr.index("[ok] felix") < result.stderr.index("[running] calico/node")
-    staged = tmp_path / ".build/src/node/bin/calico-felix"
+    staged = tmp_path / ".build/src/node/rootfs/bin/calico-felix"
     assert staged.read_bytes() == (tmp_path / "dist/v3.2.0-demo/bin/calico-felix").read_bytes()
 
 

@@ -83,5 +83,9 @@ def test_publishing_the_demo_pushes_every_image_once_and_verify_passes(
         assert pushed["digest"].startswith("sha256:") and pushed["id"] == image["id"]
     again = cli(workspace, "publish", "--all", "--registry", f"{reg.address}/", "--manifest", manifest)
     assert again.returncode == 0 and "already published" in again.stdout
-    verified = cli(workspace, "verify", "--offline", "--manifest", manifest)
+    verified = cli(workspace, "verify", "--offline", "--registry", "--skip", "signature", "--manifest", manifest)
     assert verified.returncode == 0, verified.stdout
+    assert verified.stdout.count(f"[ok]    registry {reg.address}/") == len(IMAGES), verified.stdout
+    unasked = cli(workspace, "verify", "--offline", "--skip", "signature", "--manifest", manifest)
+    assert unasked.returncode == 1 and f"[--]    registry {reg.address}: not asked: 4 pushed" in unasked.stdout
+    assert "is not verified: 1 check(s) did not run" in unasked.stderr

@@ -19,6 +19,7 @@ from orchestrator.refs import MovedRefError
 from orchestrator.sources import FetchOptions
 from orchestrator.verify import VerifyReport, format_report, resolve_pins, verify_release
 from tests.helpers.fake_docker import FakeDockerClient
+from tests.helpers.fake_registry import FakeRegistry
 from tests.helpers.gitrepos import build_upstream
 from tests.helpers.registry import APP_COMMIT, LIB_COMMIT, add_images, make_release, small_manifest
 
@@ -26,8 +27,11 @@ COMMITS = {"app": APP_COMMIT, "lib": LIB_COMMIT}
 
 
 def verify(release_dir: Path, manifest: Manifest, fake: FakeDockerClient | None, **kw: Any) -> VerifyReport:
-    return verify_release(release_dir, manifest, engine=Engine(fake) if fake else None,
-                          commits=kw.get("commits", COMMITS))
+    """verify_release with the fake engine; the release is unsigned, so the signature is
+    skipped unless the test says otherwise (tests/test_signing.py checks signatures)."""
+    kw.setdefault("commits", COMMITS)
+    kw.setdefault("skip", ("signature",))
+    return verify_release(release_dir, manifest, engine=Engine(fake) if fake else None, **kw)
 
 
 def failures(report: VerifyReport) -> dict[str, str]:
@@ -43,7 +47,11 @@ def test_a_good_release_passes_every_check(release_dir: Path, manifest: Manifest
     assert "image registry.example.invalid:5000/team/app/image:latest (app/image)" in whats
     assert "pin app v1.0.0" in whats and "provenance.json" in whats
     assert "release.json artifacts" in whats and "release.json repos" in whats
-    assert format_report(report).endswith("release v1.0.0 verified (12 matched, 0 did not, 0 not checked)")
+    assert "[ok]    image lib/image:v1.0.0 (lib/image): id sha256:" in format_report(report)
+    assert ", 1 layer(s) as recorded" in format_report(report)
+    assert "  [skip]  signature: not checked (--skip signature)" in format_report(report)
+    assert format_report(report).endswith(
+        "release v1.0.0 verified (12 matched, 0 did not, 0 not checked, skipped: signature)")
 
 
 def test_a_tampered_file_fails_and_the_report_names_it(
@@ -58,7 +66,7 @@ def test_a_tampered_file_fails_and_the_report_names_it(
     assert failures(report)["file bin/app"].startswith("changed: sha256 ")
     text = format_report(report)
     assert "[FAIL]  file bin/app: changed" in text
-    assert "does NOT match its record" in text.splitlines()[-2]
+    assert "does NOT match its record" in text.splitlines()[-2] and text.splitlines()[-1].startswith("  file bin/app")
 
 
 def test_a_missing_file_fails(release_dir: Path, manifest: Manifest, fake: FakeDockerClient) -> None:
@@ -190,7 +198,7 @@ def test_without_an_engine_or_resolved_refs_those_checks_are_reported_not_checke
 ) -> None:
     report = verify(release_dir, manifest, None, commits=None)
 
-    assert report.ok, "nothing found wrong"
+    assert report.matches and not report.ok, "nothing found wrong, but not everything checked"
     assert {check.what: check.detail for check in report.unchecked} == {
         "image registry.example.invalid:5000/team/app/image:v1.0.0 (app/image)": "not checked: no Docker engine",
         "image registry.example.invalid:5000/team/app/image:latest (app/image)": "not checked: no Docker engine",
@@ -198,8 +206,12 @@ def test_without_an_engine_or_resolved_refs_those_checks_are_reported_not_checke
         "pin app v1.0.0": "not checked: refs not resolved",
         "pin lib main": "not checked: refs not resolved",
     }
-    assert "[--]    pin lib main: not checked" in format_report(report)
-    assert format_report(report).endswith("(7 matched, 0 did not, 5 not checked)")
+    text = format_report(report)
+    assert "[--]    pin lib main: not checked" in text
+    assert "release v1.0.0 is not verified: 5 check(s) did not run (7 matched, 0 did not, 5 not checked, " \
+           "skipped: signature):" in text
+    assert text.endswith("  pin lib main: not checked: refs not resolved\n"
+                         "  (run them, or say not to: --skip images,pins)")
 
 
 def test_a_failed_build_does_not_verify(tmp_path: Path, manifest: Manifest, fake: FakeDockerClient) -> None:
@@ -222,9 +234,13 @@ def test_published_images_verify_once_provenance_is_rewritten_with_their_digests
     image["pushed"] = {"lib/image:v1.0.0": {"digest": "sha256:" + "d" * 64, "id": image["id"]}}
     (release_dir / "release.json").write_text(json.dumps(record))
 
-    assert list(failures(verify(release_dir, manifest, fake))) == ["provenance subject[lib/image:v1.0.0].digest.sha256"]
+    fake.registry["lib/image:v1.0.0"] = "sha256:" + "d" * 64
+    asked = FakeRegistry(fake)
+    assert list(failures(verify(release_dir, manifest, fake, registry=asked))) == [
+        "provenance subject[lib/image:v1.0.0].digest.sha256"]
     provenance.write_provenance(records.read(release_dir), release_dir)
-    assert verify(release_dir, manifest, fake).ok
+    assert verify(release_dir, manifest, fake, registry=asked).ok
+    assert asked.asked == ["lib/image:v1.0.0", "lib/image:v1.0.0"]
 
 
 def test_resolve_pins_keeps_the_error_of_a_moved_tag_for_its_repo_only(tmp_path: Path) -> None:

@@ -81,6 +81,8 @@ def build_image(job: Job, settings: Settings, refs: Sequence[str]) -> ArtifactOu
                          hint="fix `dockerfile` in the manifest")
     relative = os.path.relpath(dockerfile, context)
     refs = tuple(refs)
+    if clamped := clamp_times(context, job.source.commit_time):
+        job.log(f"set the time of {clamped} build context entries newer than the commit to the commit time")
     labels = oci_labels(job)
     if job.cache_key:
         labels[KEY_LABEL] = job.cache_key
@@ -97,4 +99,29 @@ def build_image(job: Job, settings: Settings, refs: Sequence[str]) -> ArtifactOu
         deadline=job.deadline,
     )
     job.log(f"built image {built.id} as {', '.join(refs)}")
-    return ArtifactOutput(images=(ImageRecord(id=built.id, refs=refs, labels=tuple(sorted(labels.items()))),))
+    layers = job.engine.image_layers(built.id)
+    return ArtifactOutput(images=(ImageRecord(id=built.id, refs=refs, labels=tuple(sorted(labels.items())),
+                                              layers=layers),))
+
+
+def clamp_times(context: Path, epoch: int) -> int:
+    """Give every entry of the build context newer than ``epoch`` (the commit time,
+    SOURCE_DATE_EPOCH) that time, as BuildKit's rewrite-timestamp does; returns how many.
+
+    A COPY keeps the times the context sends, and a checkout's files (like everything a
+    command or a stage wrote) carry the time they were written: without this, two builds
+    of one commit give layers with other digests. ``.git`` is left alone (host git uses
+    its times), and a symbolic link gets its own time, never its target's.
+    """
+    changed = 0
+    for top, dirs, files in os.walk(context):
+        dirs[:] = [d for d in dirs if d != ".git"]
+        for path in [top] * (top == str(context)) + [os.path.join(top, name) for name in (*dirs, *files)]:
+            try:
+                info = os.lstat(path)
+                if info.st_mtime > epoch:
+                    os.utime(path, (epoch, epoch), follow_symlinks=False)
+                    changed += 1
+            except OSError:
+                continue  # gone, or not ours: its layer is only less reproducible
+    return changed

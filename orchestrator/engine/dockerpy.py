@@ -85,6 +85,19 @@ class Engine(ImageBuilds, ContainerRuns):
             except errors.ImageNotFound as e:
                 raise ImageMissing(ref) from e
 
+    def image_layers(self, ref: str) -> tuple[str, ...]:
+        """The diff ids of image ``ref``'s layers (``RootFS.Layers``), bottom first: what the
+        image holds, whatever its configuration (labels, creation time) says.
+        ImageMissing when the engine does not have it."""
+        errors = docker_errors()
+        with self._talking(f"inspecting image {ref}"):
+            try:
+                rootfs = self._client.images.get(ref).attrs.get("RootFS") or {}
+            except errors.ImageNotFound as e:
+                raise ImageMissing(ref) from e
+        layers = rootfs.get("Layers") if isinstance(rootfs, Mapping) else None
+        return tuple(str(layer) for layer in layers) if isinstance(layers, list) else ()
+
     def pushed_digests(self, image: str) -> frozenset[str]:
         """The registry digests the engine records for ``image`` (its RepoDigests, without
         their repository): each is the manifest of this very image as a push or pull saw it.

@@ -62,6 +62,11 @@ class ContainerEngine(Protocol):
     def image_labels(self, ref: str) -> dict[str, str]:
         """The labels of image ``ref``; ImageMissing when the engine does not have it."""
 
+    def image_layers(self, ref: str) -> tuple[str, ...]:
+        """The diff ids of image ``ref``'s root filesystem layers (``RootFS.Layers``, each
+        ``sha256:...``: the digest of the uncompressed layer tar), bottom first;
+        ImageMissing when the engine does not have it."""
+
     def tag(self, image: str, ref: str) -> None:
         """Tag ``image`` (an id or a reference) as ``ref``."""
 

@@ -158,3 +158,27 @@ def test_a_missing_dockerfile_fails_the_build_saying_where_it_looked(arena: Aren
 
     assert "Cannot locate specified Dockerfile: Dockerfile.nope" in str(caught.value)  # the engine's words
     assert f"{tmp_path / 'Dockerfile.nope'} does not exist" in str(caught.value)
+
+
+def test_image_layers_are_the_content_one_diff_id_per_copy_whatever_the_labels(arena: Arena, tmp_path: Path) -> None:
+    from tests.conftest import IMAGE_PREFIX
+
+    (tmp_path / "tree/bin").mkdir(parents=True)
+    (tmp_path / "tree/bin/app").write_text("app v1\n")
+    (tmp_path / "Dockerfile").write_text("FROM scratch\nCOPY tree/ /\n")
+
+    def build(tag: str, labels: dict[str, str]) -> str:
+        return arena.engine.build_image(context=tmp_path, dockerfile="Dockerfile", tags=(f"{IMAGE_PREFIX}{tag}",),
+                                        buildargs={}, target=None, labels=labels, network_mode="none",
+                                        log=Lines()).id
+
+    first, relabelled = build("layers:1", {"n": "1"}), build("layers:2", {"n": "2"})
+    (tmp_path / "tree/bin/app").write_text("app v2\n")
+    changed = build("layers:3", {"n": "1"})
+
+    layers = arena.engine.image_layers(first)
+    assert len(layers) == 1 and layers[0].startswith("sha256:") and len(layers[0]) == 71
+    assert relabelled != first and arena.engine.image_layers(relabelled) == layers, "labels are not content"
+    assert arena.engine.image_layers(f"{IMAGE_PREFIX}layers:3") == arena.engine.image_layers(changed) != layers
+    with pytest.raises(ImageMissing):
+        arena.engine.image_layers(f"{IMAGE_PREFIX}layers:never-built")

@@ -120,6 +120,7 @@ class FakeImage:
     tags: list[str] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
     repo_digests: list[str] = field(default_factory=list)  # "repository@digest", as pushes leave them
+    layers: list[str] = field(default_factory=list)  # RootFS diff ids, bottom first
 
     @property
     def short_id(self) -> str:
@@ -132,7 +133,7 @@ class FakeImage:
     @property
     def attrs(self) -> dict[str, Any]:
         return {"Id": self.id, "RepoTags": list(self.tags), "RepoDigests": list(self.repo_digests),
-                "Config": dict(self.config)}
+                "Config": dict(self.config), "RootFS": {"Type": "layers", "Layers": list(self.layers)}}
 
     @property
     def env(self) -> dict[str, str]:
@@ -156,6 +157,7 @@ class FakeDockerClient:
         self._push_outcomes: dict[str, list[dict[str, Any]] | str] = {}
         self._build_steps: dict[str, threading.Event] = {}  # RUN step container -> its kill switch
         self._unstarted_steps: set[str] = set()  # RUN step containers announced but not started
+        self.registry: dict[str, str] = {}  # what successful pushes left in the registries: ref -> manifest digest
         self.api = FakeAPIClient(self)
         self.images = FakeImageCollection(self)
         self.containers = FakeContainerCollection(self)
@@ -168,7 +170,7 @@ class FakeDockerClient:
             "Labels": dict(labels or {}),
             "Env": [f"{k}={v}" for k, v in (env or {"PATH": fake_api.DEFAULT_PATH}).items()],
         }
-        return self._store(_digest("image", ref, config), [ref], config)
+        return self._store(_digest("image", ref, config), [ref], config, layers=[_digest("layer", ref)])
 
     def script_build(self, tag: str, script: BuildScript) -> None:
         self._build_scripts[tag] = script
@@ -223,9 +225,10 @@ class FakeDockerClient:
         if not self.reachable:
             raise fake_api.connection_aborted()
 
-    def _store(self, image_id: str, tags: Sequence[str], config: dict[str, Any]) -> str:
+    def _store(self, image_id: str, tags: Sequence[str], config: dict[str, Any], *,
+               layers: Sequence[str] = ()) -> str:
         with self._lock:
-            image = self._images.setdefault(image_id, FakeImage(id=image_id, config=config))
+            image = self._images.setdefault(image_id, FakeImage(id=image_id, config=config, layers=list(layers)))
             for ref in tags:
                 ref = _normalise(ref)
                 old = self._tags.get(ref)
@@ -348,7 +351,7 @@ class FakeAPIClient:
         found = self._client._find_image(image)
         if found is None:
             raise fake_api.api_error(404, f"/images/{image}/tag", fake_api.NO_SUCH_IMAGE.format(ref=image))
-        self._client._store(found.id, [f"{repository}:{tag or 'latest'}"], found.config)
+        self._client._store(found.id, [f"{repository}:{tag or 'latest'}"], found.config, layers=found.layers)
         return True
 
     def push(
@@ -390,6 +393,7 @@ class FakeAPIClient:
             for chunk in chunks:  # the engine records the digest of what it pushed on that image
                 if isinstance(aux := chunk.get("aux"), dict) and isinstance(aux.get("Digest"), str):
                     image.repo_digests.append(f"{repository}@{aux['Digest']}")
+                    self._client.registry[ref] = aux["Digest"]  # and the registry now holds it
         if not stream:
             return "".join(json.dumps(chunk) + "\r\n" for chunk in chunks)
         return iter(chunks) if decode else (json.dumps(chunk).encode() + b"\r\n" for chunk in chunks)
@@ -418,7 +422,8 @@ class FakeAPIClient:
                 key, _, value = rest.partition("=")
                 config["Labels"][key] = value
         image_id = _digest("import", hashlib.sha256(data).hexdigest(), changes)
-        self._client._store(image_id, [f"{repository}:{tag or 'latest'}"] if repository else [], config)
+        self._client._store(image_id, [f"{repository}:{tag or 'latest'}"] if repository else [], config,
+                            layers=[_digest("import-layer", hashlib.sha256(data).hexdigest())])
         return fake_api.import_reply(image_id)
 
 
@@ -878,6 +883,7 @@ class _ClassicBuild:
         stages: dict[str, FakeImage] = {}
         current: FakeImage | None = None
         config: dict[str, Any] = {}
+        layers: list[str] = []  # diff ids: COPY, ADD and RUN steps add one, as the classic builder does
         used_args: set[str] = set()
         for number, text in enumerate(steps, 1):
             word, _, rest = text.partition(" ")
@@ -889,6 +895,7 @@ class _ClassicBuild:
                     yield fake_api.error_chunk(fake_api.PULL_OFFLINE)
                     return
                 config = json.loads(json.dumps(current.config)) if current else {"Labels": {}, "Env": []}
+                layers = list(current.layers) if current else []
                 yield fake_api.layer(current.id[7:19] if current else "")
             else:
                 if word in {"COPY", "ADD"}:
@@ -898,10 +905,12 @@ class _ClassicBuild:
                             if not (self.context / source).exists():
                                 yield fake_api.error_chunk(fake_api.COPY_MISSING.format(source=source))
                                 return
+                    layers = [*layers, _digest("copy-layer", rest, self._sources_digest(sources))]
                 else:
                     container = _digest("build-container", text, number)[7:19]
                     yield fake_api.running_in(container)
                     if word == "RUN":
+                        layers = [*layers, _digest("run-layer", rest, self._context_digest())]
                         for line in self.script.output:
                             yield {"stream": line + "\n"}
                         if self._run_silently(container):
@@ -927,17 +936,18 @@ class _ClassicBuild:
                 return
             if word != "FROM":
                 current = FakeImage(
-                    id=_digest(current.id if current else "scratch", text, self._context_digest()), config=config
+                    id=_digest(current.id if current else "scratch", text, self._context_digest()), config=config,
+                    layers=layers,
                 )
                 yield fake_api.layer(current.id[7:19])
             if word == "FROM" and " as " in rest.lower():
-                stages[rest.split()[-1]] = current or FakeImage(id="scratch", config=config)
+                stages[rest.split()[-1]] = current or FakeImage(id="scratch", config=config, layers=layers)
         if current is None:
             yield fake_api.error_chunk(fake_api.NO_IMAGE_GENERATED)
             return
         if self.script.block is not None:
             self.script.block.wait()
-        image_id = self.client._store(current.id, [self.tag] if self.tag else [], config)
+        image_id = self.client._store(current.id, [self.tag] if self.tag else [], config, layers=current.layers)
         yield fake_api.built(image_id)[0]
         unused = sorted(set(self.buildargs) - used_args)
         if unused:
@@ -945,6 +955,15 @@ class _ClassicBuild:
         yield fake_api.built(image_id)[1]
         if self.tag:
             yield fake_api.tagged(self.tag)
+
+    def _sources_digest(self, sources: Sequence[str]) -> str:
+        """What a COPY of ``sources`` puts in its layer: names and bytes, never times."""
+        found = []
+        for source in sources:
+            path = self.context / source
+            files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+            found += [(str(p.relative_to(self.context)), hashlib.sha256(p.read_bytes()).hexdigest()) for p in files]
+        return _digest(found)
 
     def _context_digest(self) -> str:
         files = sorted(p for p in self.context.rglob("*") if p.is_file())

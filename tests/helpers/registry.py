@@ -19,7 +19,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,6 +177,8 @@ def make_release(
     *,
     failed: Mapping[str, str] | None = None,
     workspace: Path | None = None,
+    layers: Mapping[str, Sequence[str]] | None = None,
+    signer: Any = None,
 ) -> dict[str, Any]:
     """Write dist/<release>/ for ``manifest`` as a build would: files, then SHA256SUMS,
     provenance.json and release.json (through report.write_release); returns the record
@@ -184,7 +186,8 @@ def make_release(
 
     Every binary writes ``bin/<output name>``, every library ``src/<repo>-<ref>.tar.gz``;
     image artifacts record ``image_ids[artifact]`` under all their refs. ``failed`` maps
-    artifact -> error message for artifacts whose build failed.
+    artifact -> error message for artifacts whose build failed; ``layers`` maps image
+    artifacts to the layer diff ids recorded for them (``layers_of``).
     """
     from orchestrator.execute import Result
     from orchestrator.fileops import sha256_file
@@ -213,7 +216,8 @@ def make_release(
             files.append(FileRecord(path=relative, sha256=sha256_file(path), size=path.stat().st_size, mode=0o644))
         images = ()
         if artifact.type == "image":
-            images = (ImageRecord(id=image_ids[name], refs=image_refs(manifest, artifact)),)
+            images = (ImageRecord(id=image_ids[name], refs=image_refs(manifest, artifact),
+                                  layers=tuple((layers or {}).get(name, ()))),)
         results[name] = Result(artifact=name, status="ok", output=ArtifactOutput(files=tuple(files), images=images),
                                duration=1.25)
     sources = {
@@ -222,8 +226,13 @@ def make_release(
         for name, repo in manifest.repos.items()
     }
     release = write_release(manifest, sources, results, release_dir=release_dir,
-                            workspace=workspace or release_dir.parent, started=1514764800.0)
+                            workspace=workspace or release_dir.parent, started=1514764800.0, signer=signer)
     return to_json(release)
+
+
+def layers_of(fake: Any, image_ids: Mapping[str, str]) -> dict[str, tuple[str, ...]]:
+    """artifact -> the layer diff ids the FakeDockerClient holds for its image."""
+    return {name: tuple(fake.images.get(image_id).layers) for name, image_id in image_ids.items()}
 
 
 def add_images(fake: Any, manifest: Manifest) -> dict[str, str]:

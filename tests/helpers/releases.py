@@ -13,7 +13,7 @@ import pytest
 
 from orchestrator.manifest import Manifest
 from tests.helpers.fake_docker import FakeDockerClient
-from tests.helpers.registry import add_images, make_release, small_manifest
+from tests.helpers.registry import add_images, layers_of, make_release, small_manifest
 
 
 @pytest.fixture
@@ -29,5 +29,6 @@ def fake() -> FakeDockerClient:
 @pytest.fixture
 def release_dir(tmp_path: Path, manifest: Manifest, fake: FakeDockerClient) -> Path:
     release_dir = tmp_path / "dist" / manifest.release
-    make_release(release_dir, manifest, add_images(fake, manifest))
+    ids = add_images(fake, manifest)
+    make_release(release_dir, manifest, ids, layers=layers_of(fake, ids))
     return release_dir

@@ -22,6 +22,7 @@ from orchestrator.manifest import Manifest
 from orchestrator.publish import PublishRefused, publish_release
 from tests.helpers import releases
 from tests.helpers.fake_docker import FakeDockerClient
+from tests.helpers.fake_registry import FakeRegistry
 from tests.helpers.registry import add_images, make_release, small_manifest
 from tests.reliability.record_helpers import Workspace, assert_one_clean_message, make_workspace
 
@@ -30,6 +31,7 @@ fake, manifest, release_dir = releases.fake, releases.manifest, releases.release
 
 def publish(release_dir: Path, manifest: Manifest, fake: FakeDockerClient, **kw: Any) -> Any:
     fake.calls.clear()  # forget the set-up's calls: what follows is publish's alone
+    kw.setdefault("registry_client", FakeRegistry(fake))
     return publish_release(release_dir, manifest, Engine(fake), log=lambda line: None, backoff=0.0, **kw)
 
 

@@ -19,20 +19,21 @@ from orchestrator.manifest import load
 from orchestrator.plan import make_plan
 from orchestrator.release import build_release
 from orchestrator.settings import Settings
+from orchestrator.signing import Signer
 from tests.reliability.record_helpers import Workspace, make_workspace, record_lies
 
-RECORD_FILES = ("release.json", "SHA256SUMS", "provenance.json")
+RECORD_FILES = ("release.json", "SHA256SUMS", "provenance.json", "provenance.intoto.jsonl")
 
 
 class Killed(BaseException):
     """Not an Exception: nothing in the orchestrator handles it, as nothing handles SIGKILL."""
 
 
-def build(workspace: Workspace, *, force: bool) -> None:
+def build(workspace: Workspace, *, force: bool, signer: Signer | None = None) -> None:
     manifest = load(workspace.manifest)
     settings = Settings(manifest=workspace.manifest, workspace=workspace.root, cache_dir=workspace.root / "cache",
                         jobs=1)
-    build_release(manifest, make_plan(manifest, everything=True), settings, force=force)
+    build_release(manifest, make_plan(manifest, everything=True), settings, force=force, signer=signer)
 
 
 @pytest.fixture
@@ -103,3 +104,38 @@ def test_a_cached_run_killed_at_any_record_write_leaves_an_honest_record(
                 build(built, force=False)
         assert events[0] == "write SHA256SUMS", "a cached run invalidates nothing"
         assert record_lies(built.release_dir) is None
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> Signer:
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from tests.test_signing import write_key
+
+    return Signer.load(write_key(tmp_path / "keys", ed25519.Ed25519PrivateKey.generate())[0])
+
+
+def test_a_signed_rebuild_removes_the_old_signature_first_and_signs_before_release_json(
+    built: Workspace, monkeypatch: pytest.MonkeyPatch, signer: Signer
+) -> None:
+    build(built, force=False, signer=signer)
+    events = spy_on_record_writes(monkeypatch)
+
+    build(built, force=True, signer=signer)
+
+    assert events == ["write release.json", "remove SHA256SUMS", "remove provenance.json",
+                      "remove provenance.intoto.jsonl", "write SHA256SUMS", "write provenance.json",
+                      "write provenance.intoto.jsonl", "write release.json"]
+
+
+def test_a_signed_rebuild_killed_at_its_signature_leaves_no_record_that_says_ok(
+    built: Workspace, monkeypatch: pytest.MonkeyPatch, signer: Signer
+) -> None:
+    build(built, force=False, signer=signer)
+    spy_on_record_writes(monkeypatch, ("provenance.intoto.jsonl", 1))
+
+    with pytest.raises(Killed):
+        build(built, force=True, signer=signer)
+
+    assert record_lies(built.release_dir) is None
+    assert not (built.release_dir / "provenance.intoto.jsonl").exists(), "no old signature beside new bytes"

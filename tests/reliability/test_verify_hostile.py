@@ -31,7 +31,7 @@ COMMITS = {"app": APP_COMMIT, "lib": LIB_COMMIT}
 
 
 def verify(release_dir: Path, manifest: Manifest, fake: FakeDockerClient) -> VerifyReport:
-    return verify_release(release_dir, manifest, engine=Engine(fake), commits=COMMITS)
+    return verify_release(release_dir, manifest, engine=Engine(fake), commits=COMMITS, skip=("signature",))
 
 
 def failures(report: VerifyReport) -> dict[str, str]:

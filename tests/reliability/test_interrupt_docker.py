@@ -95,8 +95,9 @@ def test_a_failing_docker_run_in_a_step_fails_the_step_with_dockers_message(
 
 
 def with_word(client: Any, word: str) -> list[Any]:
-    """Containers whose command holds ``word``."""
-    return [c for c in client.containers.list(all=True) if word in " ".join(c.attrs["Config"]["Cmd"] or [])]
+    """Containers whose command holds ``word``: from the list call alone (sparse), as an
+    inspect of each races the removal of containers other tests run meanwhile."""
+    return [c for c in client.containers.list(all=True, sparse=True) if word in str(c.attrs.get("Command") or "")]
 
 
 def test_containers_a_killed_run_left_are_stopped_by_the_next_run_in_the_workspace(

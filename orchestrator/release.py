@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator import kinds, record
-from orchestrator.cache import LocalCache
+from orchestrator import kinds, record, sharedbuild
+from orchestrator.cache import Layered, LocalCache
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.execute import Event, Options, Result, execute
 from orchestrator.manifest import Manifest
@@ -132,12 +132,18 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
                   on_fetch: Callable[[str, str], None] | None = None,
                   fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,
                   force: frozenset[str] | bool = False, children: Children | None = None,
-                  on_log: Callable[[str, str], None] | None = None) -> Outcome:
+                  on_log: Callable[[str, str], None] | None = None,
+                  on_warning: Callable[[str], None] | None = None) -> Outcome:
     """Build ``plan`` and write dist/<release>/ with SHA256SUMS, provenance.json and release.json.
 
     ``children`` runs the host commands and holds the engine (default: a new one for the
     workspace, with the docker shim under its .build/); ``engine_factory`` is used only
-    without it. ``on_log(artifact, line)`` hears every line of every step's log."""
+    without it. ``on_log(artifact, line)`` hears every line of every step's log.
+
+    With ``settings.cache`` the registry repository it names is a shared cache behind
+    this workspace's (``remotecache``); ``settings.shard`` builds one share of ``plan``
+    (``sharding``) and writes a partial record; ``settings.assemble`` builds nothing and
+    restores all of it. ``on_warning`` hears what the shared cache has to say."""
     from orchestrator.children import Children
     from orchestrator.report import write_release
     from orchestrator.workspace import refuse_links
@@ -151,6 +157,8 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     record.read_previous(release_dir)
     if children is None:
         children = Children(workspace=settings.workspace, build_dir=settings.build_dir, engine_factory=engine_factory)
+    shared = sharedbuild.client(settings)
+    plan, wait_for = sharedbuild.shard(manifest, plan, settings, shared, on_warning)
     engine, unavailable, docker_problem = connect_docker(
         manifest, plan, tolerate_missing=tolerate_missing_docker, engine_factory=children.engine)
     sources = (fetch or (lambda m, p, s: fetch_sources(m, p, s, on_fetch, lazy=True)))(manifest, plan, settings)
@@ -161,11 +169,17 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         release_dir=release_dir,
         force=force,
         on_log=on_log,
+        wait_for=wait_for,
+        restore_only=settings.assemble,
     )
     local = LocalCache(state_dir / manifest.release, release_dir=release_dir, engine=engine)
+    remote = sharedbuild.remote(shared, manifest, sources, settings, release_dir=release_dir, engine=engine,
+                            warn=on_warning)
     results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event,
-                      runner=children.runner, cache=local)
+                      runner=children.runner, cache=local if remote is None else Layered(local, remote))
     written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
-                            started=started)
+                            started=started, shard=sharedbuild.shard_name(settings))
+    if remote is not None and settings.shard is None:
+        sharedbuild.store_timings(remote, results)
     return Outcome(plan=plan, results=results, release_dir=release_dir, record=written,
                    docker_problem=docker_problem)

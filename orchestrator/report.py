@@ -38,6 +38,7 @@ def _entry(manifest: Manifest, result: Result, workspace: Path) -> ArtifactEntry
         log=_shown(result.log, workspace),
         error=result.error,
         cache_key=result.cache_key,
+        restored_from=result.restored_from,
     )
 
 
@@ -70,12 +71,14 @@ def _carried(manifest: Manifest, previous: Release, name: str, old: ArtifactEntr
 
 
 def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Mapping[str, Result], *,
-                  release_dir: Path, workspace: Path, started: float) -> Release:
+                  release_dir: Path, workspace: Path, started: float, shard: str | None = None) -> Release:
     """Write SHA256SUMS, provenance.json and release.json into ``release_dir``; return the record.
 
     Artifacts built by earlier runs of the same release from the same manifest and not
     rebuilt now are carried over when their files are intact and their repo is still at
     the same commit, so ``build felix`` after ``build --all`` keeps a whole record.
+    ``shard`` ("K/N") marks one shard's record: its status is never ok, but ``partial``
+    (or ``failed``), so that no verify or publish takes part of a release for all of it.
     """
     artifacts = {name: _entry(manifest, result, workspace) for name, result in results.items()}
     repos = {name: RepoEntry(url=redact_url(s.url), ref=s.ref, commit=s.commit, commit_time=s.commit_time)
@@ -95,9 +98,11 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     artifacts = dict(sorted(artifacts.items(), key=lambda item: order.index(item[0])))
     repo_order = list(manifest.repos)
     repos = dict(sorted(repos.items(), key=lambda item: repo_order.index(item[0])))
+    status = record.release_status({a.status for a in artifacts.values()})
     release = Release(
         release=manifest.release,
-        status=record.release_status({a.status for a in artifacts.values()}),
+        status=status if shard is None or status == "failed" else "partial",
+        shard=shard,
         manifest=ManifestEntry(path=recorded_manifest_path(manifest.path, workspace), sha256=manifest.sha256),
         started=_iso(started),
         finished=_iso(datetime.datetime.now(datetime.UTC).timestamp()),

@@ -151,8 +151,10 @@ class Layered:
         return output
 
     def store(self, artifact: str, key: str, output: ArtifactOutput, duration: float = 0.0) -> None:
-        self.local.store(artifact, key, output, duration)
+        # Shared first: when it must succeed (--require-cache) and fails, this workspace does
+        # not remember the build either, so the next run builds (and stores) it again.
         self.shared.store(artifact, key, output, duration)
+        self.local.store(artifact, key, output, duration)
 
     def forget(self, artifact: str) -> None:
         self.local.forget(artifact)

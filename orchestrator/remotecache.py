@@ -215,6 +215,7 @@ class RemoteCache:
     def _restore_file(self, file: FileRecord) -> None:
         digest = f"sha256:{file.sha256}"
         counted = _Counted(self.client.blob_chunks(digest, file.size))
+        self.release_dir.mkdir(parents=True, exist_ok=True)
         written = write_file(self.release_dir, file.path, iter(counted), mode=file.mode)
         with self._lock:
             self.bytes_down += counted.total

@@ -135,3 +135,37 @@ def test_a_required_cache_that_cannot_be_reached_fails_the_run(tmp_path: Path, r
     assert result.returncode == 1
     assert "cannot reach" in result.stdout + result.stderr
     assert release.ran() == []
+
+
+def test_an_entry_for_another_artifact_or_with_files_its_kind_never_makes_is_refused(
+        tmp_path: Path, registry: Registry) -> None:
+    from orchestrator.ociclient import Client, json_bytes, parse_repository
+    from orchestrator.remotecache import ENTRY_TYPE, FILE_TYPE, Entry, RemoteCache, entry_document
+
+    release = make_release(tmp_path / "rel", images=False)
+    cache = f"{registry.address}/cache"
+    assert release.build(tmp_path / "ws1", "--all", "--cache", cache).returncode == 0
+    keys = {name: e["cache_key"] for name, e in record(tmp_path / "ws1")["artifacts"].items()}
+    client = Client(parse_repository(cache))
+    writer = RemoteCache(client, release_dir=tmp_path, engine=None)
+    # user's key now holds tool's entry (a mix-up, or someone's idea of a joke) ...
+    tool_manifest, _ = client.get_manifest(keys["tool"]) or (b"", "")
+    client.put_manifest(keys["user"], tool_manifest)
+    # ... and tool's key an entry that would publish a file outside bin/.
+    evil = b"not a binary\n"
+    digest = "sha256:" + hashlib.sha256(evil).hexdigest()
+    client.put_blob(digest, evil, len(evil))
+    from orchestrator.outputs import FileRecord
+
+    planted = FileRecord(path="src/tools-main.tar.gz", sha256=digest[7:], size=len(evil), mode=0o644)
+    entry = Entry(artifact="tool", key=keys["tool"], files=(planted,), images=(), digests=(), duration=0.1)
+    writer._put(keys["tool"], ENTRY_TYPE, json_bytes(entry_document(entry)),
+                [{"mediaType": FILE_TYPE, "digest": digest, "size": len(evil)}])
+
+    second = release.build(tmp_path / "ws2", "--all", "--cache", cache)
+
+    assert second.returncode == 0, second.stdout + second.stderr
+    statuses = {name: e["status"] for name, e in record(tmp_path / "ws2")["artifacts"].items()}
+    assert statuses == {"tool": "ok", "user": "ok", "lib": "restored"}
+    assert "it is the entry of tool" in second.stderr and "outside bin/" in second.stderr, second.stderr
+    assert (tmp_path / "ws2/dist/v1/src/tools-main.tar.gz").read_bytes() != evil

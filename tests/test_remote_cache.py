@@ -169,3 +169,18 @@ def test_an_entry_for_another_artifact_or_with_files_its_kind_never_makes_is_ref
     assert statuses == {"tool": "ok", "user": "ok", "lib": "restored"}
     assert "it is the entry of tool" in second.stderr and "outside bin/" in second.stderr, second.stderr
     assert (tmp_path / "ws2/dist/v1/src/tools-main.tar.gz").read_bytes() != evil
+
+
+def test_two_writers_of_the_same_keys_at_once_leave_entries_a_third_restores(
+        tmp_path: Path, registry: Registry) -> None:
+    release = make_release(tmp_path / "rel", images=False)
+    cache = f"{registry.address}/cache"
+    writers = [release.popen(tmp_path / f"ws{i}", "--all", "--cache", cache, env={}) for i in (1, 2)]
+    outputs = [w.communicate(timeout=600) for w in writers]
+    assert [w.returncode for w in writers] == [0, 0], outputs
+
+    third = release.build(tmp_path / "ws3", "--all", "--cache", cache)
+
+    assert third.returncode == 0, third.stderr
+    assert {e["status"] for e in record(tmp_path / "ws3")["artifacts"].values()} == {"restored"}
+    assert (tmp_path / "ws3/dist/v1/SHA256SUMS").read_text() == (tmp_path / "ws1/dist/v1/SHA256SUMS").read_text()

@@ -63,6 +63,10 @@ def test_two_shards_on_two_engines_then_an_assemble_give_the_single_machine_rele
     verify = run_cli("verify", "--offline", "-m", str(release.manifest), "-w", str(tmp_path / "assembled"),
                      program="orchestrator", cwd=tmp_path, env={"XDG_CACHE_HOME": str(release.root / "xdg")})
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    published = run_cli("publish", "--all", "-m", str(release.manifest), "-w", str(tmp_path / "assembled"),
+                        "-r", f"{registry.address}/", program="orchestrator", cwd=tmp_path,
+                        env={"XDG_CACHE_HOME": str(release.root / "xdg")})
+    assert published.returncode == 0, published.stdout + published.stderr
 
 
 def test_a_shard_killed_while_storing_leaves_nothing_an_assemble_takes_as_complete(

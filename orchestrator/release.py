@@ -157,7 +157,7 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     record.read_previous(release_dir)
     if children is None:
         children = Children(workspace=settings.workspace, build_dir=settings.build_dir, engine_factory=engine_factory)
-    shared = sharedbuild.client(settings)
+    shared = sharedbuild.cache_for(settings, release_dir=release_dir, warn=on_warning)
     plan, wait_for = sharedbuild.shard(manifest, plan, settings, shared, on_warning)
     engine, unavailable, docker_problem = connect_docker(
         manifest, plan, tolerate_missing=tolerate_missing_docker, engine_factory=children.engine)
@@ -173,8 +173,7 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         restore_only=settings.assemble,
     )
     local = LocalCache(state_dir / manifest.release, release_dir=release_dir, engine=engine)
-    remote = sharedbuild.remote(shared, manifest, sources, settings, release_dir=release_dir, engine=engine,
-                            warn=on_warning)
+    remote = sharedbuild.attach(shared, manifest, sources, engine)
     results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event,
                       runner=children.runner, cache=local if remote is None else Layered(local, remote))
     written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,

@@ -23,6 +23,7 @@ content, same digest), and whichever manifest lands last is as complete as the o
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -35,7 +36,7 @@ from orchestrator import record
 from orchestrator.builders.image import KEY_LABEL
 from orchestrator.cache import Found, Refused
 from orchestrator.confined import UnsafePath, write_file
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import Interrupted, OrchestratorError
 from orchestrator.ociclient import OCI_MANIFEST, Client, RegistryError, json_bytes, sha256_digest
 from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord
 from orchestrator.recordfields import ReleaseRecordError
@@ -196,12 +197,19 @@ class RemoteCache:
             entry = self._entries.get((artifact, key))
         if entry is None:
             raise Refused(f"{artifact}: no entry looked up")
+        written: list[FileRecord] = []
         try:
             for file in entry.files:
                 self._restore_file(file)
+                written.append(file)
             for image, digest in zip(entry.images, entry.digests, strict=True):
                 self._restore_image(key, image, digest)
-        except (RegistryError, OrchestratorError, UnsafePath, OSError) as e:
+        except Interrupted:
+            raise
+        except (RegistryError, OrchestratorError, Refused, UnsafePath, OSError) as e:
+            for file in written:  # a restore that did not complete leaves none of its files
+                with contextlib.suppress(OSError):
+                    (self.release_dir / file.path).unlink()
             if isinstance(e, RegistryError) and e.problem in ("unreachable", "denied"):
                 reason = self._unusable(e, f"restoring {artifact}")
             else:
@@ -249,6 +257,8 @@ class RemoteCache:
                         "annotations": {"org.opencontainers.image.title": f.path}} for f in output.files])
         except RegistryError as e:
             self._unusable(e, f"storing {artifact}")
+        except Interrupted:
+            raise
         except OrchestratorError as e:  # the engine's push
             if self.required:
                 raise CacheUnavailable(f"remote cache {self.name}: storing {artifact}: {e}") from e

@@ -26,22 +26,26 @@ if TYPE_CHECKING:
     from orchestrator.manifest import Manifest
 
 
-def client(settings: Settings) -> Client | None:
-    """A client of the cache repository, with the Docker config's login for its registry."""
+def cache_for(settings: Settings, *, release_dir: Path, warn: Callable[[str], None] | None) -> RemoteCache | None:
+    """The shared cache ``--cache`` names (None without one), with the Docker config's login
+    for its registry; ``attach`` gives it the engine and the manifest's checks once known."""
     if settings.cache is None:
         return None
     repository = parse_repository(settings.cache)
-    return Client(repository, credentials=docker_credentials(repository.host))
+    client = Client(repository, credentials=docker_credentials(repository.host))
+    mode: Mode = "read" if settings.cache_mode == "read" else "readwrite"
+    return RemoteCache(client, release_dir=release_dir, engine=None, mode=mode,
+                       required=settings.require_cache or settings.assemble, warn=warn)
 
 
-def shard(manifest: Manifest, plan: Plan, settings: Settings, shared: Client | None,
+def shard(manifest: Manifest, plan: Plan, settings: Settings, remote: RemoteCache | None,
           warn: Callable[[str], None] | None) -> tuple[Plan, dict[str, float]]:
     """The plan this run builds and, for a shard, the artifacts it waits for (with the
     longest wait for each): its dependencies another shard builds, unless
     ``--shard-deps build`` builds them here too."""
-    if settings.shard is None or shared is None:
+    if settings.shard is None or remote is None:
         return plan, {}
-    durations = _reader(shared, warn).timings()
+    durations = remote.timings()
     index, count = settings.shard
     mine, share = sharding.shard_plan(manifest, plan, durations, index, count)
     if warn is not None:
@@ -54,28 +58,23 @@ def shard(manifest: Manifest, plan: Plan, settings: Settings, shared: Client | N
     return mine, sharding.wait_bounds(manifest, foreign)
 
 
-def _reader(shared: Client, warn: Callable[[str], None] | None) -> RemoteCache:
-    return RemoteCache(shared, release_dir=Path("."), engine=None, mode="read", warn=warn)
-
-
-def remote(shared: Client | None, manifest: Manifest, sources: Mapping[str, Source], settings: Settings, *,
-           release_dir: Path, engine: ContainerEngine | None,
-           warn: Callable[[str], None] | None) -> RemoteCache | None:
-    """The shared cache of this run (None without ``--cache``)."""
-    if shared is None:
+def attach(remote: RemoteCache | None, manifest: Manifest, sources: Mapping[str, Source],
+           engine: ContainerEngine | None) -> RemoteCache | None:
+    """Give the shared cache the run's engine, and the check that an entry's outputs are
+    what this manifest's artifact could publish (no path of another kind, no other image
+    references)."""
+    if remote is None:
         return None
 
     def check(name: str, output: ArtifactOutput) -> list[str]:
-        """What an entry's outputs would wrongly publish for this manifest's artifact."""
         artifact = manifest.artifacts[name]
         entry = ArtifactEntry(repo=artifact.repo, type=artifact.type, status="ok", files=output.files,
                               images=tuple(Image(id=i.id, refs=i.refs, labels=i.labels) for i in output.images))
         return list(kinds.get(artifact.type).recorded_problems(manifest, artifact, entry,
                                                                 sources[artifact.repo].commit))
 
-    mode: Mode = "read" if settings.cache_mode == "read" else "readwrite"
-    return RemoteCache(shared, release_dir=release_dir, engine=engine, mode=mode,
-                       required=settings.require_cache or settings.assemble, warn=warn, check=check)
+    remote.engine, remote.check = engine, check
+    return remote
 
 
 def shard_name(settings: Settings) -> str | None:

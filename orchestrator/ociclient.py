@@ -28,12 +28,14 @@ import json
 import os
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
+from orchestrator import commandlog
 from orchestrator.errors import OrchestratorError
 
 if TYPE_CHECKING:
@@ -162,12 +164,14 @@ class Client:
                 if self._authorization:
                     sent["Authorization"] = self._authorization
             handle: IO[bytes] | None = None
+            started = time.monotonic()
             try:
                 data: bytes | IO[bytes] | None = body if not isinstance(body, Path) else None
                 if isinstance(body, Path):
                     handle = data = open(body, "rb")  # noqa: SIM115 - closed below, reopened on a retry
                 response = self._session().request(method, url, headers=sent, data=data, stream=stream,
                                                    timeout=self.timeout, allow_redirects=True)
+                commandlog.ran("registry", what, f"HTTP {response.status_code}", time.monotonic() - started)
             except requests.Timeout as e:
                 raise RegistryError(f"{self.repository.host} did not answer {what} in time ({type(e).__name__})",
                                     problem="unreachable") from e

@@ -63,6 +63,11 @@ def test_two_shards_on_two_engines_then_an_assemble_give_the_single_machine_rele
     verify = run_cli("verify", "--offline", "-m", str(release.manifest), "-w", str(tmp_path / "assembled"),
                      program="orchestrator", cwd=tmp_path, env={"XDG_CACHE_HOME": str(release.root / "xdg")})
     assert verify.returncode == 0, verify.stdout + verify.stderr
+    from orchestrator.ociclient import Client, parse_repository
+    from orchestrator.remotecache import RemoteCache
+
+    timings = RemoteCache(Client(parse_repository(cache)), release_dir=tmp_path, engine=None).timings()
+    assert set(timings) == set(names), "the assemble did not store the build seconds for the next split"
     published = run_cli("publish", "--all", "-m", str(release.manifest), "-w", str(tmp_path / "assembled"),
                         "-r", f"{registry.address}/", program="orchestrator", cwd=tmp_path,
                         env={"XDG_CACHE_HOME": str(release.root / "xdg")})

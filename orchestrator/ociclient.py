@@ -148,7 +148,9 @@ class Client:
             import requests
 
             session = self._local.session = requests.Session()
-            session.trust_env = False  # no ~/.netrc credentials, no proxy guessing for loopback
+            # A loopback registry is spoken to directly (no HTTP_PROXY detour); any other
+            # with the environment's proxies and CA bundle (REQUESTS_CA_BUNDLE), as requests does.
+            session.trust_env = self.repository.scheme == "https"
         return session
 
     def _request(self, method: str, url: str, *, headers: dict[str, str] | None = None,

@@ -174,8 +174,16 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     )
     local = LocalCache(state_dir / manifest.release, release_dir=release_dir, engine=engine)
     remote = sharedbuild.attach(shared, manifest, sources, engine)
-    results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event,
-                      runner=children.runner, cache=local if remote is None else Layered(local, remote))
+    try:
+        results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable,
+                          on_event=on_event, runner=children.runner,
+                          cache=local if remote is None else Layered(local, remote))
+    except BaseException:
+        if remote is not None:
+            remote.finish(cancel=True)
+        raise
+    if remote is not None:
+        remote.finish()  # the stores still under way
     written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
                             started=started, shard=sharedbuild.shard_name(settings))
     if remote is not None and settings.shard is None:

@@ -14,6 +14,9 @@ it is written (under a temporary name, renamed only when it matches); every imag
 pulled by digest and must have the id the entry records and carry the key as its label.
 A mismatch is a warning and a normal build (``cache.Refused``).
 
+Stores run in the background, overlapping the builds that follow; the run waits for
+them before it writes its record (``finish``).
+
 A cache is an optimisation: an unreachable registry, refused credentials or a failed
 upload is a warning, after which this run stops asking it; unless the run requires the
 cache (``--require-cache``, and assembling), when it is an error. Entries of one key are
@@ -28,6 +31,7 @@ import json
 import re
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -123,6 +127,8 @@ class RemoteCache:
         self._entries: dict[tuple[str, str], Entry] = {}
         self._lock = threading.Lock()
         self.bytes_down = self.bytes_up = 0  # moved through this cache (files; images go through the engine)
+        self._uploads: ThreadPoolExecutor | None = None  # stores run here, overlapping later builds
+        self._pending: list[Future[None]] = []
 
     # -- problems -------------------------------------------------------------------------
 
@@ -241,8 +247,35 @@ class RemoteCache:
             self.engine.tag(pulled, ref)
 
     def store(self, artifact: str, key: str, output: ArtifactOutput, duration: float = 0.0) -> None:
-        """Upload the files, push the images, then write the entry (last: see the module docstring)."""
+        """Upload the files, push the images, then write the entry (last: see the module docstring).
+
+        In the background, overlapping the builds that follow (``finish`` waits for it), unless
+        the cache is required: then a store that fails must fail its artifact, so it is done
+        here and now."""
         if self.mode != "readwrite" or self.down is not None:
+            return
+        if self.required:
+            self._store(artifact, key, output, duration)
+            return
+        with self._lock:
+            if self._uploads is None:
+                self._uploads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cache-store")
+            self._pending.append(self._uploads.submit(self._store, artifact, key, output, duration))
+
+    def finish(self, *, cancel: bool = False) -> None:
+        """Wait for the stores under way (each has said what went wrong itself); ``cancel``:
+        start no more of them (a stopped run), finishing only those already sending."""
+        with self._lock:
+            uploads, pending, self._uploads, self._pending = self._uploads, self._pending, None, []
+        if uploads is None:
+            return
+        uploads.shutdown(wait=True, cancel_futures=cancel)
+        for future in pending:
+            if not future.cancelled() and future.exception() is not None and not cancel:
+                self.warn(f"warning: remote cache {self.name}: a store failed: {future.exception()}")
+
+    def _store(self, artifact: str, key: str, output: ArtifactOutput, duration: float) -> None:
+        if self.down is not None:
             return
         try:
             for file in output.files:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run.py [--quick] [--out FILE] [--only NAMES] [--repeats N] [--keep]
 
-Scenarios (see bench/README.md and BENCHMARKS.md): parallel, demo, fetch, scale.
+Scenarios (see bench/README.md and BENCHMARKS.md): parallel, demo, fetch, scale, shared.
 Fixtures are generated in a temp dir; nothing touches the network. Targets are
 reported, never asserted: the exit code is 0 when every scenario ran, 1 when one could
 not run at all (the JSON still holds the others, and "errors" says why).
@@ -28,9 +28,10 @@ import scenario_demo
 import scenario_fetch
 import scenario_parallel
 import scenario_scale
+import scenario_shared
 from harness import ORCHESTRATOR, REPO_ROOT, BenchError, load_average, machine, remove_images
 
-SCENARIOS = ("parallel", "demo", "fetch", "scale")
+SCENARIOS = ("parallel", "demo", "fetch", "scale", "shared")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -78,6 +79,8 @@ def main(argv: list[str]) -> int:
         "fetch": lambda d: scenario_fetch.run(d, repeats=repeats, commits=5000),
         "scale": lambda d: scenario_scale.run(d, repeats=repeats,
                                               sizes=[100, 1000, 2000] if args.quick else [100, 1000, 5000]),
+        "shared": lambda d: scenario_shared.run(d, repeats=repeats, artifacts=20 if args.quick else 40,
+                                                burn=0.25 if args.quick else 0.5, run_id=run_id),
     }
     document: dict[str, Any] = {
         "benchmark": "release-orchestrator issue #5",

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 # 2: the repository's ref and URL (commands see $GIT_REF, archives and labels name them).
 # 3: settings are nested per kind, the kind adds its own inputs, and the host's fingerprint.
 KEY_FORMAT = 3
-__all__ = ["KEY_LABEL", "ArtifactCache", "Found", "LocalCache", "cache_key", "forget", "lookup", "save"]
+__all__ = ["KEY_LABEL", "ArtifactCache", "Found", "Layered", "LocalCache", "Refused", "cache_key", "forget", "lookup",
+           "save"]
 # A state record lists one artifact's files and images: kilobytes.
 MAX_STATE_BYTES = 1024 * 1024
 
@@ -71,6 +72,12 @@ class Found(NamedTuple):
 
     output: ArtifactOutput | None
     why: str  # "cached", or why the artifact must be built ("inputs changed", ...)
+    where: str | None = None  # None: in this workspace already; else the remote entry it comes from
+
+
+class Refused(Exception):
+    """A restore that found the outputs not as the cache entry says (a damaged blob, an
+    image with another id): nothing of it was published; the artifact is built instead."""
 
 
 class ArtifactCache(Protocol):
@@ -80,14 +87,16 @@ class ArtifactCache(Protocol):
     outputs into the release (files into the release directory, images into the
     engine) and returns them; ``store`` keeps a fresh build's outputs; ``forget``
     drops what is kept for an artifact that is being rebuilt or failed. None of them
-    raises for a cache that is damaged or unreachable: that is a miss, with the reason.
+    raises for a cache that is damaged or unreachable: that is a miss, with the reason
+    (``restore`` raises Refused); only a cache the run requires (``--require-cache``)
+    raises an OrchestratorError, which fails the artifact.
     """
 
     def lookup(self, artifact: str, key: str) -> Found: ...
 
     def restore(self, artifact: str, key: str, found: Found) -> ArtifactOutput: ...
 
-    def store(self, artifact: str, key: str, output: ArtifactOutput) -> None: ...
+    def store(self, artifact: str, key: str, output: ArtifactOutput, duration: float = 0.0) -> None: ...
 
     def forget(self, artifact: str) -> None: ...
 
@@ -109,11 +118,61 @@ class LocalCache:
             raise ValueError(f"{artifact}: nothing to restore ({found.why})")
         return found.output  # in place already: lookup checked every file and image
 
-    def store(self, artifact: str, key: str, output: ArtifactOutput) -> None:
+    def store(self, artifact: str, key: str, output: ArtifactOutput, duration: float = 0.0) -> None:
         save(self.state_dir, artifact, key, output)
 
     def forget(self, artifact: str) -> None:
         forget(self.state_dir, artifact)
+
+
+class Layered:
+    """This workspace's cache first, then a shared one (``remotecache.RemoteCache``).
+
+    A build is stored in both (the shared one decides whether it writes); what is
+    restored from the shared one is recorded locally too, so the next run here finds it
+    cached without asking the registry. Forgetting is local only: a shared entry is never
+    deleted because one machine rebuilds."""
+
+    def __init__(self, local: ArtifactCache, shared: ArtifactCache) -> None:
+        self.local, self.shared = local, shared
+
+    def lookup(self, artifact: str, key: str) -> Found:
+        found = self.local.lookup(artifact, key)
+        if found.output is not None:
+            return found
+        shared = self.shared.lookup(artifact, key)
+        return shared if shared.output is not None else Found(None, f"{found.why}; {shared.why}")
+
+    def restore(self, artifact: str, key: str, found: Found) -> ArtifactOutput:
+        if found.where is None:
+            return self.local.restore(artifact, key, found)
+        output = self.shared.restore(artifact, key, found)
+        self.local.store(artifact, key, output)
+        return output
+
+    def store(self, artifact: str, key: str, output: ArtifactOutput, duration: float = 0.0) -> None:
+        # Shared first: when it must succeed (--require-cache) and fails, this workspace does
+        # not remember the build either, so the next run builds (and stores) it again.
+        self.shared.store(artifact, key, output, duration)
+        self.local.store(artifact, key, output, duration)
+
+    def forget(self, artifact: str) -> None:
+        self.local.forget(artifact)
+
+    def available(self) -> bool:
+        """Whether the shared cache can still be asked (not down, credentials not refused)."""
+        return available(self.shared)
+
+
+def available(store: ArtifactCache | None) -> bool:
+    """Whether ``store`` can still be asked: a cache that knows it cannot (an unreachable
+    registry) says so through an ``available()`` method or a ``down`` reason."""
+    if store is None:
+        return False
+    check = getattr(store, "available", None)
+    if callable(check):
+        return bool(check())
+    return getattr(store, "down", None) is None
 
 
 def _record_path(state_dir: Path, artifact: str) -> Path:

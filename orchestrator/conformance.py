@@ -79,6 +79,9 @@ def _status_check(release: Release) -> Check:
     not_built = {name: a.status for name, a in release.artifacts.items() if not a.built}
     if release.status == "building":
         detail = "building: a build is replacing its files, or was interrupted; build again"
+    elif release.status == "partial":
+        detail = (f"partial: shard {release.shard or '?'}'s part of the release, never a whole one; assemble it "
+                  "(invoke build --all --assemble --cache ...)")
     elif release.status != implied:
         detail = f"says {release.status}, but its artifacts make it {implied}" + (
             ": " + ", ".join(f"{name} {status}" for name, status in not_built.items()) if not_built else "")

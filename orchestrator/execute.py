@@ -10,6 +10,7 @@ Scheduling rules:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -46,6 +47,7 @@ class Result:
     error: str | None = None  # failed: the message; skipped/not-started: why
     cache_key: str | None = None
     timed_out: bool = False  # failed because it ran past its `timeout:`
+    restored_from: str | None = None  # restored: the remote cache entry it came from
 
 
 STOPPED = "not started: interrupted"  # the error of an artifact an interrupt kept from finishing
@@ -63,7 +65,8 @@ class BuildInterrupted(Interrupted):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
-    """A state change, for progress displays: queued, running, ok, cached, failed, skipped, not-started."""
+    """A state change, for progress displays: queued, running, waiting, ok, cached, restored, failed,
+    skipped, not-started."""
 
     artifact: str
     state: str
@@ -78,6 +81,10 @@ class Options:
     release_dir: Path = Path("dist")
     force: frozenset[str] | bool = False  # True: rebuild everything; names: rebuild those
     on_log: Callable[[str, str], None] | None = None  # (artifact, line) as each log line is written
+    # Built by another shard: seconds to wait for each in the cache (never built here
+    # while the cache can be asked), holding neither a worker slot nor its repo.
+    wait_for: Mapping[str, float] = field(default_factory=dict)
+    restore_only: bool = False  # assemble: take everything from the cache, build nothing
 
 
 def log_path(log_dir: Path, artifact: str) -> Path:
@@ -146,6 +153,7 @@ class _Scheduler:
         self.claims = Claims()  # paths of the release directory, by artifact: no two outputs share one
         self.invalidated = False
         self.invalidating = threading.Lock()
+        self.stopped = threading.Event()
 
     def run(self) -> dict[str, Result]:
         self.options.log_dir.mkdir(parents=True, exist_ok=True)
@@ -154,7 +162,8 @@ class _Scheduler:
         pending = [step.artifact for step in self.plan.steps]
         running: dict[Future[Result], str] = {}
         busy_repos: set[str] = set()
-        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs), thread_name_prefix="build")
+        waiting = self.options.wait_for
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.jobs) + len(waiting), thread_name_prefix="build")
         try:
             while pending or running:
                 for name in list(pending):
@@ -168,10 +177,12 @@ class _Scheduler:
                         self.finish(Result(artifact=name, status="skipped", error=verdict))
                         continue
                     repo = self.manifest.artifacts[name].repo
-                    if repo in busy_repos or len(running) >= self.options.jobs:
+                    if name not in waiting and (repo in busy_repos or
+                                                sum(n not in waiting for n in running.values()) >= self.options.jobs):
                         continue
                     pending.remove(name)
-                    busy_repos.add(repo)
+                    if name not in waiting:
+                        busy_repos.add(repo)
                     self.emit(Event(artifact=name, state="running"))
                     running[pool.submit(self.build_one, name)] = name
                 if self.stopping:
@@ -185,7 +196,8 @@ class _Scheduler:
                 done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
                 for future in done:
                     name = running.pop(future)
-                    busy_repos.discard(self.manifest.artifacts[name].repo)
+                    if name not in waiting:
+                        busy_repos.discard(self.manifest.artifacts[name].repo)
                     self.finish(future.result())
         except KeyboardInterrupt:
             self.stop()
@@ -206,6 +218,7 @@ class _Scheduler:
 
     def stop(self) -> None:
         """Ctrl-C: stop every running step, host commands and containers alike, before returning."""
+        self.stopped.set()  # steps waiting for another shard stop waiting
         gitcmd.cancel()  # a lazy checkout's git runs in its own session: Ctrl-C never reached it
         if self.engine is not None:
             self.engine.cancel_all(wait=0)  # builder containers die now; running builds hear of it
@@ -221,7 +234,7 @@ class _Scheduler:
             result = self.results.get(dep)
             if result is None:
                 return "wait"
-            if not record.is_built(result.status):
+            if not record.is_built(result.status) and not self.options.restore_only:
                 return f"skipped: dependency {dep} {'failed' if result.status == 'failed' else 'was not built'}"
         return "go"
 
@@ -250,6 +263,56 @@ class _Scheduler:
             builder_id=builder_id, host=host,
         )
 
+    def from_cache(self, name: str, key: str, log: Callable[[str], None], started: float,
+                   path: Path) -> tuple[Result | None, str]:
+        """The step's Result when the cache has its outputs (restoring them), else (None, why)."""
+        store = self.cache
+        if store is None:
+            return None, "no cache to restore it from"
+        if self.forced(name) and not self.options.restore_only:
+            log("building: --force")
+            return None, "--force"
+        found = store.lookup(name, key)
+        if found.output is None and name in self.options.wait_for and cache.available(store):
+            found = self.wait_in_cache(name, key, found, log)
+        if found.output is None:
+            log(f"building: {found.why}" if not self.options.restore_only else f"not in the cache: {found.why}")
+            return None, (f"no shard built it: {found.why}" if self.options.restore_only else found.why)
+        if found.where is not None:
+            self.invalidate_record()  # restoring replaces files of the release
+        try:
+            output = store.restore(name, key, found)
+        except cache.Refused as e:
+            log(f"building: {e}")
+            return None, str(e)
+        for file in output.files:
+            self.claims.claim(file.path, name, file.path)
+        if found.where is None:
+            log("cached: inputs unchanged and outputs intact; nothing to do")
+        else:
+            log(f"restored from {found.where}")
+        return Result(artifact=name, status="cached" if found.where is None else "restored", output=output, log=path,
+                      cache_key=key, duration=time.monotonic() - started, restored_from=found.where), ""
+
+    def wait_in_cache(self, name: str, key: str, found: cache.Found, log: Callable[[str], None]) -> cache.Found:
+        """Ask the cache again and again (backing off) until another shard has stored the
+        step, the wait's bound passes, or the run is stopped."""
+        assert self.cache is not None
+        limit = self.options.wait_for[name]
+        self.emit(Event(artifact=name, state="waiting", detail=f"another shard builds it (up to {limit:.0f}s)"))
+        log(f"waiting up to {limit:.0f}s for another shard to store {name} (key {key}) in the cache")
+        deadline, pause = time.monotonic() + limit, 1.0
+        while found.output is None and cache.available(self.cache) and not self.stopped.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return cache.Found(None, f"waited {limit:.0f}s for another shard to build {name} (cache key "
+                                         f"{key[:12]}), and it never reached the cache; check that shard's job, or "
+                                         "build it here with --shard-deps build")
+            self.stopped.wait(min(pause, remaining))
+            pause = min(pause * 1.5, 15.0)
+            found = self.cache.lookup(name, key)
+        return found
+
     def invalidate_record(self) -> None:
         """Before the first step that really builds, make the release's record stop
         saying ok: from here on its files change (record.invalidate). Once per run; a
@@ -274,7 +337,8 @@ class _Scheduler:
         path = log_path(self.options.log_dir, name)
         started = time.monotonic()
         store = self.cache
-        with _open_log(path) as log_file, self.repo_locks[artifact.repo]:
+        waited = name in self.options.wait_for
+        with _open_log(path) as log_file, (contextlib.nullcontext() if waited else self.repo_locks[artifact.repo]):
             def log(line: str) -> None:
                 # A file name from a container or a repository may not be UTF-8 (os.fsdecode
                 # gives surrogates): it is shown escaped, never a reason to fail the build; and
@@ -288,18 +352,15 @@ class _Scheduler:
             try:
                 key = self.key_for(name)
                 log(f"cache key {key}")
-                if store is not None and not self.forced(name):
-                    found = store.lookup(name, key)
-                    if found.output is not None:
-                        output = store.restore(name, key, found)
-                        for record in output.files:
-                            self.claims.claim(record.path, name, record.path)
-                        log("cached: inputs unchanged and outputs intact; nothing to do")
-                        return Result(artifact=name, status="cached", output=output, log=path, cache_key=key,
-                                      duration=time.monotonic() - started)
-                    log(f"building: {found.why}")
-                elif store is not None:
-                    log("building: --force")
+                had, why = self.from_cache(name, key, log, started, path)
+                if had is not None:
+                    return had
+                if self.options.restore_only or (waited and cache.available(store)):
+                    log(f"FAILED: {why}")
+                    return Result(artifact=name, status="failed", duration=time.monotonic() - started, log=path,
+                                  error=f"{name}: {why}", cache_key=key)
+                if waited:
+                    log(f"building {name} here: the remote cache cannot be used")
                 self.invalidate_record()
                 if store is not None:
                     store.forget(name)
@@ -313,7 +374,7 @@ class _Scheduler:
                           staged=staged, cache_key=key, claims=self.claims, deadline=started + artifact.timeout)
                 output = kinds.get(artifact.type).build(job)
                 if store is not None:
-                    store.store(name, key, output)
+                    store.store(name, key, output, time.monotonic() - started)
             except _RecordNotInvalidated as e:
                 log(f"FAILED: {e.error}")
                 raise

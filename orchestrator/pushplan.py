@@ -67,6 +67,9 @@ def check_statuses(manifest: Manifest, release: Release, selected: Sequence[str]
         problems.append(("release.json", f"records release {release.release!r}, not {manifest.release!r}"))
     if release.status == "building":
         problems.append(("release.json", "status building: a build is replacing its files, or was interrupted"))
+    if release.status == "partial":
+        problems.append(("release.json", f"status partial: shard {release.shard or '?'}'s part of the release; "
+                                         "publish the assembled release (invoke build --all --assemble)"))
     for name, artifact in release.artifacts.items():
         if not artifact.built:
             why = reason(name, artifact.error)

@@ -46,17 +46,20 @@ SUMS = "SHA256SUMS"
 PROVENANCE = "provenance.json"
 ENVELOPE = "provenance.intoto.jsonl"  # the signed statement (DSSE), when a signing key is configured
 
-ArtifactStatus = Literal["ok", "cached", "failed", "skipped", "not-started"]
-ReleaseStatus = Literal["ok", "failed", "incomplete", "building"]
-ARTIFACT_STATUSES: tuple[ArtifactStatus, ...] = ("ok", "cached", "failed", "skipped", "not-started")
-RELEASE_STATUSES: tuple[ReleaseStatus, ...] = ("ok", "failed", "incomplete", "building")
+# ok: built here; cached: found intact in this workspace; restored: from the remote cache.
+ArtifactStatus = Literal["ok", "cached", "restored", "failed", "skipped", "not-started"]
+# partial: one shard's part of a release (--shard K/N), never a whole release.
+ReleaseStatus = Literal["ok", "failed", "incomplete", "building", "partial"]
+ARTIFACT_STATUSES: tuple[ArtifactStatus, ...] = ("ok", "cached", "restored", "failed", "skipped", "not-started")
+RELEASE_STATUSES: tuple[ReleaseStatus, ...] = ("ok", "failed", "incomplete", "building", "partial")
 # The one definition: an artifact whose outputs are part of the release.
-BUILT: frozenset[str] = frozenset({"ok", "cached"})
+BUILT: frozenset[str] = frozenset({"ok", "cached", "restored"})
 
 HEX64 = re.compile(r"[0-9a-f]{64}")
 _IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
 _TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z")
 _RELEASE = re.compile(r"[A-Za-z0-9._+-]+")
+_SHARD = re.compile(r"[1-9][0-9]{0,2}/[1-9][0-9]{0,2}")
 
 
 def is_built(status: str) -> bool:
@@ -100,6 +103,7 @@ class ArtifactEntry:
     error: str | None = None
     cache_key: str | None = None
     carried_over: bool = False
+    restored_from: str | None = None  # restored: the remote cache entry (repository@digest)
 
     @property
     def built(self) -> bool:
@@ -131,6 +135,7 @@ class Release:
     repos: Mapping[str, RepoEntry] = field(default_factory=dict)
     artifacts: Mapping[str, ArtifactEntry] = field(default_factory=dict)
     format: int = FORMAT
+    shard: str | None = None  # "K/N" for one shard's partial record
 
     def built(self) -> dict[str, ArtifactEntry]:
         """The artifacts whose outputs belong to the release, in record order."""
@@ -194,7 +199,7 @@ class ReleaseReader(FieldReader):
 
     def release(self, raw: Any) -> Release:
         data = self.fields(raw, "", ("format", "release", "status", "manifest", "started", "finished",
-                                     "orchestrator", "repos", "artifacts"))
+                                     "orchestrator", "repos", "artifacts"), ("shard",))
         version = self.integer(data["format"], "format")
         if version != FORMAT:
             raise OtherFormatError(self.file, "format", f"{version} is not the record format this orchestrator "
@@ -213,6 +218,7 @@ class ReleaseReader(FieldReader):
             orchestrator=self.string(data["orchestrator"], "orchestrator"),
             repos={name: self.repo(value, f"repos.{name}") for name, value in repos.items()},
             artifacts={name: self.artifact(value, f"artifacts.{name}") for name, value in artifacts.items()},
+            shard=self.optional_string(data.get("shard"), "shard", _SHARD, "K/N, e.g. 1/2"),
         )
 
     def repo(self, raw: Any, where: str) -> RepoEntry:
@@ -224,7 +230,7 @@ class ReleaseReader(FieldReader):
 
     def artifact(self, raw: Any, where: str) -> ArtifactEntry:
         data = self.fields(raw, where, ("repo", "type", "status", "files", "images", "duration", "log", "error",
-                                        "cache_key"), ("carried_over",))
+                                        "cache_key"), ("carried_over", "restored_from"))
         duration = data["duration"]
         if type(duration) not in (int, float) or not math.isfinite(duration) or duration < 0:
             self.fail(f"{where}.duration", f"expected a number of seconds, got {shown(duration)}")
@@ -245,6 +251,7 @@ class ReleaseReader(FieldReader):
             error=self.optional_string(data["error"], f"{where}.error", plain=False),
             cache_key=self.optional_string(data["cache_key"], f"{where}.cache_key", HEX64, "64 hex digits or null"),
             carried_over=carried,
+            restored_from=self.optional_string(data.get("restored_from"), f"{where}.restored_from"),
         )
 
     def file_record(self, raw: Any, where: str) -> FileRecord:
@@ -296,6 +303,7 @@ def to_json(release: Release) -> dict[str, Any]:
         "repos": {name: {"url": r.url, "ref": r.ref, "commit": r.commit, "commit_time": r.commit_time}
                   for name, r in release.repos.items()},
         "artifacts": {name: _artifact_json(a) for name, a in release.artifacts.items()},
+        **({"shard": release.shard} if release.shard else {}),
     }
 
 
@@ -313,6 +321,8 @@ def _artifact_json(artifact: ArtifactEntry) -> dict[str, Any]:
     }
     if artifact.carried_over:
         data["carried_over"] = True
+    if artifact.restored_from:
+        data["restored_from"] = artifact.restored_from
     return data
 
 

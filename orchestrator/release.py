@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator import kinds, record
-from orchestrator.cache import LocalCache
+from orchestrator import kinds, record, sharedbuild
+from orchestrator.cache import Layered, LocalCache
 from orchestrator.errors import DockerUnavailableError, Interrupted, OrchestratorError
 from orchestrator.execute import STOPPED, BuildInterrupted, Event, Options, Result, execute
 from orchestrator.manifest import Manifest
@@ -133,13 +133,19 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
                   on_fetch: Callable[[str, str], None] | None = None,
                   fetch: Callable[[Manifest, Plan, Settings], dict[str, Source]] | None = None,
                   force: frozenset[str] | bool = False, children: Children | None = None,
-                  on_log: Callable[[str, str], None] | None = None, signer: Signer | None = None) -> Outcome:
+                  on_log: Callable[[str, str], None] | None = None, signer: Signer | None = None,
+                  on_warning: Callable[[str], None] | None = None) -> Outcome:
     """Build ``plan`` and write dist/<release>/ with SHA256SUMS, provenance.json and release.json.
 
     ``children`` runs the host commands and holds the engine (default: a new one for the
     workspace, with the docker shim under its .build/); ``engine_factory`` is used only
     without it. ``on_log(artifact, line)`` hears every line of every step's log. ``signer``
-    signs provenance.json (provenance.intoto.jsonl); without one the release is unsigned."""
+    signs provenance.json (provenance.intoto.jsonl); without one the release is unsigned.
+
+    With ``settings.cache`` the registry repository it names is a shared cache behind
+    this workspace's (``remotecache``); ``settings.shard`` builds one share of ``plan``
+    (``sharding``) and writes a partial record; ``settings.assemble`` builds nothing and
+    restores all of it. ``on_warning`` hears what the shared cache has to say."""
     from orchestrator.children import Children
     from orchestrator.report import write_release
     from orchestrator.workspace import refuse_links
@@ -153,6 +159,8 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     record.read_previous(release_dir)
     if children is None:
         children = Children(workspace=settings.workspace, build_dir=settings.build_dir, engine_factory=engine_factory)
+    shared = sharedbuild.cache_for(settings, release_dir=release_dir, warn=on_warning)
+    plan, wait_for = sharedbuild.shard(manifest, plan, settings, shared, on_warning)
     engine, unavailable, docker_problem = connect_docker(
         manifest, plan, tolerate_missing=tolerate_missing_docker, engine_factory=children.engine)
     sources = (fetch or (lambda m, p, s: fetch_sources(m, p, s, on_fetch, lazy=True)))(manifest, plan, settings)
@@ -163,22 +171,37 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         release_dir=release_dir,
         force=force,
         on_log=on_log,
+        wait_for=wait_for,
+        restore_only=settings.assemble,
     )
     local = LocalCache(state_dir / manifest.release, release_dir=release_dir, engine=engine)
+    remote = sharedbuild.attach(shared, manifest, sources, engine)
     try:
         results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable,
-                          on_event=on_event, runner=children.runner, cache=local)
+                          on_event=on_event, runner=children.runner,
+                          cache=local if remote is None else Layered(local, remote))
     except BuildInterrupted as e:
+        if remote is not None:
+            remote.finish(cancel=True)
         raise _recorded(e, manifest, sources, release_dir=release_dir, workspace=settings.workspace,
-                        started=started, signer=signer) from None
+                        started=started, signer=signer, shard=sharedbuild.shard_name(settings)) from None
+    except BaseException:
+        if remote is not None:
+            remote.finish(cancel=True)
+        raise
+    if remote is not None:
+        remote.finish()  # the stores still under way
     written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,
-                            started=started, signer=signer)
+                            started=started, signer=signer, shard=sharedbuild.shard_name(settings))
+    if remote is not None and settings.shard is None:
+        sharedbuild.store_timings(remote, results)
     return Outcome(plan=plan, results=results, release_dir=release_dir, record=written,
                    docker_problem=docker_problem)
 
 
 def _recorded(interrupted: BuildInterrupted, manifest: Manifest, sources: Mapping[str, Source], *,
-              release_dir: Path, workspace: Path, started: float, signer: Signer | None) -> Interrupted:
+              release_dir: Path, workspace: Path, started: float, signer: Signer | None,
+              shard: str | None) -> Interrupted:
     """The interrupt, after recording what finished: the artifacts that were built are in
     dist/ already, and a release.json that says so (status incomplete: never verified or
     published as a whole) is better than files no record accounts for. A record that still
@@ -198,7 +221,7 @@ def _recorded(interrupted: BuildInterrupted, manifest: Manifest, sources: Mappin
     done = {name: result for name, result in interrupted.results.items() if name not in stopped}
     try:
         written = write_release(manifest, sources, done, release_dir=release_dir, workspace=workspace,
-                                started=started, stopped=stopped, signer=signer)
+                                started=started, stopped=stopped, signer=signer, shard=shard)
     except (OrchestratorError, OSError):
         return interrupted
     built = len(written.built())

@@ -43,6 +43,7 @@ def _entry(manifest: Manifest, result: Result, workspace: Path) -> ArtifactEntry
         log=_shown(result.log, workspace),
         error=result.error,
         cache_key=result.cache_key,
+        restored_from=result.restored_from,
     )
 
 
@@ -76,17 +77,20 @@ def _carried(manifest: Manifest, previous: Release, name: str, old: ArtifactEntr
 
 def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Mapping[str, Result], *,
                   release_dir: Path, workspace: Path, started: float, stopped: Collection[str] = (),
-                  signer: Signer | None = None) -> Release:
+                  signer: Signer | None = None, shard: str | None = None) -> Release:
     """Write SHA256SUMS, provenance.json (signed by ``signer``, if any) and release.json
     into ``release_dir``; return the record.
 
     ``stopped``: artifacts an interrupt kept from finishing. Their earlier build is carried
     over when it still holds (as for any artifact not built now), else they are recorded
-    as not started; either way the release is at best "incomplete", never ok.
+    as not started; either way the release is at best "incomplete", never ok. ``shard``:
+    the record is one shard's (status "partial" unless something failed).
 
     Artifacts built by earlier runs of the same release from the same manifest and not
     rebuilt now are carried over when their files are intact and their repo is still at
     the same commit, so ``build felix`` after ``build --all`` keeps a whole record.
+    ``shard`` ("K/N") marks one shard's record: its status is never ok, but ``partial``
+    (or ``failed``), so that no verify or publish takes part of a release for all of it.
     """
     artifacts = {name: _entry(manifest, result, workspace) for name, result in results.items()}
     repos = {name: RepoEntry(url=redact_url(s.url), ref=s.ref, commit=s.commit, commit_time=s.commit_time)
@@ -109,9 +113,11 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     artifacts = dict(sorted(artifacts.items(), key=lambda item: order.index(item[0])))
     repo_order = list(manifest.repos)
     repos = dict(sorted(repos.items(), key=lambda item: repo_order.index(item[0])))
+    status = _status({a.status for a in artifacts.values()}, interrupted=bool(stopped))
     release = Release(
         release=manifest.release,
-        status=_status({a.status for a in artifacts.values()}, interrupted=bool(stopped)),
+        status=status if shard is None or status == "failed" else "partial",
+        shard=shard,
         manifest=ManifestEntry(path=recorded_manifest_path(manifest.path, workspace), sha256=manifest.sha256),
         started=_iso(started),
         finished=_iso(datetime.datetime.now(datetime.UTC).timestamp()),
@@ -122,7 +128,8 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     release_dir.mkdir(parents=True, exist_ok=True)
     _sweep_leftovers(release_dir)
     if previous is not None:
-        _remove_stale(release_dir, previous, release, rebuilt={n for n, r in results.items() if r.status == "ok"})
+        replaced = {name for name, result in results.items() if result.status in ("ok", "restored")}
+        _remove_stale(release_dir, previous, release, rebuilt=replaced)
     fsync_files(release_dir, (f.path for a in release.built().values() for f in a.files))
     sums = record.sums_text(release).encode()
     if previous is not None and previous.status != "building" and _current(release_dir / record.SUMS) != sums:

@@ -44,6 +44,12 @@ class Settings:
     # The private key that signs provenance.json (build, publish); its passphrase, if any,
     # comes only from the environment (signing.PASSPHRASE_ENV), never from here.
     sign_key: Path | None = None
+    cache: str | None = None  # a registry repository: the shared build cache (orchestrator.remotecache)
+    cache_mode: str = "readwrite"  # read: restore only (pull requests); readwrite: store builds too
+    require_cache: bool = False  # a cache problem fails the run instead of a warning
+    shard: tuple[int, int] | None = None  # (K, N): build the K-th of N shares of the plan
+    shard_deps: str = "wait"  # another shard's dependency: wait for it in the cache, or build it here
+    assemble: bool = False  # build nothing: restore every artifact from the cache, write the release
 
     @property
     def build_dir(self) -> Path:
@@ -55,7 +61,10 @@ class Settings:
 
 
 _KEYS = ("manifest", "workspace", "cache_dir", "jobs", "retries", "offline", "mirrors", "wait", "stop_grace",
-         "sign_key")
+         "sign_key", "cache", "cache_mode", "require_cache", "shard", "shard_deps", "assemble")
+_BOOLS = ("offline", "wait", "require_cache", "assemble")
+# Settings with a fixed set of values, and what each one means.
+CHOICES = {"cache_mode": ("read", "readwrite"), "shard_deps": ("wait", "build")}
 
 
 def _bool(value: str, where: str) -> bool:
@@ -104,6 +113,44 @@ def parse_mirror(text: str, where: str) -> tuple[str, str]:
     return source, target
 
 
+def parse_shard(value: Any, where: str) -> tuple[int, int]:
+    """``K/N`` (1 <= K <= N <= 256) -> ``(K, N)``."""
+    text = value.strip() if isinstance(value, str) else ""
+    k, sep, n = text.partition("/")
+    if sep and _WHOLE.fullmatch(k) and _WHOLE.fullmatch(n) and 1 <= int(k) <= int(n) <= 256:
+        return int(k), int(n)
+    raise InputError(f"{where}: expected K/N with 1 <= K <= N <= 256, got {value!r}",
+                     hint="e.g. --shard 1/2 for the first of two shards")
+
+
+def parse_choice(value: Any, key: str, where: str) -> str:
+    if isinstance(value, str) and value.strip() in CHOICES[key]:
+        return value.strip()
+    raise InputError(f"{where}: expected {' or '.join(CHOICES[key])}, got {value!r}")
+
+
+def parse_cache(value: Any, where: str) -> str:
+    """A cache repository reference, checked (``registry.example.com/team/release-cache``)."""
+    from orchestrator.ociclient import repository_problem
+
+    text = value.strip() if isinstance(value, str) else ""
+    if problem := repository_problem(text):
+        raise InputError(f"{where}: {value!r} cannot name the cache repository: {problem}",
+                         hint="e.g. --cache 127.0.0.1:5000/release-cache or registry.example.com/team/release-cache")
+    return text
+
+
+def _special(key: str, value: Any, where: str) -> Any:
+    """The settings parsed the same from a flag, a variable or the file (None: not one of them)."""
+    if key == "shard":
+        return parse_shard(value, where)
+    if key in CHOICES:
+        return parse_choice(value, key, where)
+    if key == "cache":
+        return parse_cache(value, where)
+    return None
+
+
 def _from_file(path: Path, *, named: bool) -> dict[str, Any]:
     """The settings in the config file ``path``; ``named``: the user named it (through
     ORCHESTRATOR_CONFIG), so it must exist. Read with the input limits (a regular file
@@ -142,10 +189,15 @@ def _file_value(doc: Document, key: str, value: Any) -> Any:
         if "" in value:
             raise doc.error((key, ""), "a mirror's FROM prefix must not be empty", at_key=True)
         return tuple(value.items())
-    if key in ("offline", "wait"):
+    if key in _BOOLS:
         if not isinstance(value, bool):
             raise doc.error((key,), f"expected true or false, got {value!r}")
         return value
+    if key in ("shard", "cache", *CHOICES):
+        try:
+            return _special(key, value, key)
+        except InputError as e:
+            raise doc.error((key,), e.message.removeprefix(f"{key}: "), hint=e.hint) from None
     if key in LIMITS:
         minimum, maximum = LIMITS[key]
         try:
@@ -167,8 +219,10 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
             continue
         if key == "mirrors":
             values[key] = tuple(parse_mirror(part, name) for part in raw.split())
-        elif key in ("offline", "wait"):
+        elif key in _BOOLS:
             values[key] = _bool(raw, name)
+        elif key in ("shard", "cache", *CHOICES):
+            values[key] = _special(key, raw, name)
         elif key in LIMITS:
             values[key] = parse_int(raw, name, minimum=LIMITS[key][0], maximum=LIMITS[key][1])
         else:
@@ -194,4 +248,21 @@ def load_settings(overrides: Mapping[str, Any] | None = None, *, env: Mapping[st
     for key, (low, high) in LIMITS.items():
         if key in given:
             given[key] = parse_int(given[key], f"--{key}", minimum=low, maximum=high)
+    for key in ("shard", "cache", *CHOICES):
+        if isinstance(given.get(key), str):
+            given[key] = _special(key, given[key], "--" + key.replace("_", "-"))
     return replace(settings, **given)
+
+
+def sharing_problem(settings: Settings) -> str | None:
+    """What contradicts in the cache and shard settings of a build, or None."""
+    flag = {"shard": "--shard", "assemble": "--assemble", "require_cache": "--require-cache"}
+    if settings.cache is None:
+        for key in ("shard", "assemble", "require_cache"):
+            if getattr(settings, key):
+                return f"{flag[key]} needs a remote cache: give --cache REGISTRY/REPOSITORY (or ORCHESTRATOR_CACHE)"
+    if settings.shard and settings.assemble:
+        return "--shard and --assemble contradict each other: shards build, the assemble step builds nothing"
+    if settings.shard and settings.cache_mode == "read":
+        return "--shard stores its outputs in the cache for the others: it needs --cache-mode readwrite"
+    return None

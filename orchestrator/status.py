@@ -55,7 +55,8 @@ def format_status(status: Status, *, shown_dir: str, shown_manifest: str) -> str
     counts = Counter("carried over" if a.carried_over else a.status for a in release.artifacts.values())
     summary = ", ".join(f"{n} {state}" for state, n in counts.items())
     lines = [
-        f"release {release.release}: {release.status} ({count(len(release.artifacts), 'artifact')}: {summary})",
+        f"release {release.release}: {release.status}" + (f" (shard {release.shard})" if release.shard else "")
+        + f" ({count(len(release.artifacts), 'artifact')}: {summary})",
         f"  in {shown_dir}, built {release.started} .. {release.finished} by orchestrator {release.orchestrator}",
         f"  manifest {shown_manifest} (sha256 {release.manifest.sha256[:12]}): {status.manifest_state}",
         "",
@@ -69,6 +70,8 @@ def format_status(status: Status, *, shown_dir: str, shown_manifest: str) -> str
         if not artifact.built and artifact.error:
             outputs = [reason(name, artifact.error)]
         rows.append((name, state, ", ".join(outputs) or "-"))
+        if artifact.restored_from:
+            rows.append(("", "from", artifact.restored_from))
         for image in artifact.images:
             for ref, landed in image.pushed.items():
                 rows.append(("", "published", f"{ref}@{landed.digest}"))

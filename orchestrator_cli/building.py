@@ -42,9 +42,10 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
     signer = flags.signer_for(settings)  # a bad key or passphrase stops the run here, before any work
     forced = _forced(loaded, plan, force)
     with progress.showing():
-        outcome = build_release(loaded, plan, settings, keep_going=keep_going, tolerate_missing_docker=demo,
-                                on_event=progress, on_fetch=progress.fetch_event, force=forced,
-                                on_log=progress.log_line, children=children, signer=signer)
+        outcome = build_release(loaded, plan, settings, keep_going=keep_going or settings.assemble,
+                                tolerate_missing_docker=demo, on_event=progress, on_fetch=progress.fetch_event,
+                                force=forced, on_log=progress.log_line, children=children, on_warning=progress.note,
+                                signer=signer)
     if json_:
         from orchestrator_cli.results import build_json
 
@@ -55,6 +56,10 @@ def _run_build(settings: Settings, names: tuple[str, ...], everything: bool, kee
         skipped = [n for n, r in outcome.results.items() if r.status == "skipped" and "Docker" in (r.error or "")]
         note("not built, no Docker engine: " + ", ".join(skipped) + "\n  "
               + outcome.docker_problem.replace("\n", "\n  "))
+    if settings.assemble and outcome.failed:
+        raise Exit(f"error: cannot assemble release {loaded.release}: {len(outcome.failed)} artifact(s) are not in "
+                   f"the cache {settings.cache} (no shard produced them, or their entries were refused): "
+                   + ", ".join(r.artifact for r in outcome.failed), 1)
     if outcome.failed or not outcome.ok:
         raise Exit(f"error: {len(outcome.failed)} artifact(s) failed: "
                    + ", ".join(r.artifact for r in outcome.failed), 1)
@@ -77,12 +82,14 @@ def _forced(loaded: Manifest, plan: Plan, force: str | bool | None) -> frozenset
     return forced
 
 
-@task(klass=OrchestratorTask, positional=["names"], iterable=["mirror"], optional=["force"], help=flags.BUILD_HELP)
+@task(klass=OrchestratorTask, positional=["names"], iterable=["mirror"], optional=["force"],
+      help={**flags.BUILD_HELP, **flags.SHARED_HELP})
 def build(c: Context, names: str | None = None, all_: bool = False, dry_run: bool = False, jobs: str = "",
           keep_going: bool = False, force: str | None = None, offline: bool = False,
           mirror: list[str] | None = None, manifest: str = "", workspace: str = "", wait: bool = False,
-          progress: str = "", quiet: bool = False, verbose: bool = False, json_: bool = False,
-          sign_key: str = "") -> None:
+          progress: str = "", quiet: bool = False, verbose: bool = False, json_: bool = False, cache: str = "",
+          cache_mode: str = "", require_cache: bool = False, shard: str = "", shard_deps: str = "",
+          assemble: bool = False, sign_key: str = "") -> None:
     """Build artifacts with their dependencies: `build felix`, `build --all`."""
     with user_errors(json_output=json_):
         from orchestrator import describe
@@ -92,8 +99,10 @@ def build(c: Context, names: str | None = None, all_: bool = False, dry_run: boo
         parsed = flags.names_or_all("build", names, all_)
         dry_run = dry_run or flags.dry_run(c, "build", allowed=True)
         shown = flags.progress_from(progress, quiet, verbose)
-        settings = flags.settings_from(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
-                             mirrors=mirror or [], wait=wait, sign_key=sign_key)
+        settings = flags.shared_settings(flags.settings_from(
+            manifest=manifest, jobs=jobs, workspace=workspace, offline=offline, mirrors=mirror or [], wait=wait,
+            cache=cache, cache_mode=cache_mode, require_cache=require_cache, shard=shard, shard_deps=shard_deps,
+            assemble=assemble, sign_key=sign_key))
         loaded = load(settings.manifest)
         plan = make_plan(loaded, parsed, everything=all_)
         _forced(loaded, plan, force)  # a --force that would not apply is refused before any work
@@ -150,10 +159,11 @@ def fetch(c: Context, names: str | None = None, all_: bool = False, jobs: str = 
             "registry": "Image prefix of the demo's images (default orchestrator-demo.invalid/, which never "
                         "resolves); HOST[:PORT]/ ending in '/'.",
             "workspace": "Directory for the demo's repositories, .build/ and dist/ (default: current directory).",
-            "wait": flags.WAIT_HELP, **flags.OUTPUT_HELP})
+            "wait": flags.WAIT_HELP, **flags.OUTPUT_HELP, **flags.SHARED_HELP})
 def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None = None, registry: str = "",
          workspace: str = "", wait: bool = False, progress: str = "", quiet: bool = False, verbose: bool = False,
-         json_: bool = False) -> None:
+         json_: bool = False, cache: str = "", cache_mode: str = "", require_cache: bool = False, shard: str = "",
+         shard_deps: str = "", assemble: bool = False) -> None:
     """Build the built-in demo release offline (local repos shaped like Calico's)."""
     with user_errors(json_output=json_):
         from orchestrator.sandbox import DEMO_REGISTRY, create_demo
@@ -161,11 +171,14 @@ def demo(c: Context, jobs: str = "", keep_going: bool = False, force: str | None
         flags.dry_run(c, "demo")
         shown = flags.progress_from(progress, quiet, verbose)
         prefix = flags.registry_prefix(registry or DEMO_REGISTRY)
-        base = flags.settings_from(workspace=workspace, jobs=jobs, wait=wait)
+        shared = {"cache": cache, "cache_mode": cache_mode, "require_cache": require_cache, "shard": shard,
+                  "shard_deps": shard_deps, "assemble": assemble}
+        base = flags.shared_settings(flags.settings_from(workspace=workspace, jobs=jobs, wait=wait, **shared))
         with writing(base, shown.note, commands=True) as children:
             manifest_path = create_demo(base.build_dir / "demo", registry=prefix)
             shown.note(f"demo repositories and manifest: {shown_path(manifest_path.parent)}")
-            settings = flags.settings_from(manifest=str(manifest_path), workspace=workspace, jobs=jobs, wait=wait)
+            settings = flags.settings_from(manifest=str(manifest_path), workspace=workspace, jobs=jobs, wait=wait,
+                                           **shared)
             try:
                 _run_build(settings, (), True, keep_going, shown, children, json_=json_, demo=True, force=force)
             except (Interrupted, KeyboardInterrupt):

@@ -30,8 +30,8 @@ from orchestrator.release import Outcome
 _ENGINE_PUSH_LINE = re.compile(r"[0-9a-f]{12}: |The push refers to repository|\S+: digest: sha256:")
 Mode = Literal["auto", "tty", "plain"]
 MODES: tuple[Mode, ...] = ("auto", "tty", "plain")
-_STYLE = {"queued": "dim", "running": "cyan", "ok": "green", "cached": "green", "failed": "bold red",
-          "skipped": "yellow", "not-started": "yellow", "fetching": "cyan", "retrying": "yellow",
+_STYLE = {"queued": "dim", "running": "cyan", "ok": "green", "cached": "green", "restored": "green",
+          "failed": "bold red", "skipped": "yellow", "not-started": "yellow", "fetching": "cyan", "retrying": "yellow",
           "ready": "green", "waiting": "yellow"}
 
 

@@ -51,6 +51,16 @@ BUILD_HELP = {
     "sign-key": SIGN_KEY_HELP,
     **OUTPUT_HELP,
 }
+SHARED_HELP = {
+    "cache": "A registry repository shared as a build cache (HOST[:PORT]/PATH): restore what it has, store "
+             "what is built (env ORCHESTRATOR_CACHE).",
+    "cache-mode": "read (restore only, e.g. pull requests) or readwrite (also store builds; default).",
+    "require-cache": "A cache that cannot be used fails the run instead of a warning and a local build.",
+    "shard": "Build share K of N of the plan (e.g. 1/2), storing it in --cache; the record is partial.",
+    "shard-deps": "A dependency another shard builds: wait for it in the cache (default) or build it here.",
+    "assemble": "Build nothing: restore every artifact from --cache and write the whole release's record; "
+                "fail listing every artifact no shard produced.",
+}
 
 
 def settings_from(**flags: Any) -> Settings:
@@ -65,9 +75,12 @@ def settings_from(**flags: Any) -> Settings:
         flags["retries"] = None
     if "mirrors" in flags:
         flags["mirrors"] = tuple(parse_mirror(m, "--mirror") for m in flags["mirrors"] or ())
-    for key in ("offline", "wait"):
-        if not flags.get(key):
+    for key in ("offline", "wait", "require_cache", "assemble"):
+        if key in flags and not flags.get(key):
             flags[key] = None  # a flag left off must not override the config's `offline: true`
+    for key in ("cache", "cache_mode", "shard", "shard_deps"):
+        if key in flags and not flags[key]:
+            flags[key] = None
     for key in ("manifest", "workspace", "cache_dir", "sign_key"):
         if flags.get(key):
             flags[key] = Path(flags[key]).expanduser()
@@ -102,6 +115,15 @@ def signer_for(settings: Settings) -> Signer | None:
     from orchestrator.signing import PASSPHRASE_ENV, Signer
 
     return Signer.load(settings.sign_key, os.environ.get(PASSPHRASE_ENV) or None)
+
+
+def shared_settings(settings: Settings) -> Settings:
+    """The build's settings after refusing contradicting cache and shard settings (exit 2)."""
+    from orchestrator.settings import sharing_problem
+
+    if problem := sharing_problem(settings):
+        raise InputError(problem, hint="see README, Sharing builds: a cache, shards and an assemble")
+    return settings
 
 
 def release_for(settings: Settings, manifest_flag: str, release_dir: str) -> tuple[Manifest, Path]:

@@ -38,7 +38,11 @@ SHORT_FLAGS = {
     "workspace": "w",
 }
 PLACEHOLDERS = {
+    "cache": "REGISTRY/REPOSITORY",
     "cache-dir": "DIR",
+    "cache-mode": "read|readwrite",
+    "shard": "K/N",
+    "shard-deps": "wait|build",
     "help": "TASK",
     "print-completion-script": "SHELL",
     "force": "NAMES",

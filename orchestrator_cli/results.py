@@ -30,6 +30,7 @@ def build_json(outcome: Outcome) -> dict[str, Any]:
             "images": [{"id": i.id, "refs": list(i.refs)} for i in result.output.images],
             "error": result.error,
             "log": shown_path(result.log) if result.log else None,
+            "restored_from": result.restored_from,
         }
     return {
         "format": FORMAT,

@@ -195,7 +195,7 @@ class Shelf:
             (self.release_dir / path).write_bytes(data)
         return output
 
-    def store(self, artifact: str, key: str, output: ArtifactOutput) -> None:
+    def store(self, artifact: str, key: str, output: ArtifactOutput, duration: float = 0.0) -> None:
         self.calls.append(("store", artifact))
         self.kept[(artifact, key)] = (output, {f.path: (self.release_dir / f.path).read_bytes() for f in output.files})
 

@@ -169,6 +169,44 @@ class Engine(ImageBuilds, ContainerRuns):
             raise PushFailed(ref, "the registry reported no digest", "other", out.text)
         return str(digest)
 
+    def pull(self, ref: str, *, log: Log) -> str:
+        """Pull image ``ref`` (by digest: ``repository@sha256:...``); returns its id.
+
+        Credentials come from the Docker config, as for ``push``; the engine checks every
+        blob against its digest. Every chunk of the stream is checked for an error."""
+        errors = docker_errors()
+        out = Output(log)
+        repository, _, digest = ref.partition("@")
+        tag: str | None = digest
+        if not digest:
+            repository, tag = split_tag(ref)
+        with self._talking(f"pulling {ref}"):
+            try:
+                for chunk in self._client.api.pull(repository, tag=tag, stream=True, decode=True):
+                    if error := chunk_error(chunk):
+                        out.feed(f"ERROR: {error}\n")
+                        raise EngineError(f"pulling {ref} failed: {redact_text(error)}")
+                    if isinstance(status := chunk.get("status"), str) and "progress" not in chunk:
+                        out.feed(f"{chunk['id']}: {status}\n" if "id" in chunk else f"{status}\n")
+            except errors.APIError as e:
+                raise EngineError(f"pulling {ref} failed: {explain(e)}") from e
+            out.flush()
+            try:
+                return str(self._client.images.get(ref).id)
+            except errors.ImageNotFound as e:
+                raise ImageMissing(ref) from e
+
+    def untag(self, ref: str) -> None:
+        """Remove the reference ``ref`` only (``docker rmi --no-prune`` of a tag); gone already is fine."""
+        errors = docker_errors()
+        with self._talking(f"untagging {ref}"):
+            try:
+                self._client.images.remove(ref, noprune=True)
+            except errors.ImageNotFound:
+                pass
+            except errors.APIError as e:
+                raise EngineError(f"removing the reference {ref} failed: {explain(e)}") from e
+
     def cancel_all(self, *, wait: float = CANCEL_SECONDS) -> None:
         """Kill and remove every container this engine started that is still running.
 

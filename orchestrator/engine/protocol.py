@@ -79,6 +79,12 @@ class ContainerEngine(Protocol):
     def push(self, ref: str, *, log: Log, on_bytes: Callable[[int, int], None] | None = None) -> str:
         """Push image ``ref``; returns the registry's digest (``sha256:...``)."""
 
+    def pull(self, ref: str, *, log: Log) -> str:
+        """Pull image ``ref`` (``repository@sha256:...`` or ``repository:tag``); returns its id."""
+
+    def untag(self, ref: str) -> None:
+        """Remove the reference ``ref`` (the image stays while other references or digests hold it)."""
+
     def cancel_all(self, *, wait: float = ...) -> None:
         """Stop every build and container under way; later calls raise Cancelled."""
 

@@ -164,6 +164,7 @@ def push_ok(repository: str, tag: str, layer_id: str, digest: str, size: int = 5
     ]
 
 
+PULL_UNKNOWN = "manifest for {ref} not found: manifest unknown: manifest unknown"
 PUSH_NO_CREDENTIALS = "no basic auth credentials"
 PUSH_UNAUTHORIZED = "unauthorized: authentication required"
 PUSH_NOT_LOCAL = "An image does not exist locally with the tag: {repository}"

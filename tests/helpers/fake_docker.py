@@ -241,6 +241,8 @@ class FakeDockerClient:
 
     def _find_image(self, name: str) -> FakeImage | None:
         with self._lock:
+            if "@" in name:
+                return next((i for i in self._images.values() if name in i.repo_digests), None)
             if (image_id := self._tags.get(_normalise(name))) is not None:
                 return self._images[image_id]
             bare = name.removeprefix("sha256:")
@@ -396,6 +398,20 @@ class FakeAPIClient:
                     self._client.registry[ref] = aux["Digest"]  # and the registry now holds it
         if not stream:
             return "".join(json.dumps(chunk) + "\r\n" for chunk in chunks)
+        return iter(chunks) if decode else (json.dumps(chunk).encode() + b"\r\n" for chunk in chunks)
+
+    def pull(self, repository: str, tag: str | None = None, stream: bool = False, decode: bool = False,
+             auth_config: dict[str, str] | None = None) -> Any:
+        """A pull finds what this fake engine pushed (its RepoDigests), as a registry would give it back."""
+        self._client._record("api.pull", repository=repository, tag=tag, stream=stream, decode=decode)
+        ref = f"{repository}@{tag}" if tag and tag.startswith("sha256:") else f"{repository}:{tag or 'latest'}"
+        with self._client._lock:
+            found = next((i for i in self._client._images.values() if ref in i.repo_digests), None)
+        if found is None:
+            chunks = [fake_api.error_chunk(fake_api.PULL_UNKNOWN.format(ref=ref))]
+        else:
+            chunks = [{"status": f"Pulling from {repository}", "id": tag}, {"status": f"Digest: {tag}"},
+                      {"status": f"Status: Image is up to date for {ref}"}]
         return iter(chunks) if decode else (json.dumps(chunk).encode() + b"\r\n" for chunk in chunks)
 
     def import_image_from_file(

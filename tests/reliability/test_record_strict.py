@@ -56,9 +56,10 @@ CASES: dict[str, tuple[Edit, str]] = {
     "sha256 of 63 hex digits": (lambda d: app_file(d).update(sha256="a" * 63),
                                 f"artifacts.app.files[0].sha256: expected 64 hex digits, got '{'a' * 63}'"),
     "status a number": (lambda d: d["artifacts"]["app"].update(status=5),
-                        "artifacts.app.status: expected one of ok, cached, failed, skipped, not-started, got 5"),
+                        "artifacts.app.status: expected one of ok, cached, restored, failed, skipped, not-started, "
+                        "got 5"),
     "release status unknown": (lambda d: d.update(status="fine"),
-                               "status: expected one of ok, failed, incomplete, building, got 'fine'"),
+                               "status: expected one of ok, failed, incomplete, building, partial, got 'fine'"),
     "size a boolean": (lambda d: app_file(d).update(size=True), "artifacts.app.files[0].size: expected an integer, "
                                                                 "got true"),
     "mode a string": (lambda d: app_file(d).update(mode="0644"),

@@ -20,9 +20,10 @@ from typing import Any
 
 import pytest
 
+from orchestrator import procs
 from orchestrator.engine.dockerpy import Engine
 from orchestrator.engine.errors import Cancelled, ContainerFailed, DeadlineExceeded, ImageBuildFailed, ImageMissing
-from orchestrator.engine.protocol import MANAGED_LABEL
+from orchestrator.shim import RUN_LABEL
 from tests.engine.conftest import Lines
 from tests.helpers.docker_images import BUSYBOX_REF
 from tests.helpers.fake_docker import FakeDockerClient
@@ -50,9 +51,9 @@ def arena(request: pytest.FixtureRequest) -> Iterator[Arena]:
     image = request.getfixturevalue("busybox")
     client = docker.from_env()
     try:
-        yield Arena(engine, image,
-                    lambda every: list(client.containers.list(all=every, sparse=True,
-                                                              filters={"label": MANAGED_LABEL})),
+        # This process's containers only (its run token): other sessions may share the engine.
+        mine = {"label": f"{RUN_LABEL}={procs.run_token()}"}
+        yield Arena(engine, image, lambda every: list(client.containers.list(all=every, sparse=True, filters=mine)),
                     Engine.from_env)
     finally:
         client.close()

@@ -23,7 +23,6 @@ from orchestrator.engine.errors import (
     ImageBuildFailed,
     PushFailed,
 )
-from orchestrator.engine.protocol import MANAGED_LABEL
 from tests.engine.conftest import Lines
 from tests.helpers.fake_docker import FakeDockerClient
 from tests.helpers.registry import Registry, docker_config_with
@@ -46,10 +45,6 @@ def client(docker_engine: Engine) -> Iterator[Any]:
         for tag in image.tags:
             raw.images.remove(tag, force=True)
     raw.close()
-
-
-def managed_containers(client: Any) -> list[Any]:
-    return list(client.containers.list(all=True, filters={"label": MANAGED_LABEL}))
 
 
 def build(engine: Engine, context: Path, log: Lines, **kw: Any) -> Any:

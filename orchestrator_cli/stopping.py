@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     from orchestrator.children import Children
 
 
+KILL_PATIENCE = 15.0  # seconds a second stop signal waits for the killing before exiting anyway
+
+
 class Stopping:
     """SIGINT, SIGTERM and SIGHUP alike (CI systems send SIGTERM, a closed terminal SIGHUP).
 
@@ -43,25 +46,66 @@ class Stopping:
         # publish answers a second interrupt itself (it stops waiting for the push in flight
         # and says that reference's state is unknown): there is nothing of ours to kill.
         self.second_is_graceful = False
+        self._killing = threading.Lock()
+        self._numbers: frozenset[int] = frozenset()
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.received += 1
         quit_now = signum == signal.SIGQUIT
         if not quit_now and (self.received == 1 or self.second_is_graceful):
             raise KeyboardInterrupt
+        self._kill_now(quit_now)
+
+    def _kill_now(self, quit_now: bool) -> None:
+        """Kill everything of the run and exit 130; once, whoever asks first (the handler in
+        the main thread, or the watcher when the main thread cannot run the handler)."""
+        if not self._killing.acquire(blocking=False):
+            return  # the other one is at it, and exits the process
         try:
             # os.write, not sys.stderr: the main thread may be inside a write to stderr, holding its lock.
             with contextlib.suppress(OSError):
                 os.write(2, b"quit: killing every command and container of this run at once\n" if quit_now else
                          b"interrupted again: killing every command and container of this run at once\n")
-            if self.children is not None:
-                self.children.kill_now()
-            else:
-                from orchestrator import procs
+            # In a thread, and waited for a bounded time: "at once" must hold even when a
+            # lock or an engine that does not answer would keep the killing waiting.
+            done = threading.Event()
+            children = self.children
 
-                procs.kill(procs.RUN_VARIABLE, procs.run_token(), wait=1.0)
+            def kill() -> None:
+                try:
+                    if children is not None:
+                        children.kill_now()
+                    else:
+                        from orchestrator import procs
+
+                        procs.kill(procs.RUN_VARIABLE, procs.run_token(), wait=1.0)
+                finally:
+                    done.set()
+
+            threading.Thread(target=kill, name="kill-now", daemon=True).start()
+            done.wait(KILL_PATIENCE)
         finally:
             os._exit(EXIT_INTERRUPTED)
+
+    def _watch(self, wakeup: int) -> None:
+        """Python runs signal handlers in the main thread only, and only between bytecodes: a
+        signal the kernel gives another thread, while the main thread waits in an untimed
+        join or lock, waits with it. The wakeup fd hears every signal at once, in any
+        thread: here a second stop signal (or SIGQUIT) kills everything whatever the main
+        thread is doing."""
+        seen = 0
+        try:
+            while data := os.read(wakeup, 64):  # b"": installed() ended and closed the write end
+                for number in data:
+                    if number not in self._numbers:
+                        continue
+                    seen += 1
+                    if number == signal.SIGQUIT or (seen >= 2 and not self.second_is_graceful):
+                        self._kill_now(number == signal.SIGQUIT)
+        except OSError:
+            pass
+        finally:
+            os.close(wakeup)
 
     @contextmanager
     def installed(self) -> Iterator[None]:
@@ -75,12 +119,19 @@ class Stopping:
         # they stay ignored.
         wanted = [number for number in self.SIGNALS
                   if not (number in (signal.SIGHUP, signal.SIGQUIT) and signal.getsignal(number) == signal.SIG_IGN)]
+        self._numbers = frozenset(int(number) for number in wanted)
         previous = {number: signal.signal(number, self) for number in wanted}
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, False)
+        old_wakeup = signal.set_wakeup_fd(write_end, warn_on_full_buffer=False)
+        threading.Thread(target=self._watch, args=(read_end,), name="stop-signals", daemon=True).start()
         try:
             yield
         finally:
+            signal.set_wakeup_fd(old_wakeup)
             for number, handler in previous.items():
                 signal.signal(number, handler)
+            os.close(write_end)  # the watcher reads the end of the pipe, closes its end and stops
 
 
 stopping = Stopping()

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from orchestrator import kinds, record
 from orchestrator.builders.image import KEY_LABEL
 from orchestrator.fileops import read_limited, write_atomic
+from orchestrator.imageref import familiar
 from orchestrator.integrity import damage
 from orchestrator.model import Artifact, Manifest, file_stem
 from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord
@@ -163,10 +164,15 @@ def lookup(state_dir: Path, artifact: str, key: str, *, release_dir: Path,
         if engine is None:
             return None, "no Docker engine to check the image"
         for image in images:
+            # One inspection per image answers for all its references and its label; a
+            # reference the engine spells differently is looked up on its own.
+            info = engine.inspect_image(image.id)
+            if info is None or info.id != image.id:
+                return None, f"image {(image.refs or (image.id,))[0]} is missing or was replaced"
             for ref in image.refs:
-                if engine.image_id(ref) != image.id:
+                if familiar(ref) not in info.tags and engine.image_id(ref) != image.id:
                     return None, f"image {ref} is missing or was replaced"
-            if engine.image_labels(image.id).get(KEY_LABEL) != key:
+            if info.labels.get(KEY_LABEL) != key:
                 return None, f"image {image.id[:19]} does not carry the cache key"
     return ArtifactOutput(files=files, images=images), "cached"
 

@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
-from orchestrator import gitcmd, gitcommits
+from orchestrator import checkoutstamp, gitcmd, gitcommits
 from orchestrator.errors import InputError, PinError, SourceError
 from orchestrator.fetchrun import FetchFailed, run_all
 from orchestrator.gitcache import Emit, check_out
@@ -36,6 +36,7 @@ from orchestrator.refs import (
     CommitNotFoundError,
     MovedRefError,
     NotCachedError,
+    RefKind,
     RefNotFoundError,
     RepoRef,
     pin,
@@ -174,6 +175,9 @@ class Resolved:
     mirror: Path
     tag: tuple[str, str] | None  # (tag name, tag object) to recreate in the checkout
     source: RepoRef  # to fetch it again should the mirror turn out damaged
+    kind: RefKind
+    target: str  # the object the ref names (an annotated tag's, else the commit)
+    stamp: dict[str, Any] | None = None  # the checkout's stamp, when it answered without git
 
 
 def pin_all(
@@ -192,6 +196,19 @@ def pin_all(
 
 def _resolve_one(repo: RepoSource, options: FetchOptions, emit: Emit) -> Resolved:
     source = _prepare(repo, options)
+    stamp = checkoutstamp.pinned(name=source.name, url=source.url, git_url=source.git_url, ref=source.ref,
+                                 pin=source.pin, mirror=source.mirror, cache_dir=options.cache_dir,
+                                 checkout_dir=options.checkout_dir, offline=options.offline, refresh=options.refresh)
+    if stamp is not None:  # the warm path: the mirror's ref is as stamped, no git started
+        kind: RefKind = stamp["kind"]
+        if kind == "branch" and source.pin is None:
+            emit(source.name, f"offline: using cached branch {source.ref} at {stamp['commit'][:12]}, "
+                              "which may be behind the remote")
+        emit(source.name, "cached, no network")
+        return Resolved(name=source.name, url=source.url, ref=source.ref, commit=stamp["commit"],
+                        commit_time=stamp["commit_time"], fetched=False, mirror=source.mirror,
+                        tag=(source.ref, stamp["target"]) if kind == "tag" else None, source=source, kind=kind,
+                        target=stamp["target"], stamp=stamp)
     pinned = pin(source, options, emit)
     return Resolved(
         name=source.name,
@@ -203,6 +220,8 @@ def _resolve_one(repo: RepoSource, options: FetchOptions, emit: Emit) -> Resolve
         mirror=source.mirror,
         tag=(source.ref, pinned.target) if pinned.kind == "tag" else None,
         source=source,
+        kind=pinned.kind,
+        target=pinned.target,
     )
 
 
@@ -215,17 +234,23 @@ def check_out_resolved(resolved: Resolved, options: FetchOptions, *,
     """
     emit = _emitter(on_event)
     path = options.checkout_dir.absolute() / resolved.name
+    done = Checkout(name=resolved.name, url=resolved.url, ref=resolved.ref, commit=resolved.commit,
+                    commit_time=resolved.commit_time, path=path, fetched=resolved.fetched)
+    if resolved.stamp is not None and checkoutstamp.untouched(path, resolved.stamp, commit=resolved.commit,
+                                                              tag=resolved.tag):
+        return done  # at its pin and untouched since git made it so: no git started
+    checkoutstamp.forget(options.checkout_dir, resolved.name)
 
-    def attempt(fresh: bool) -> int:
-        return check_out(name=resolved.name, mirror=resolved.mirror, path=path, commit=resolved.commit,
-                         tag=resolved.tag, emit=emit, fresh=fresh)
+    def attempt(fresh: bool) -> None:
+        check_out(name=resolved.name, mirror=resolved.mirror, path=path, commit=resolved.commit,
+                  tag=resolved.tag, emit=emit, fresh=fresh)
 
     try:
-        when = attempt(fresh=False)
+        attempt(fresh=False)
     except CorruptObjectsError as damage:
         emit(resolved.name, f"damaged git objects in {damage.where} ({damage.summary}): checking out afresh")
         try:
-            when = attempt(fresh=True)
+            attempt(fresh=True)
         except CorruptObjectsError as again:
             pinned = refetch(resolved.source, options, emit, again)
             if pinned.commit != resolved.commit:
@@ -233,11 +258,15 @@ def check_out_resolved(resolved: Resolved, options: FetchOptions, *,
                                   f"mirror was fetched again (it was {resolved.commit})",
                                   hint="run again to build the new commit, or pin `commit:`") from again
             try:
-                when = attempt(fresh=True)
+                attempt(fresh=True)
             except CorruptObjectsError as still:
                 raise still.after_repair() from still
-    return Checkout(name=resolved.name, url=resolved.url, ref=resolved.ref, commit=resolved.commit,
-                    commit_time=when, path=path, fetched=resolved.fetched)
+    source = resolved.source
+    checkoutstamp.record(name=resolved.name, url=resolved.url, git_url=source.git_url, ref=resolved.ref,
+                         pin=source.pin, kind=resolved.kind, target=resolved.target, commit=resolved.commit,
+                         commit_time=resolved.commit_time, tag=resolved.tag, mirror=resolved.mirror,
+                         cache_dir=options.cache_dir, checkout_dir=options.checkout_dir)
+    return done
 
 
 def commit_time(git_dir: Path, commit: str, name: str) -> int:

@@ -40,6 +40,16 @@ class BuiltImage:
     tags: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageInfo:
+    """What one inspection of an image says: its full id, the references that name it
+    (as the engine writes them: ``calico/node:v3.2.0``, ``busybox:latest``), its labels."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: Mapping[str, str]
+
+
 class ContainerEngine(Protocol):
     """Build, run, inspect, tag, push and cancel. Safe to share between threads.
 
@@ -61,6 +71,9 @@ class ContainerEngine(Protocol):
 
     def image_labels(self, ref: str) -> dict[str, str]:
         """The labels of image ``ref``; ImageMissing when the engine does not have it."""
+
+    def inspect_image(self, ref: str) -> ImageInfo | None:
+        """Id, tags and labels of image ``ref`` in one call; None when the engine does not have it."""
 
     def tag(self, image: str, ref: str) -> None:
         """Tag ``image`` (an id or a reference) as ``ref``."""

@@ -27,10 +27,11 @@ from typing import Any
 import scenario_demo
 import scenario_fetch
 import scenario_parallel
+import scenario_peers
 import scenario_scale
 from harness import ORCHESTRATOR, REPO_ROOT, BenchError, load_average, machine, remove_images
 
-SCENARIOS = ("parallel", "demo", "fetch", "scale")
+SCENARIOS = ("parallel", "demo", "fetch", "scale", "peers")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -78,6 +79,7 @@ def main(argv: list[str]) -> int:
         "fetch": lambda d: scenario_fetch.run(d, repeats=repeats, commits=5000),
         "scale": lambda d: scenario_scale.run(d, repeats=repeats,
                                               sizes=[100, 1000, 2000] if args.quick else [100, 1000, 5000]),
+        "peers": lambda d: scenario_peers.run(d, repeats=repeats, quick=args.quick),
     }
     document: dict[str, Any] = {
         "benchmark": "release-orchestrator issue #5",

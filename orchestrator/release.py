@@ -15,6 +15,7 @@ from orchestrator import kinds, record
 from orchestrator.cache import LocalCache
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.execute import Event, Options, Result, execute
+from orchestrator.fetching import default_jobs, fetch_sources
 from orchestrator.manifest import Manifest
 from orchestrator.outputs import Source
 from orchestrator.plan import Plan
@@ -24,7 +25,6 @@ from orchestrator.settings import Settings
 if TYPE_CHECKING:
     from orchestrator.children import Children
     from orchestrator.engine.protocol import ContainerEngine
-    from orchestrator.sources import FetchOptions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -74,58 +74,6 @@ def connect_docker(
         return None, {name: f"no Docker engine ({reason})" for name in docker_steps}, str(e)
 
 
-def fetch_options(settings: Settings, *, refresh: bool = False) -> FetchOptions:
-    """The sources layer's options from the run's settings. ``refresh`` asks every
-    remote even when the mirror could answer (locking and verifying pins)."""
-    from orchestrator import sources
-
-    return sources.FetchOptions(
-        cache_dir=settings.cache_dir or sources.default_cache_dir(),
-        checkout_dir=settings.build_dir / "src",
-        jobs=settings.jobs or default_jobs(),
-        offline=settings.offline,
-        mirrors=settings.mirrors,
-        retries=settings.retries,
-        refresh=refresh and not settings.offline,
-    )
-
-
-def fetch_sources(manifest: Manifest, plan: Plan, settings: Settings,
-                  on_progress: Callable[[str, str], None] | None = None, *, lazy: bool = False) -> dict[str, Source]:
-    """Every repo the plan needs, its pin verified in the mirror (fetching as needed).
-
-    Eager: each is checked out now. ``lazy``: a repo is checked out only when one of
-    its artifacts is really built, so a fully cached release touches no checkout.
-    """
-    from orchestrator import sources
-
-    options = fetch_options(settings)
-    repos = [manifest.repos[name] for name in plan.repos]
-    if not lazy:
-        return {
-            name: Source(repo=name, url=c.url, ref=c.ref, commit=c.commit, commit_time=c.commit_time, path=c.path)
-            for name, c in sources.fetch(repos, options, on_event=on_progress).items()
-        }
-
-    def checkout(resolved: sources.Resolved) -> Callable[[], None]:
-        def prepare() -> None:
-            sources.check_out_resolved(resolved, options, on_event=on_progress)
-
-        return prepare
-
-    return {
-        name: Source(repo=name, url=r.url, ref=r.ref, commit=r.commit, commit_time=r.commit_time,
-                     path=options.checkout_dir.absolute() / name, prepare=checkout(r))
-        for name, r in sources.pin_all(repos, options, on_event=on_progress).items()
-    }
-
-
-def default_jobs() -> int:
-    import os
-
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
-
-
 def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_going: bool = False,
                   tolerate_missing_docker: bool = False, engine_factory: Callable[[], ContainerEngine] | None = None,
                   on_event: Callable[[Event], None] | None = None,
@@ -153,7 +101,7 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         children = Children(workspace=settings.workspace, build_dir=settings.build_dir, engine_factory=engine_factory)
     engine, unavailable, docker_problem = connect_docker(
         manifest, plan, tolerate_missing=tolerate_missing_docker, engine_factory=children.engine)
-    sources = (fetch or (lambda m, p, s: fetch_sources(m, p, s, on_fetch, lazy=True)))(manifest, plan, settings)
+    sources = (fetch or (lambda m, p, s: fetch_sources(m, p.repos, s, on_fetch, lazy=True)))(manifest, plan, settings)
     options = Options(
         jobs=settings.jobs or default_jobs(),
         keep_going=keep_going,

@@ -80,7 +80,7 @@ def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str
     """Re-check a built release: files, images, provenance, and every pin."""
     with user_errors():
         from orchestrator.errors import DockerUnavailableError
-        from orchestrator.release import fetch_options
+        from orchestrator.fetching import fetch_options
         from orchestrator.verify import format_report, resolve_pins, verify_release
 
         flags.dry_run(c, "verify")

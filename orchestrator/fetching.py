@@ -1,0 +1,98 @@
+"""From the run's settings to the sources layer: which repositories, how many at a
+time, and whether they are checked out now or when first built.
+
+Apart from ``orchestrator.release`` so that `fetch` loads only what fetching needs.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
+
+from orchestrator.manifest import Manifest
+from orchestrator.outputs import Source
+from orchestrator.settings import Settings
+
+if TYPE_CHECKING:
+    from orchestrator.sources import FetchOptions
+
+# A fetch waits on the network and on git's own processes far more than it computes:
+# many overlap well on few cores. Bounded, so that a 5,000-repo manifest does not open
+# 5,000 connections to one server at once.
+FETCHES_PER_CORE = 4
+MIN_FETCH_JOBS, MAX_FETCH_JOBS = 8, 32
+
+
+def cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def default_jobs() -> int:
+    """Build steps at once: one per core, at most 8."""
+    return max(1, min(cores(), 8))
+
+
+def fetch_jobs(settings: Settings) -> int:
+    """Repositories fetched at once: ``--jobs`` when given, else 4 per core (8 to 32)."""
+    return settings.jobs or max(MIN_FETCH_JOBS, min(FETCHES_PER_CORE * cores(), MAX_FETCH_JOBS))
+
+
+def repos_to_fetch(manifest: Manifest, names: Sequence[str], *, everything: bool) -> list[str]:
+    """``--all``: every repository of the manifest, artifacts or not. Names: each named
+    repository, and the repositories of what a named artifact (or a named repository's
+    artifacts) needs to be built."""
+    from orchestrator.plan import make_plan
+
+    if everything:
+        make_plan(manifest, names, everything=True)  # refuses names given with --all
+        return list(manifest.repos)
+    bare = {n for n in names if n in manifest.repos and not manifest.repos[n].artifacts}
+    needed = make_plan(manifest, [n for n in names if n not in bare]).repos if set(names) - bare else ()
+    return list(dict.fromkeys([*(n for n in names if n in manifest.repos), *needed]))
+
+
+def fetch_options(settings: Settings, *, refresh: bool = False) -> FetchOptions:
+    """The sources layer's options from the run's settings. ``refresh`` asks every
+    remote even when the mirror could answer (locking and verifying pins)."""
+    from orchestrator import sources
+
+    return sources.FetchOptions(
+        cache_dir=settings.cache_dir or sources.default_cache_dir(),
+        checkout_dir=settings.build_dir / "src",
+        jobs=fetch_jobs(settings),
+        offline=settings.offline,
+        mirrors=settings.mirrors,
+        retries=settings.retries,
+        refresh=refresh and not settings.offline,
+    )
+
+
+def fetch_sources(manifest: Manifest, repo_names: Sequence[str], settings: Settings,
+                  on_progress: Callable[[str, str], None] | None = None, *, lazy: bool = False) -> dict[str, Source]:
+    """Every repo named, its pin verified in the mirror (fetching as needed).
+
+    Eager: each is checked out now. ``lazy``: a repo is checked out only when one of
+    its artifacts is really built, so a fully cached release touches no checkout.
+    """
+    from orchestrator import sources
+
+    options = fetch_options(settings)
+    repos = [manifest.repos[name] for name in repo_names]
+    if not lazy:
+        return {
+            name: Source(repo=name, url=c.url, ref=c.ref, commit=c.commit, commit_time=c.commit_time, path=c.path)
+            for name, c in sources.fetch(repos, options, on_event=on_progress).items()
+        }
+
+    def checkout(resolved: sources.Resolved) -> Callable[[], None]:
+        def prepare() -> None:
+            sources.check_out_resolved(resolved, options, on_event=on_progress)
+
+        return prepare
+
+    return {
+        name: Source(repo=name, url=r.url, ref=r.ref, commit=r.commit, commit_time=r.commit_time,
+                     path=options.checkout_dir.absolute() / name, prepare=checkout(r))
+        for name, r in sources.pin_all(repos, options, on_event=on_progress).items()
+    }

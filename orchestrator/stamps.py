@@ -27,6 +27,7 @@ import hmac
 import json
 import os
 import secrets
+import shutil
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -154,9 +155,14 @@ def read(path: Path, secret: bytes | None, bound: Mapping[str, str]) -> dict[str
 
 
 def forget(path: Path) -> None:
-    """Remove the stamp at ``path`` (before the tree it vouches for is changed)."""
-    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+    """Remove the stamp at ``path`` (before the tree it vouches for is changed); a
+    directory planted in its place goes too (never followed: it is no symlink)."""
+    try:
         os.unlink(path)
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except IsADirectoryError:
+        shutil.rmtree(path)
 
 
 def fs_now(directory: Path) -> int:

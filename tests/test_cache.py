@@ -221,3 +221,37 @@ def test_any_cache_behind_the_protocol_can_restore_outputs_instead_of_a_build(tm
     assert (tmp_path / "dist" / "bin" / "calico-felix").read_text() == "felix-1\n"
     assert shelf.calls == [("lookup", "felix"), ("forget", "felix"), ("store", "felix"),
                            ("lookup", "felix"), ("restore", "felix")]
+
+
+def test_a_cached_image_costs_one_inspection_however_many_references_it_has(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    text = TEXT.replace("        stage: {bin/calico-felix: felix}\n",
+                        "        stage: {bin/calico-felix: felix}\n"
+                        "        tags: ['{registry}{name}:{tag}', 'quay.io/calico/node:{tag}', 'calico/node:latest']\n")
+    ws.build(text)
+    before = len(ws.client.calls)
+
+    assert statuses(ws.build(text))["calico/node"] == "cached"
+
+    asked = [name for name, _ in ws.client.calls[before:]]
+    assert asked == ["images.get"]
+
+
+def test_a_reference_moved_to_another_image_is_rebuilt_although_the_image_is_still_there(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    first = ws.build()
+    (ref,) = first["calico/node"].output.images[0].refs
+    ws.client.add_image(ref)  # the reference now names some other image; the built one keeps its id
+
+    assert statuses(ws.build())["calico/node"] == "ok"
+
+
+def test_an_image_without_the_cache_key_label_is_rebuilt(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    first = ws.build()
+    (image,) = first["calico/node"].output.images
+    ws.client._images[image.id].config["Labels"] = {}
+
+    second = ws.build()
+
+    assert statuses(second)["calico/node"] == "ok"

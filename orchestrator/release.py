@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator import kinds, record
+from orchestrator import kinds, record, stamps
 from orchestrator.cache import LocalCache
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.execute import Event, Options, Result, execute
-from orchestrator.fetching import default_jobs, fetch_sources
+from orchestrator.fetching import default_jobs, fetch_options, fetch_sources
 from orchestrator.manifest import Manifest
 from orchestrator.outputs import Source
 from orchestrator.plan import Plan
@@ -110,7 +110,8 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         force=force,
         on_log=on_log,
     )
-    local = LocalCache(state_dir / manifest.release, release_dir=release_dir, engine=engine)
+    local = LocalCache(state_dir / manifest.release, release_dir=release_dir, engine=engine,
+                       trust=stamps.key(fetch_options(settings).cache_dir))
     results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable, on_event=on_event,
                       runner=children.runner, cache=local)
     written = write_release(manifest, sources, results, release_dir=release_dir, workspace=settings.workspace,

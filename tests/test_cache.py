@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from orchestrator import stamps
 from orchestrator.cache import KEY_LABEL, Found, LocalCache
 from orchestrator.engine.dockerpy import Engine
 from orchestrator.execute import Options, Result, execute
 from orchestrator.manifest import Manifest, loads
-from orchestrator.outputs import ArtifactOutput, Source
+from orchestrator.outputs import ArtifactOutput, FileRecord, Source
 from orchestrator.plan import make_plan
 from tests.helpers.fake_docker import FakeDockerClient
 
@@ -255,3 +260,41 @@ def test_an_image_without_the_cache_key_label_is_rebuilt(tmp_path: Path) -> None
     second = ws.build()
 
     assert statuses(second)["calico/node"] == "ok"
+
+
+
+def test_unchanged_outputs_are_judged_by_stat_data_and_a_rewrite_with_the_same_size_and_mtime_is_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestrator.cache as cache_module
+
+    trust = stamps.key(tmp_path / "keys")
+    assert trust is not None
+    real_init, real_damage = LocalCache.__init__, cache_module.damage
+    hashed: list[str] = []
+
+    def with_trust(self: LocalCache, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **{**kwargs, "trust": trust})
+
+    def counting(release_dir: Path, record: FileRecord) -> str | None:
+        hashed.append(record.path)
+        return real_damage(release_dir, record)
+
+    monkeypatch.setattr(LocalCache, "__init__", with_trust)
+    monkeypatch.setattr(cache_module, "damage", counting)
+    ws = Workspace(tmp_path)
+
+    def build() -> tuple[str, list[str]]:
+        hashed.clear()
+        return ws.build()["other"].status, sorted(hashed)
+
+    build()
+    assert build() == ("cached", ["bin/calico-felix", "bin/other"])  # hashed, and their stat data kept
+    assert build() == ("cached", [])  # unchanged: not read again
+    published = tmp_path / "dist" / "bin" / "other"
+    before = published.stat()
+    published.write_text("OTHER\n")  # same size, new content, mtime put back
+    os.utime(published, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    assert build() == ("ok", ["bin/other"])
+    assert published.read_text() == "other\n"

@@ -76,31 +76,34 @@ def _choose_loader() -> type:
     return _BoundedLoader
 
 
-def _memoized(loader: type) -> type:
-    """``loader`` with its tag resolution remembered per plain scalar.
+def _quick(loader: type) -> type:
+    """``loader`` with a shortcut through tag resolution.
 
-    The composer asks the (pure-Python) resolver about every node, and most scalars of a
-    big manifest are the same few keys and values: without path resolvers, which the safe
-    loaders never have, a plain scalar's tag depends on its text alone."""
+    The composer asks the (pure-Python) resolver about every node. A plain scalar whose
+    first character starts no implicit resolver (most keys and values: ``url``,
+    ``repo00042``, ``make build``) is a string whatever follows; others go the usual
+    way. Path resolvers, which would make it depend on more, are refused here."""
+    resolvers = loader.yaml_implicit_resolvers  # type: ignore[attr-defined]
+    if loader.yaml_path_resolvers or None in resolvers:  # type: ignore[attr-defined]
+        return loader  # a wildcard resolver looks at every value
+    first = frozenset(key for key in resolvers if key)
 
-    class Memoized(loader):  # type: ignore[misc]
-        _tags: dict[str, str] = {}
-
+    class Quick(loader):  # type: ignore[misc]
         def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
-            if kind is yaml.ScalarNode and implicit[0] and not self.yaml_path_resolvers:
-                tag = self._tags.get(value)
-                if tag is None:
-                    tag = super().resolve(kind, value, implicit)
-                    if len(self._tags) > 100_000:
-                        self._tags.clear()
-                    self._tags[value] = tag
-                return tag
+            if kind is _SCALAR and implicit[0] and value and value[0] not in first:
+                return _STR
             return super().resolve(kind, value, implicit)
 
-    return Memoized
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            pass  # no path resolvers: nothing to track
+
+        def ascend_resolver(self) -> None:
+            pass
+
+    return Quick
 
 
-_Loader = _memoized(_choose_loader())
+_Loader = _quick(_choose_loader())
 _SCALAR = yaml.ScalarNode
 _STR = "tag:yaml.org,2002:str"
 
@@ -239,12 +242,15 @@ def parse(text: str, file: str, *, loader: type | None = None) -> Document:
 def parse_optional(text: str, file: str, *, loader: type | None = None) -> Document | None:
     """Like ``parse``, but an empty text (or only comments) gives ``None``."""
     node = compose(text, file, loader=loader)
-    return None if node is None else _Converter(file).document(node)
+    # Without an anchor ('&') there is no alias: no node can be reached twice or contain
+    # itself, and the bookkeeping that catches alias bombs and cycles can be skipped.
+    return None if node is None else _Converter(file, aliases="&" in text).document(node)
 
 
 class _Converter:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, *, aliases: bool = True) -> None:
         self.file = file
+        self.aliases = aliases
         self.positions: dict[Path_, Any] = {}
         self.key_positions: dict[Path_, Any] = {}
         self.raw: dict[Path_, str] = {}
@@ -271,13 +277,14 @@ class _Converter:
 
     def convert(self, node: yaml.Node, path: Path_) -> Any:
         ident = id(node)
-        if self.alias_values or ident in self.seen:
-            self.alias_values += 1
-            if self.alias_values > _MAX_ALIAS_VALUES:
-                raise self.fail(node, path, "aliases expand to too many values (an alias bomb?)")
-        self.seen.add(ident)
-        if ident in self.active:
-            raise self.fail(node, path, "a recursive alias refers to itself")
+        if self.aliases:
+            if self.alias_values or ident in self.seen:
+                self.alias_values += 1
+                if self.alias_values > _MAX_ALIAS_VALUES:
+                    raise self.fail(node, path, "aliases expand to too many values (an alias bomb?)")
+            self.seen.add(ident)
+            if ident in self.active:
+                raise self.fail(node, path, "a recursive alias refers to itself")
         self.positions[path] = node.start_mark
         if node.__class__ is _SCALAR:
             if node.tag == _STR and "\x00" not in node.value:  # the common case, without a call
@@ -285,7 +292,8 @@ class _Converter:
             return self.scalar(node, path)
         if len(path) >= MAX_DEPTH:
             raise self.fail(node, path, *_TOO_DEEP)
-        self.active.add(ident)
+        if self.aliases:
+            self.active.add(ident)
         try:
             if isinstance(node, yaml.SequenceNode):
                 if node.tag != "tag:yaml.org,2002:seq":

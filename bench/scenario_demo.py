@@ -58,6 +58,36 @@ def _breakdown(root: Path, manifest: Path, workspace: Path, env: dict[str, str])
     return result
 
 
+def _engine_costs(workspace: Path, repeats: int) -> dict[str, Any]:
+    """What a warm build could ask the engine about the release's images: one list call
+    filtered by the cache-key label, or one inspection per image (what it does)."""
+    import os
+    import time
+
+    from orchestrator.builders.image import KEY_LABEL
+    from orchestrator.engine.socketapi import SocketAPI, local_socket
+
+    path = local_socket(os.environ)
+    if path is None:
+        return {"skipped": "the engine is not on a local unix socket"}
+    record = json.loads((workspace / "dist" / "v3.2.0-demo" / "release.json").read_text(encoding="utf-8"))
+    ids = [image["id"] for a in record["artifacts"].values() for image in a.get("images", [])]
+    api = SocketAPI(path)
+    listing: list[float] = []
+    inspecting: list[float] = []
+    labelled = 0
+    for _ in range(repeats):
+        started = time.perf_counter()
+        labelled = len(api.images(KEY_LABEL))
+        listing.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for image_id in ids:
+            api.get_image(image_id)
+        inspecting.append(time.perf_counter() - started)
+    return {"images_of_the_release": len(ids), "images_with_the_label_on_the_engine": labelled,
+            "one_labelled_list_call_s": stats(listing, 4), "one_inspection_per_image_s": stats(inspecting, 4)}
+
+
 def run(root: Path, *, repeats: int, run_id: str) -> dict[str, Any]:
     problem = docker_available()
     if problem:
@@ -142,6 +172,7 @@ def run(root: Path, *, repeats: int, run_id: str) -> dict[str, Any]:
                                    log=root / "logs" / f"invoke-list-{i}.log").wall)
             if i == repeats - 1:
                 breakdown = _breakdown(root, manifest, workspace, {**env, "XDG_CACHE_HOME": str(cache)})
+                breakdown["engine_lookups"] = _engine_costs(workspace, repeats)
             shutil.rmtree(workspace, ignore_errors=True)
             shutil.rmtree(cache, ignore_errors=True)
     finally:

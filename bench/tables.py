@@ -70,6 +70,13 @@ def _breakdown(b: dict[str, Any]) -> list[str]:
     calls = b.get("calls", {})
     git = {k[4:]: v for k, v in calls.items() if k.startswith("git ")}
     lines.append(f"| git processes: {sum(git.values())} ({', '.join(f'{k} {v}' for k, v in git.items())}) | |")
+    engine = b.get("engine_lookups", {})
+    if "one_labelled_list_call_s" in engine:
+        lines.append(f"| engine: one list call filtered by the cache-key label "
+                     f"({engine['images_with_the_label_on_the_engine']} labelled images on the engine) | "
+                     f"{_s(engine['one_labelled_list_call_s'], '')} |")
+        lines.append(f"| engine: one inspection per image ({engine['images_of_the_release']} images) | "
+                     f"{_s(engine['one_inspection_per_image_s'], '')} |")
     imports = b.get("imports", {})
     lines.append(f"| all imports (`-X importtime`, separate run) | {imports.get('total_s')} |")
     lines += [f"| &nbsp;&nbsp;import {name} | {seconds} |" for name, seconds in imports.get("top", {}).items()]

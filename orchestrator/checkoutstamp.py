@@ -23,14 +23,15 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from orchestrator import refstore, repoconfig, stamps
 from orchestrator.gitinput import COMMIT
+from orchestrator.sourceref import FetchOptions, RefKind, RepoRef, Resolved
 
 STAMPS = ".stamps"
 _PIN_NS = "refs/orchestrator/commits/"
-Kind = Literal["tag", "branch", "commit"]
+Kind = RefKind
 
 
 def stamp_path(checkout_dir: Path, name: str) -> Path:
@@ -79,6 +80,32 @@ def pinned(*, name: str, url: str, git_url: str, ref: str, pin: str | None, mirr
     except refstore.Unknown:
         return None
     return fields if held else None
+
+
+def resolved(source: RepoRef, options: FetchOptions) -> tuple[Resolved, list[str]] | None:
+    """``source`` resolved from its checkout's stamp without git (see ``pinned``), with
+    what to say about it; None when git must be asked."""
+    stamp = pinned(name=source.name, url=source.url, git_url=source.git_url, ref=source.ref, pin=source.pin,
+                   mirror=source.mirror, cache_dir=options.cache_dir, checkout_dir=options.checkout_dir,
+                   offline=options.offline, refresh=options.refresh)
+    if stamp is None:
+        return None
+    kind: Kind = stamp["kind"]
+    said = ["cached, no network"]
+    if kind == "branch" and source.pin is None:
+        said.insert(0, f"offline: using cached branch {source.ref} at {stamp['commit'][:12]}, "
+                       "which may be behind the remote")
+    found = Resolved(name=source.name, url=source.url, ref=source.ref, commit=stamp["commit"],
+                     commit_time=stamp["commit_time"], fetched=False, mirror=source.mirror,
+                     tag=(source.ref, stamp["target"]) if kind == "tag" else None, source=source, kind=kind,
+                     target=stamp["target"], stamp=stamp)
+    return found, said
+
+
+def intact(found: Resolved, options: FetchOptions) -> bool:
+    """The checkout of ``found`` (resolved from its stamp) is untouched since stamped."""
+    return found.stamp is not None and untouched(options.checkout_dir.absolute() / found.name, found.stamp,
+                                                 commit=found.commit, tag=found.tag)
 
 
 def _shaped(fields: dict[str, Any]) -> bool:

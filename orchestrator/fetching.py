@@ -15,7 +15,7 @@ from orchestrator.outputs import Source
 from orchestrator.settings import Settings
 
 if TYPE_CHECKING:
-    from orchestrator.sources import FetchOptions
+    from orchestrator.sourceref import FetchOptions, RepoSource, Resolved
 
 # A fetch waits on the network and on git's own processes far more than it computes:
 # many overlap well on few cores. Bounded, so that a 5,000-repo manifest does not open
@@ -55,10 +55,10 @@ def repos_to_fetch(manifest: Manifest, names: Sequence[str], *, everything: bool
 def fetch_options(settings: Settings, *, refresh: bool = False) -> FetchOptions:
     """The sources layer's options from the run's settings. ``refresh`` asks every
     remote even when the mirror could answer (locking and verifying pins)."""
-    from orchestrator import sources
+    from orchestrator import sourceref
 
-    return sources.FetchOptions(
-        cache_dir=settings.cache_dir or sources.default_cache_dir(),
+    return sourceref.FetchOptions(
+        cache_dir=settings.cache_dir or sourceref.default_cache_dir(),
         checkout_dir=settings.build_dir / "src",
         jobs=fetch_jobs(settings),
         offline=settings.offline,
@@ -74,25 +74,68 @@ def fetch_sources(manifest: Manifest, repo_names: Sequence[str], settings: Setti
 
     Eager: each is checked out now. ``lazy``: a repo is checked out only when one of
     its artifacts is really built, so a fully cached release touches no checkout.
-    """
-    from orchestrator import sources
 
+    Repos whose checkout stamp answers (``orchestrator.checkoutstamp``) are taken first,
+    one after the other: no thread, no git, not even the git machinery's import. The
+    others go to ``orchestrator.sources``, in parallel.
+    """
     options = fetch_options(settings)
     repos = [manifest.repos[name] for name in repo_names]
-    if not lazy:
-        return {
-            name: Source(repo=name, url=c.url, ref=c.ref, commit=c.commit, commit_time=c.commit_time, path=c.path)
-            for name, c in sources.fetch(repos, options, on_event=on_progress).items()
-        }
+    checkouts = options.checkout_dir.absolute()
+    warm = _warm(repos, options, on_progress, check_tree=not lazy)
+    found: dict[str, Source] = {}
+    rest = [repo for repo in repos if repo.name not in warm]
+    if rest:
+        from orchestrator import sources
+        from orchestrator.fetchrun import FetchFailed
 
-    def checkout(resolved: sources.Resolved) -> Callable[[], None]:
-        def prepare() -> None:
-            sources.check_out_resolved(resolved, options, on_event=on_progress)
+        try:
+            if lazy:
+                for name, r in sources.pin_all(rest, options, on_event=on_progress).items():
+                    found[name] = Source(repo=name, url=r.url, ref=r.ref, commit=r.commit, commit_time=r.commit_time,
+                                         path=checkouts / name, prepare=_checkout(r, options, on_progress))
+            else:
+                for name, c in sources.fetch(rest, options, on_event=on_progress).items():
+                    found[name] = Source(repo=name, url=c.url, ref=c.ref, commit=c.commit,
+                                         commit_time=c.commit_time, path=c.path)
+        except FetchFailed as failed:
+            raise FetchFailed(failed.failures, total=len(repos)) from None
+    for name, r in warm.items():
+        found[name] = Source(repo=name, url=r.url, ref=r.ref, commit=r.commit, commit_time=r.commit_time,
+                             path=checkouts / name, prepare=_checkout(r, options, on_progress) if lazy else None)
+    return {repo.name: found[repo.name] for repo in repos}
 
-        return prepare
 
-    return {
-        name: Source(repo=name, url=r.url, ref=r.ref, commit=r.commit, commit_time=r.commit_time,
-                     path=options.checkout_dir.absolute() / name, prepare=checkout(r))
-        for name, r in sources.pin_all(repos, options, on_event=on_progress).items()
-    }
+def _warm(repos: Sequence[RepoSource], options: FetchOptions, on_progress: Callable[[str, str], None] | None, *,
+          check_tree: bool) -> dict[str, Resolved]:
+    """The repos their checkout stamps answer for (and, with ``check_tree``, whose
+    checkouts are untouched), said as the sources layer says it."""
+    from orchestrator import checkoutstamp
+    from orchestrator.errors import OrchestratorError
+    from orchestrator.sourceref import prepare
+
+    answered: dict[str, Resolved] = {}
+    for repo in repos:
+        try:
+            source = prepare(repo, options)
+        except OrchestratorError:
+            continue  # the sources layer reports it, with every other failure
+        warm = checkoutstamp.resolved(source, options)
+        if warm is None or (check_tree and not checkoutstamp.intact(warm[0], options)):
+            continue
+        if on_progress is not None:
+            for message in warm[1]:
+                on_progress(repo.name, message)
+        answered[repo.name] = warm[0]
+    return answered
+
+
+def _checkout(resolved: Resolved, options: FetchOptions,
+              on_progress: Callable[[str, str], None] | None) -> Callable[[], None]:
+    """Check ``resolved`` out when one of its artifacts is really built."""
+    def prepare() -> None:
+        from orchestrator import sources
+
+        sources.check_out_resolved(resolved, options, on_event=on_progress)
+
+    return prepare

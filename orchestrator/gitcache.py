@@ -143,8 +143,7 @@ def ensure_mirror(mirror: Path, name: str, emit: Emit) -> None:
         emit(name, f"discarding damaged mirror {mirror}")
         discard(mirror)
     temp = Path(tempfile.mkdtemp(prefix=f".tmp~{mirror.name}~", dir=cache))
-    must(run(["init", "--bare", "--quiet", "--template=", "--", str(temp)], cwd=cache), name)
-    repoconfig.write(temp, repoconfig.MIRROR)
+    repoconfig.init(temp, repoconfig.MIRROR)
     os.rename(temp, mirror)
 
 
@@ -224,9 +223,8 @@ def _ensure_worktree(path: Path, name: str, emit: Emit) -> tuple[Path, bool]:
         emit(name, f"discarding damaged checkout {path}")
         discard(path)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        must(run(["init", "--quiet", "--template=", "--", str(path)], cwd=path.parent), name)
-        repoconfig.write(path / ".git", repoconfig.CHECKOUT)
+        path.mkdir(parents=True)
+        repoconfig.init(path / ".git", repoconfig.CHECKOUT)
         return path / ".git", True
     _clear_stale_locks(path / ".git", name, emit)
     return path / ".git", False

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 from orchestrator import gitcmd, gitcommits, gitcreds, refstore
 from orchestrator.errors import OrchestratorError, PinError, SourceError
 from orchestrator.gitcache import Emit, discard, ensure_mirror, locked
 from orchestrator.gitfailure import CorruptObjectsError
 from orchestrator.gitinput import COMMIT
-
-RefKind = Literal["tag", "branch", "commit"]
+from orchestrator.sourceref import RefKind, RepoRef
 
 _SHORT_SHA = re.compile(r"[0-9a-fA-F]{7,39}")
 _PIN_NS = "refs/orchestrator/commits/"
@@ -105,19 +104,6 @@ class NotCachedError(SourceError):
             hint="run once without --offline to fill the cache",
         )
         self.name = name
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RepoRef:
-    """A repo, validated, with the URL git uses and its mirror's path."""
-
-    name: str
-    url: str  # the manifest URL, redacted: the only form that reaches a message
-    shown: str  # url, plus the redacted mirror URL when one is used
-    git_url: str = field(repr=False)  # what git contacts; may hold credentials: never displayed
-    ref: str
-    pin: str | None
-    mirror: Path
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -124,9 +124,13 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
 
 
 def _unchanged(previous: Release, release: Release, release_dir: Path) -> bool:
-    """``release`` says what ``previous`` said but for the time it was written, and the
-    record files on disk are exactly what ``previous`` implies."""
-    same_times = replace(release, started=previous.started, finished=previous.finished)
+    """``release`` says what ``previous`` said but for when it was written (and how long
+    finding a cached artifact took), and the record files on disk are exactly what
+    ``previous`` implies."""
+    kept = {name: replace(entry, duration=previous.artifacts[name].duration)
+            if entry.status == "cached" and name in previous.artifacts else entry
+            for name, entry in release.artifacts.items()}
+    same_times = replace(release, started=previous.started, finished=previous.finished, artifacts=kept)
     if record.encode(same_times) != record.encode(previous):
         return False
     return (_current(release_dir / record.SUMS) == record.sums_text(previous).encode()

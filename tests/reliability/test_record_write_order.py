@@ -103,3 +103,29 @@ def test_a_cached_run_killed_at_any_record_write_leaves_an_honest_record(
                 build(built, force=False)
         assert events[0] == "write SHA256SUMS", "a cached run invalidates nothing"
         assert record_lies(built.release_dir) is None
+
+
+def test_a_run_that_changes_nothing_writes_no_record_file(built: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    build(built, force=False)  # every artifact now "cached": that is a change of the record
+    before = {name: (built.release_dir / name).read_bytes() for name in RECORD_FILES}
+    events = spy_on_record_writes(monkeypatch)
+
+    build(built, force=False)
+
+    assert events == []
+    assert {name: (built.release_dir / name).read_bytes() for name in RECORD_FILES} == before
+    assert record_lies(built.release_dir) is None
+
+
+@pytest.mark.parametrize("lost", RECORD_FILES[1:])
+def test_a_run_that_changes_nothing_still_writes_a_missing_or_altered_record_file(
+    built: Workspace, lost: str
+) -> None:
+    build(built, force=False)
+    good = (built.release_dir / lost).read_bytes()
+    (built.release_dir / lost).write_bytes(good.replace(b"a", b"b", 1))
+
+    build(built, force=False)
+
+    assert (built.release_dir / lost).read_bytes() == good
+    assert record_lies(built.release_dir) is None

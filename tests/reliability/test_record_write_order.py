@@ -117,13 +117,17 @@ def test_a_run_that_changes_nothing_writes_no_record_file(built: Workspace, monk
     assert record_lies(built.release_dir) is None
 
 
+@pytest.mark.parametrize("how", ["deleted", "altered"])
 @pytest.mark.parametrize("lost", RECORD_FILES[1:])
 def test_a_run_that_changes_nothing_still_writes_a_missing_or_altered_record_file(
-    built: Workspace, lost: str
+    built: Workspace, lost: str, how: str
 ) -> None:
     build(built, force=False)
     good = (built.release_dir / lost).read_bytes()
-    (built.release_dir / lost).write_bytes(good.replace(b"a", b"b", 1))
+    if how == "deleted":
+        (built.release_dir / lost).unlink()
+    else:
+        (built.release_dir / lost).write_bytes(good.replace(b"a", b"b", 1))
 
     build(built, force=False)
 

@@ -1,10 +1,12 @@
 """Git sources: one bare mirror per URL in a cache, one pinned checkout per repo.
 
 Per repo: refuse a name, URL or ref that could make git run a command, before git
-runs; resolve the ref to a commit and check the pin (``orchestrator.refs``, under the
-mirror's lock); check the commit out (``orchestrator.gitcache``). Repos run in
-parallel; failures are collected and raised together. Git itself is reached only
-through ``orchestrator.gitcmd``.
+runs (``orchestrator.sourceref``); when the checkout's stamp answers, take the ref's
+resolution and the checkout from it without git (``orchestrator.checkoutstamp``);
+else resolve the ref to a commit and check the pin (``orchestrator.refs``, under the
+mirror's lock), check the commit out (``orchestrator.gitcache``) and stamp it. Repos
+run in parallel; failures are collected and raised together. Git itself is reached
+only through ``orchestrator.gitcmd``.
 """
 
 from __future__ import annotations

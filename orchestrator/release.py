@@ -64,7 +64,7 @@ def connect_docker(
     if engine_factory is None:
         from orchestrator.engine.dockerpy import Engine
 
-        engine_factory = Engine.from_env
+        engine_factory = Engine.connect
     try:
         return engine_factory(), {}, None
     except DockerUnavailableError as e:

@@ -25,6 +25,7 @@ import errno
 import hashlib
 import hmac
 import json
+import operator
 import os
 import secrets
 import shutil
@@ -33,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-FORMAT = 1
+FORMAT = 2  # 2: the digest is of the entries' repr, not of text lines
 KEY_NAME = ".stamp-key"
 KEY_BYTES = 32
 MAX_STAMP_BYTES = 1024 * 1024
@@ -181,12 +182,12 @@ def take(root: Path, now: int) -> tuple[str, dict[str, str]] | None:
     """The tree digest of ``root`` and the content hashes of its racily clean entries
     (changed at or after ``now``, the file system's clock before the walk). None when
     the tree cannot be read or its racy files are too big to hash on every check."""
-    lines = hashlib.sha256()
+    lines: list[object] = []
     racy: dict[str, str] = {}
     budget = MAX_RACY_BYTES
     try:
         for relative, info in _walk(root):
-            lines.update(_line(relative, info))
+            lines.append(_line(relative, info))
             if stat.S_ISDIR(info.st_mode) or max(info.st_mtime_ns, info.st_ctime_ns) < now:
                 continue
             budget -= info.st_size
@@ -195,31 +196,37 @@ def take(root: Path, now: int) -> tuple[str, dict[str, str]] | None:
             racy[os.fsdecode(relative)] = _content(root, relative, info)
     except OSError:
         return None
-    return lines.hexdigest(), racy
+    return _digest(lines), racy
 
 
 def matches(root: Path, tree: str, racy: Mapping[str, str]) -> bool:
     """``root`` is as ``take`` saw it: the same digest, and every racily clean entry
     still holds the content hashed then."""
-    lines = hashlib.sha256()
+    lines: list[object] = []
     seen = 0
     try:
         for relative, info in _walk(root):
-            lines.update(_line(relative, info))
-            wanted = racy.get(os.fsdecode(relative))
-            if wanted is not None:
+            lines.append(_line(relative, info))
+            if racy and (wanted := racy.get(os.fsdecode(relative))) is not None:
                 seen += 1
                 if _content(root, relative, info) != wanted:
                     return False
     except OSError:
         return False
-    return seen == len(racy) and hmac.compare_digest(lines.hexdigest(), tree)
+    return seen == len(racy) and hmac.compare_digest(_digest(lines), tree)
 
 
-def _line(relative: bytes, info: os.stat_result) -> bytes:
+def _line(relative: bytes, info: os.stat_result) -> object:
+    """What is compared of one entry: its path and stat data (a directory's size is
+    left out: it depends on the file system's bookkeeping, not on the entries)."""
     size = 0 if stat.S_ISDIR(info.st_mode) else info.st_size
-    return b"%s\0%o %d %d %d %d %d %d\n" % (relative, info.st_mode, size, info.st_mtime_ns, info.st_ctime_ns,
-                                            info.st_ino, info.st_uid, info.st_gid)
+    return (relative, info.st_mode, size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_uid,
+            info.st_gid)
+
+
+def _digest(lines: list[object]) -> str:
+    # repr of bytes and ints is exact and unambiguous, and one call for the whole tree.
+    return hashlib.sha256(repr(lines).encode()).hexdigest()
 
 
 def _walk(root: Path) -> Iterator[tuple[bytes, os.stat_result]]:
@@ -228,13 +235,14 @@ def _walk(root: Path) -> Iterator[tuple[bytes, os.stat_result]]:
     base = os.fsencode(root)
     yield b".", os.lstat(base)
     stack: list[bytes] = [b""]
+    by_name = operator.attrgetter("name")
     while stack:
         prefix = stack.pop()
-        with os.scandir(os.path.join(base, prefix) if prefix else base) as listing:
-            entries = sorted(listing, key=lambda entry: entry.name)
+        with os.scandir(base + b"/" + prefix if prefix else base) as listing:
+            entries = sorted(listing, key=by_name)
         below: list[bytes] = []
         for entry in entries:
-            relative = os.path.join(prefix, entry.name) if prefix else entry.name
+            relative = prefix + b"/" + entry.name if prefix else entry.name
             info = entry.stat(follow_symlinks=False)
             yield relative, info
             if stat.S_ISDIR(info.st_mode):

@@ -19,6 +19,7 @@ import pytest
 from orchestrator import checkoutstamp, stamps
 from orchestrator.sources import FetchOptions, fetch
 from tests.helpers.gitrepos import RepoSpec, Upstream, git
+from tests.sources.conftest import Events
 
 
 class GitLog:
@@ -268,3 +269,25 @@ def test_a_discarded_checkout_is_made_again(upstream: Upstream, options: FetchOp
 
     assert git_log.lines()
     assert (result.path / "VERSION").read_text() == "c2\n"
+
+
+def test_a_new_checkout_takes_the_mirrors_pack_through_index_pack_and_a_tampered_one_is_caught(
+    upstream: Upstream, options: FetchOptions, git_log: GitLog, events: Events
+) -> None:
+    # The fixture is small: git would store its few objects loose rather than as a pack.
+    (Path.home() / ".gitconfig").write_text("[transfer]\n\tunpackLimit = 1\n")
+    fetch([_felix(upstream)], options)
+    assert "git index-pack --stdin" in " ".join(git_log.lines())  # no fetch from the mirror
+    shutil.rmtree(options.checkout_dir / "felix")
+    mirror = next(options.cache_dir.glob("*.git"))
+    (pack,) = (mirror / "objects" / "pack").glob("*.pack")
+    pack.chmod(0o644)
+    data = bytearray(pack.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 32] = bytes(32)  # same size, other bytes
+    pack.write_bytes(bytes(data))
+
+    result = fetch([_felix(upstream)], options, on_event=events)["felix"]
+
+    assert result.commit == upstream.commits["c2"]
+    assert (result.path / "VERSION").read_text() == "c2\n"
+    assert any("damaged git objects" in message for message in events.messages("felix")), events.text()

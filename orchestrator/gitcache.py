@@ -202,11 +202,11 @@ MAX_COPIED_PACK = 256 * 1024 * 1024
 
 
 def _copy_pack(mirror: Path, git_dir: Path, name: str, tag: tuple[str, str] | None) -> bool:
-    """Give the new checkout at ``git_dir`` the mirror's objects when they are one pack
-    (what a first fetch into a mirror leaves): the pack goes through ``git index-pack``,
-    which hashes every object as a fetch's receiving end would (the mirror is not
-    trusted), with the mirror's shallow boundary and the tag. False, having changed
-    nothing, when the mirror holds anything else: then the checkout fetches from it."""
+    """Give the new checkout at ``git_dir`` the objects of a shallow mirror that holds them
+    as one pack (what a first fetch into a mirror leaves): the pack goes through ``git
+    index-pack``, which hashes every object as a fetch's receiving end would (the mirror
+    is not trusted), with the mirror's shallow boundary and the tag. False, having
+    changed nothing, when the mirror holds anything else: then the checkout fetches."""
     objects = mirror / "objects"
     try:
         if any(len(entry) == 2 for entry in os.listdir(objects)):  # loose objects: fetch
@@ -214,15 +214,18 @@ def _copy_pack(mirror: Path, git_dir: Path, name: str, tag: tuple[str, str] | No
         packs = [entry for entry in os.listdir(objects / "pack") if entry.endswith(".pack")]
         if len(packs) != 1:
             return False
+        # Only a shallow mirror's pack: a full history (a server that refused a shallow
+        # fetch) is cheaper to fetch from, one commit deep, than to index whole.
+        shallow = _regular_bytes(mirror / "shallow", 1 << 20)
         data = _regular_bytes(objects / "pack" / packs[0], MAX_COPIED_PACK)
-        shallow = _regular_bytes(mirror / "shallow", 1 << 20) if os.path.lexists(mirror / "shallow") else b""
     except OSError:
+        return False
+    if not shallow.strip():
         return False
     indexed = run(["index-pack", "--stdin"], git_dir=git_dir, stdin=data)
     if not indexed.ok:
         raise CorruptObjectsError(name, mirror, gitcmd.trimmed(indexed.stderr))
-    if shallow:
-        (git_dir / "shallow").write_bytes(shallow)
+    (git_dir / "shallow").write_bytes(shallow)
     if tag is not None:
         ref = git_dir / "refs" / "tags" / tag[0]
         ref.parent.mkdir(parents=True, exist_ok=True)

@@ -146,6 +146,7 @@ def record(*, name: str, url: str, git_url: str, ref: str, pin: str | None, kind
         return False
     try:
         where.parent.mkdir(parents=True, exist_ok=True)
+        stamps.sweep(where.parent)
         now = stamps.fs_now(where.parent)
         taken = stamps.take(checkout, now)
         if taken is None:

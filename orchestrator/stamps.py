@@ -27,12 +27,15 @@ import hmac
 import json
 import operator
 import os
+import re
 import secrets
 import shutil
 import stat
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
+
+from orchestrator import procs
 
 FORMAT = 2  # 2: the digest is of the entries' repr, not of text lines
 KEY_NAME = ".stamp-key"
@@ -164,6 +167,22 @@ def forget(path: Path) -> None:
         pass
     except IsADirectoryError:
         shutil.rmtree(path)
+
+
+_LEFTOVER = re.compile(r"^(\.stamp-probe|\..+\.tmp)-(?P<pid>[0-9]+)-[0-9a-f]+$")
+
+
+def sweep(directory: Path) -> None:
+    """Remove the probes and half-written stamps that killed runs left in ``directory``."""
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for name in names:
+        match = _LEFTOVER.match(name)
+        if match and int(match["pid"]) != os.getpid() and not procs.alive(int(match["pid"])):
+            with contextlib.suppress(OSError):
+                os.unlink(directory / name)
 
 
 def fs_now(directory: Path) -> int:

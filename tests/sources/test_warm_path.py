@@ -291,3 +291,34 @@ def test_a_new_checkout_takes_the_mirrors_pack_through_index_pack_and_a_tampered
     assert result.commit == upstream.commits["c2"]
     assert (result.path / "VERSION").read_text() == "c2\n"
     assert any("damaged git objects" in message for message in events.messages("felix")), events.text()
+
+
+def test_a_key_planted_as_a_symlink_is_replaced_and_its_target_left_alone(options: FetchOptions,
+                                                                         tmp_path: Path) -> None:
+    planted = tmp_path / "readable-by-all"
+    planted.write_bytes(b"k" * stamps.KEY_BYTES)
+    planted.chmod(0o600)
+    options.cache_dir.mkdir(parents=True)
+    (options.cache_dir / stamps.KEY_NAME).symlink_to(planted)
+    stamps._KEYS.clear()
+
+    secret = stamps.key(options.cache_dir)
+
+    assert secret is not None and secret != b"k" * stamps.KEY_BYTES
+    assert not (options.cache_dir / stamps.KEY_NAME).is_symlink()
+    assert planted.read_bytes() == b"k" * stamps.KEY_BYTES
+
+
+def test_what_a_killed_run_left_beside_the_stamps_is_swept(upstream: Upstream, options: FetchOptions,
+                                                           git_log: GitLog) -> None:
+    checkout = _warm(upstream, options, git_log)
+    stamps_dir = _stamp(options).parent
+    dead = 2 ** 22 + 12345  # above the default pid_max: no such process
+    leftovers = [stamps_dir / f".stamp-probe-{dead}-00ff", stamps_dir / f".felix.json.tmp-{dead}-00ff"]
+    for leftover in leftovers:
+        leftover.write_text("")
+    (checkout / "VERSION").write_text("changed\n")  # so that the stamp is written again
+
+    fetch([_felix(upstream)], options)
+
+    assert not any(leftover.exists() for leftover in leftovers)

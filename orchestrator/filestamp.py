@@ -61,6 +61,7 @@ def trusted(record_path: Path, secret: bytes | None, key: str, files: Sequence[F
 def now(record_path: Path) -> int | None:
     """The file system's clock beside the state record: take it *before* the stat data
     that ``keep`` is given, so that a file changed in that same tick counts as racy."""
+    stamps.sweep(record_path.parent)  # what killed runs left there
     try:
         return stamps.fs_now(record_path.parent)
     except OSError:

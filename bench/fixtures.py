@@ -185,3 +185,70 @@ def write_yaml(path: Path, document: Mapping[str, Any]) -> Path:
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: 5,000 repos in a second, not ten
     path.write_text(yaml.dump(dict(document), Dumper=dumper, sort_keys=False, width=1000), encoding="utf-8")
     return path
+
+
+# The release refs of the peer benchmark's eight repositories: the shapes a real
+# multi-repo release pins (Calico v3.2 has each of them).
+PEER_SHAPES = (
+    ("felix", "annotated"),  # an annotated tag a few commits below main
+    ("calicoctl", "lightweight"),  # a lightweight tag
+    ("cni-plugin", "annotated-off-branch"),  # an annotated tag on a commit no branch holds
+    ("kube-controllers", "lightweight"),
+    ("libcalico-go", "commit"),  # a commit pinned by id, below main's tip
+    ("node", "annotated"),
+    ("libnetwork-plugin", "lightweight-off-branch"),  # a lightweight tag on no branch
+    ("libcalico", "branch"),  # a release branch, its commit pinned
+)
+
+
+def peer_repo(path: Path, shape: str, env: Mapping[str, str], *, seed: int, commits: int,
+              files: int) -> dict[str, Any]:
+    """A repository with ``commits`` commits of history on main and a release ref of
+    the given ``shape`` (see PEER_SHAPES): returns the ref to pin and its commit."""
+    rng = random.Random(seed)
+    tree: dict[str, list[bytes]] = {}
+    for i in range(files):
+        tree[f"pkg{i % 16}/file{i}.go"] = _text(rng, rng.randint(20, 100)).splitlines(keepends=True)
+    out = bytearray()
+    release_at = commits - rng.randint(5, 30)
+    for mark in range(1, commits + 1):
+        changed = list(tree) if mark == 1 else rng.sample(sorted(tree), rng.randint(1, 4))
+        for name in changed[:4] if mark > 1 else []:
+            lines = tree[name]
+            for _ in range(rng.randint(1, 5)):
+                lines[rng.randrange(len(lines))] = _text(rng, 1)
+        _commit(out, "refs/heads/main", mark, mark - 1 if mark > 1 else None, EPOCH + mark * 3600,
+                f"Change {mark}", [(name, b"".join(tree[name])) for name in changed])
+    side = commits + 1  # the release commit of the off-branch shapes: main's commit plus a version bump
+    if shape.endswith("off-branch"):
+        _commit(out, "refs/heads/release-tmp", side, release_at, EPOCH + side * 3600, "Release v3.2.0",
+                [("VERSION", b"v3.2.0\n")])
+    target = side if shape.endswith("off-branch") else release_at
+    ref = "v3.2.0"
+    if shape.startswith("annotated"):
+        _tag(out, ref, target, EPOCH + target * 3600)
+    elif shape.startswith("lightweight"):
+        out += b"reset refs/tags/%s\nfrom :%d\n\n" % (ref.encode(), target)
+    elif shape == "branch":
+        ref = "release-v3.2"
+        out += b"reset refs/heads/%s\nfrom :%d\n\n" % (ref.encode(), target)
+    import_repo(path, bytes(out), env)
+    if shape.endswith("off-branch"):
+        git("--git-dir", str(path), "update-ref", "-d", "refs/heads/release-tmp", env=env)
+    git("--git-dir", str(path), "repack", "-a", "-d", "-f", "--window=20", "--quiet", env=env)
+    if shape == "commit":
+        ref = git("--git-dir", str(path), "rev-parse", f"main~{commits - release_at}", env=env).strip()
+    commit = git("--git-dir", str(path), "rev-parse", f"{ref}^{{commit}}", env=env).strip()
+    return {"path": path, "shape": shape, "ref": ref, "commit": commit, "commits": commits, "files": files}
+
+
+def peer_manifests(repos: Mapping[str, Mapping[str, Any]], url_of: Mapping[str, str]) -> dict[str, Any]:
+    """The same eight pins as our manifest, west's west.yml and vcstool's .repos file."""
+    ours = {"schema": 1, "release": "bench-peers", "repos": {
+        name: {"url": url_of[name], "ref": r["ref"], "commit": r["commit"], "artifacts": {}}
+        for name, r in repos.items()}}
+    west = {"manifest": {"projects": [{"name": name, "url": url_of[name], "revision": r["ref"], "path": name}
+                                      for name, r in repos.items()], "self": {"path": "manifest"}}}
+    vcs = {"repositories": {name: {"type": "git", "url": url_of[name], "version": r["ref"]}
+                            for name, r in repos.items()}}
+    return {"orchestrator": ours, "west": west, "vcstool": vcs}

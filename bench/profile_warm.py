@@ -74,17 +74,17 @@ def phases(manifest: str, workspace: str, cprofile: str | None) -> dict[str, Any
     import orchestrator.plan
     import orchestrator.release
     import orchestrator.report
-    from orchestrator_cli.main import program
+    from orchestrator_cli import program
 
     imported = time.perf_counter()
     _wrap(orchestrator.manifest, "load", "load manifest")
     _wrap(orchestrator.plan, "make_plan", "plan")
-    _wrap(orchestrator.release, "connect_docker", "connect to Docker (imports docker-py)")
-    _wrap(orchestrator.release, "fetch_sources", "fetch + checkout every repo")
+    _wrap(orchestrator.release, "connect_docker", "connect to Docker")
+    _wrap(orchestrator.release, "fetch_sources", "verify every pin (no checkout)")
     _wrap(orchestrator.release, "execute", "execute plan (cache lookups)")
     _wrap(orchestrator.report, "write_release", "write release.json + SHA256SUMS")
+    _wrap(orchestrator.engine.dockerpy.Engine, "inspect_image", "docker inspect_image")
     _wrap(orchestrator.engine.dockerpy.Engine, "image_id", "docker image_id")
-    _wrap(orchestrator.engine.dockerpy.Engine, "image_labels", "docker image_labels")
     git_run = _git_wrapper(orchestrator.gitcmd.run)
     orchestrator.gitcmd.run = git_run
     orchestrator.gitcache.run = git_run  # imported by name there
@@ -95,16 +95,19 @@ def phases(manifest: str, workspace: str, cprofile: str | None) -> dict[str, Any
         profiler = cProfile.Profile()
         profiler.enable()
     started = time.perf_counter()
-    program.run(["orchestrator", "build", "--all", "--manifest", manifest, "--workspace", workspace], exit=False)
+    code = program.run(["build", "--all", "--quiet", "--manifest", manifest, "--workspace", workspace])
     finished = time.perf_counter()
     if profiler is not None and cprofile:
         profiler.disable()
         profiler.dump_stats(cprofile)
     return {
+        "exit_code": code,
         "interpreter_to_cli_imported_s": round(imported - STARTED, 3),
         "cli_run_s": round(finished - started, 3),
         "stages_s": {name: round(seconds, 3) for name, seconds in stages.items()},
         "calls": dict(calls),
+        "imported_docker_py": "docker" in sys.modules,
+        "imported_gitpython": "git" in sys.modules,
     }
 
 

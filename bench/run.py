@@ -27,11 +27,12 @@ from typing import Any
 import scenario_demo
 import scenario_fetch
 import scenario_parallel
+import scenario_peers
 import scenario_scale
 import scenario_shared
 from harness import ORCHESTRATOR, REPO_ROOT, BenchError, load_average, machine, remove_images
 
-SCENARIOS = ("parallel", "demo", "fetch", "scale", "shared")
+SCENARIOS = ("parallel", "demo", "fetch", "scale", "shared", "peers")
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:
@@ -81,6 +82,7 @@ def main(argv: list[str]) -> int:
                                               sizes=[100, 1000, 2000] if args.quick else [100, 1000, 5000]),
         "shared": lambda d: scenario_shared.run(d, repeats=repeats, artifacts=20 if args.quick else 40,
                                                 burn=0.25 if args.quick else 0.5, run_id=run_id),
+        "peers": lambda d: scenario_peers.run(d, repeats=repeats, quick=args.quick),
     }
     document: dict[str, Any] = {
         "benchmark": "release-orchestrator issue #5",

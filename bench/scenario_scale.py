@@ -36,6 +36,7 @@ def run(root: Path, *, repeats: int, sizes: list[int]) -> dict[str, Any]:
         manifest = fixtures.write_yaml(root / f"manifest-{size}.yaml", fixtures.scale_manifest(size))
         cli_wall: list[float] = []
         cli_rss: list[float] = []
+        dry_wall: list[float] = []
         total: list[float] = []
         load_s: list[float] = []
         plan_s: list[float] = []
@@ -50,6 +51,10 @@ def run(root: Path, *, repeats: int, sizes: list[int]) -> dict[str, Any]:
             out.unlink()
             cli_wall.append(timed.wall)
             cli_rss.append(timed.maxrss_mib)
+            timed = run_timed([str(ORCHESTRATOR), "build", "--all", "--dry-run", "--manifest", str(manifest)],
+                              env=env, log=out, timeout=900)
+            out.unlink()  # run_timed checked its exit status
+            dry_wall.append(timed.wall)
             timed = run_timed([str(VENV_BIN / "python"), str(LOAD_PLAN), str(manifest)], env=env, timeout=900)
             facts = json.loads(timed.output)
             total.append(facts["total_s"])
@@ -64,6 +69,7 @@ def run(root: Path, *, repeats: int, sizes: list[int]) -> dict[str, Any]:
             "yaml_bytes": manifest.stat().st_size,
             "cli_manifest_json_wall_s": stats(cli_wall),
             "cli_manifest_json_peak_rss_mib": stats(cli_rss, 1),
+            "cli_build_dry_run_wall_s": stats(dry_wall),
             "load_validate_plan_s": stats(total),
             "load_validate_s": stats(load_s),
             "plan_s": stats(plan_s),
@@ -77,8 +83,10 @@ def run(root: Path, *, repeats: int, sizes: list[int]) -> dict[str, Any]:
     if str(TARGET_REPOS) in results:
         at = results[str(TARGET_REPOS)]
         seconds, mib = at["load_validate_plan_s"]["median"], at["load_plan_process_peak_rss_mib"]["median"]
+        dry = at["cli_build_dry_run_wall_s"]["median"]
         targets += [
             target(f"{TARGET_REPOS}-repo manifest: load+validate+plan time", "< 2 s", seconds, seconds < 2.0),
+            target(f"{TARGET_REPOS}-repo manifest: `build --all --dry-run`, whole command", "< 1 s", dry, dry < 1.0),
             target(f"{TARGET_REPOS}-repo manifest: peak memory (whole process)", "< 200 MB", mib, mib < 200,
                    "MiB; RSS of a fresh interpreter that imported the orchestrator and loaded+planned"),
         ]

@@ -51,6 +51,10 @@ def _demo(s: dict[str, Any]) -> list[str]:
         f"| naive script, cold | {_s(s['naive_script_cold_s'])} | sequential, no cache |",
         f"| naive script, rerun | {_s(s['naive_script_rerun_s'])} | Docker layer cache warm |",
         f"| cold / warm | **{s['cold_over_warm']}x** | |",
+        f"| `invoke --list` (the floor: Python, invoke, the task modules) | {_s(s.get('invoke_list_floor_s'))} | "
+        "run right after each warm no-op |",
+        f"| warm / floor | **{s.get('warm_over_invoke_list')}x** | per repeat: "
+        f"{', '.join(f'{x}x' for x in s.get('warm_over_invoke_list_per_repeat', []))} |",
         f"| naive rerun / warm | {s['naive_rerun_over_warm']}x | |",
         f"| naive cold / orchestrator cold | {s['naive_cold_over_cold']}x | |",
         f"| cores busy with other processes | cold {_s(s['other_processes_cores'].get('cold'), '')}, warm "
@@ -66,6 +70,13 @@ def _breakdown(b: dict[str, Any]) -> list[str]:
     calls = b.get("calls", {})
     git = {k[4:]: v for k, v in calls.items() if k.startswith("git ")}
     lines.append(f"| git processes: {sum(git.values())} ({', '.join(f'{k} {v}' for k, v in git.items())}) | |")
+    engine = b.get("engine_lookups", {})
+    if "one_labelled_list_call_s" in engine:
+        lines.append(f"| engine: one list call filtered by the cache-key label "
+                     f"({engine['images_with_the_label_on_the_engine']} labelled images on the engine) | "
+                     f"{_s(engine['one_labelled_list_call_s'], '')} |")
+        lines.append(f"| engine: one inspection per image ({engine['images_of_the_release']} images) | "
+                     f"{_s(engine['one_inspection_per_image_s'], '')} |")
     imports = b.get("imports", {})
     lines.append(f"| all imports (`-X importtime`, separate run) | {imports.get('total_s')} |")
     lines += [f"| &nbsp;&nbsp;import {name} | {seconds} |" for name, seconds in imports.get("top", {}).items()]
@@ -87,12 +98,31 @@ def _fetch(s: dict[str, Any]) -> list[str]:
     ]
 
 
+def _peers(s: dict[str, Any]) -> list[str]:
+    lines = ["| transport | tool | cold, median (min – max) | warm no-op | HTTP requests cold / warm |",
+             "|---|---|---|---|---|"]
+    for transport, r in s["results"].items():
+        for tool in ("orchestrator", "west", "vcstool"):
+            t = r[tool]
+            requests = (f"{t['cold_http_requests']['median']} / {t['warm_http_requests']['median']}"
+                        if transport == "https" else "–")
+            lines.append(f"| {transport} | {tool} | {_s(t['cold_s'])} | {_s(t['warm_s'])} | {requests} |")
+    lines += ["", "| transport | ratio | cold (of medians; per repeat) | warm |", "|---|---|---|---|"]
+    for transport, r in s["results"].items():
+        for pair in ("orchestrator/west", "orchestrator/vcstool", "west/vcstool"):
+            cold, warm = r["cold_ratios"][pair], r["warm_ratios"][pair]
+            lines.append(f"| {transport} | {pair} | **{cold['of_medians']}x**; {cold['per_repeat']} | "
+                         f"**{warm['of_medians']}x**; {warm['per_repeat']} |")
+    return lines
+
+
 def _scale(s: dict[str, Any]) -> list[str]:
-    lines = ["| repos (artifacts) | `manifest --json` wall | its peak RSS | load+validate+plan | of which plan | "
-             "process peak RSS |", "|---|---|---|---|---|---|"]
+    lines = ["| repos (artifacts) | `manifest --json` wall | its peak RSS | `build --all --dry-run` wall | "
+             "load+validate+plan | of which plan | process peak RSS |", "|---|---|---|---|---|---|---|"]
     for size, r in s["results"].items():
         lines.append(f"| {int(size):,} ({r['artifacts']:,}) | {_s(r['cli_manifest_json_wall_s'])} | "
-                     f"{r['cli_manifest_json_peak_rss_mib']['median']} MiB | {_s(r['load_validate_plan_s'])} | "
+                     f"{r['cli_manifest_json_peak_rss_mib']['median']} MiB | {_s(r.get('cli_build_dry_run_wall_s'))} | "
+                     f"{_s(r['load_validate_plan_s'])} | "
                      f"{r['plan_s']['median']} s | {r['load_plan_process_peak_rss_mib']['median']} MiB |")
     g, c = s["growth_load_validate_plan"], s["growth_cli_manifest_json"]
     lines += ["", "| growth | load+validate+plan | `manifest --json` |", "|---|---|---|",
@@ -111,7 +141,7 @@ def render(doc: dict[str, Any]) -> str:
            f"`{doc['project_revision']}`, {doc['repeats']} repeats; {m['cores']} cores, {m['cpu_model']}, "
            f"{m['ram_gib']} GiB; load average {doc['load_average_start']} → {doc['load_average_end']}.", ""]
     out += _targets(doc)
-    sections = {"parallel": _parallel, "demo": _demo, "fetch": _fetch, "scale": _scale}
+    sections = {"parallel": _parallel, "demo": _demo, "fetch": _fetch, "scale": _scale, "peers": _peers}
     for name, render_one in sections.items():
         if name in doc["scenarios"]:
             out += ["", f"#### {name}", "", *render_one(doc["scenarios"][name])]

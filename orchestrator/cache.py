@@ -20,9 +20,10 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
-from orchestrator import kinds, record
+from orchestrator import filestamp, kinds, record
 from orchestrator.builders.image import KEY_LABEL
 from orchestrator.fileops import read_limited, write_atomic
+from orchestrator.imageref import familiar
 from orchestrator.integrity import damage
 from orchestrator.model import Artifact, Manifest, file_stem
 from orchestrator.outputs import ArtifactOutput, FileRecord, ImageRecord
@@ -107,11 +108,15 @@ class LocalCache:
     the outputs are still intact in the release directory and the engine. Restoring
     has nothing to copy."""
 
-    def __init__(self, state_dir: Path, *, release_dir: Path, engine: ContainerEngine | None) -> None:
-        self.state_dir, self.release_dir, self.engine = state_dir, release_dir, engine
+    def __init__(self, state_dir: Path, *, release_dir: Path, engine: ContainerEngine | None,
+                 trust: bytes | None = None) -> None:
+        """``trust``: the stamp key (``stamps.key``) that signs the stat data of files
+        already hashed, so that unchanged files are not read again; None: hash them all."""
+        self.state_dir, self.release_dir, self.engine, self.trust = state_dir, release_dir, engine, trust
 
     def lookup(self, artifact: str, key: str) -> Found:
-        return Found(*lookup(self.state_dir, artifact, key, release_dir=self.release_dir, engine=self.engine))
+        return Found(*lookup(self.state_dir, artifact, key, release_dir=self.release_dir, engine=self.engine,
+                             trust=self.trust))
 
     def restore(self, artifact: str, key: str, found: Found) -> ArtifactOutput:
         if found.output is None:
@@ -192,16 +197,18 @@ def save(state_dir: Path, artifact: str, key: str, output: ArtifactOutput) -> No
 
 def forget(state_dir: Path, artifact: str) -> None:
     """Drop the record (the artifact is being rebuilt or failed)."""
+    filestamp.forget(_record_path(state_dir, artifact))
     _record_path(state_dir, artifact).unlink(missing_ok=True)
 
 
 def lookup(state_dir: Path, artifact: str, key: str, *, release_dir: Path,
-           engine: ContainerEngine | None) -> tuple[ArtifactOutput | None, str]:
+           engine: ContainerEngine | None, trust: bytes | None = None) -> tuple[ArtifactOutput | None, str]:
     """The recorded output when ``key`` matches and it is intact, else (None, why).
 
     A state record is untrusted like everything under .build/: one that is not a
     small regular file of exactly the shape ``save`` writes means "rebuild", with the
-    reason, never an error.
+    reason, never an error. ``trust`` (the stamp key) lets files whose stat data are as
+    signed after their last hashing go unread (``orchestrator.filestamp``).
     """
     path = _record_path(state_dir, artifact)
     try:
@@ -216,17 +223,30 @@ def lookup(state_dir: Path, artifact: str, key: str, *, release_dir: Path,
         return None, f"unreadable cache record: {e.message}"
     if recorded_key != key:
         return None, "inputs changed"
-    for file in files:
-        if (why := damage(release_dir, file)) is not None:
-            return None, f"{file.path} is {why}" if why == "missing" else f"{file.path} changed: {why}"
+    # Files whose stat data are as signed after their last hashing are intact; the others
+    # are hashed, and their stat data kept for next time (filestamp).
+    signed = filestamp.trusted(path, trust, key, files) if trust is not None else {}
+    if any(signed.get(f.path) is None or filestamp.current(release_dir, f) != signed[f.path] for f in files):
+        taken = filestamp.now(path) if trust is not None else None
+        seen = {f.path: filestamp.current(release_dir, f) for f in files}
+        for file in files:
+            if (why := damage(release_dir, file)) is not None:
+                return None, f"{file.path} is {why}" if why == "missing" else f"{file.path} changed: {why}"
+        if trust is not None and all(seen.values()):
+            filestamp.keep(path, trust, key, files, {p: s for p, s in seen.items() if s is not None}, taken)
     if images:
         if engine is None:
             return None, "no Docker engine to check the image"
         for image in images:
+            # One inspection per image answers for all its references and its label; a
+            # reference the engine spells differently is looked up on its own.
+            info = engine.inspect_image(image.id)
+            if info is None or info.id != image.id:
+                return None, f"image {(image.refs or (image.id,))[0]} is missing or was replaced"
             for ref in image.refs:
-                if engine.image_id(ref) != image.id:
+                if familiar(ref) not in info.tags and engine.image_id(ref) != image.id:
                     return None, f"image {ref} is missing or was replaced"
-            if engine.image_labels(image.id).get(KEY_LABEL) != key:
+            if info.labels.get(KEY_LABEL) != key:
                 return None, f"image {image.id[:19]} does not carry the cache key"
         # A record saved before layers were recorded: the engine says (same id, same layers).
         images = tuple(i if i.layers else replace(i, layers=engine.image_layers(i.id)) for i in images)

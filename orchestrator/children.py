@@ -55,7 +55,7 @@ class Children:
                 else:
                     from orchestrator.engine.dockerpy import Engine
 
-                    self._engine = Engine.from_env(workspace=self.workspace)
+                    self._engine = Engine.connect(workspace=self.workspace)
             return self._engine
 
     def sweep(self) -> list[str]:

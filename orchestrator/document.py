@@ -76,7 +76,36 @@ def _choose_loader() -> type:
     return _BoundedLoader
 
 
-_Loader = _choose_loader()
+def _quick(loader: type) -> type:
+    """``loader`` with a shortcut through tag resolution.
+
+    The composer asks the (pure-Python) resolver about every node. A plain scalar whose
+    first character starts no implicit resolver (most keys and values: ``url``,
+    ``repo00042``, ``make build``) is a string whatever follows; others go the usual
+    way. Path resolvers, which would make it depend on more, are refused here."""
+    resolvers = loader.yaml_implicit_resolvers  # type: ignore[attr-defined]
+    if loader.yaml_path_resolvers or None in resolvers:  # type: ignore[attr-defined]
+        return loader  # a wildcard resolver looks at every value
+    first = frozenset(key for key in resolvers if key)
+
+    class Quick(loader):  # type: ignore[misc]
+        def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+            if kind is _SCALAR and implicit[0] and value and value[0] not in first:
+                return _STR
+            return super().resolve(kind, value, implicit)
+
+        def descend_resolver(self, current_node: Any, current_index: Any) -> None:
+            pass  # no path resolvers: nothing to track
+
+        def ascend_resolver(self) -> None:
+            pass
+
+    return Quick
+
+
+_Loader = _quick(_choose_loader())
+_SCALAR = yaml.ScalarNode
+_STR = "tag:yaml.org,2002:str"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,22 +122,26 @@ class Document:
 
     file: str
     root: Any
-    positions: dict[Path_, Pos]  # path -> position of the value
-    key_positions: dict[Path_, Pos]  # path -> position of the mapping key naming it
+    # path -> YAML mark (0-based line and column) of the value, and of the mapping key
+    # naming it: kept as the composer made them, and turned into a Pos only for a
+    # message (a 5,000-repo manifest has a quarter of a million of them).
+    positions: dict[Path_, Any]
+    key_positions: dict[Path_, Any]
     raw: dict[Path_, str]  # path -> original text of a scalar that YAML resolved to a non-string
 
     def pos(self, path: Path_) -> Pos | None:
         """Where the value at ``path`` (or the nearest parent that exists) starts."""
         while True:
             if path in self.positions:
-                return self.positions[path]
+                return _mark_pos(self.positions[path])
             if not path:
                 return None
             path = path[:-1]
 
     def key_pos(self, path: Path_) -> Pos | None:
         """Where the key that names ``path`` starts (falls back to the value)."""
-        return self.key_positions.get(path) or self.pos(path)
+        mark = self.key_positions.get(path)
+        return _mark_pos(mark) if mark is not None else self.pos(path)
 
     def error(self, path: Path_, problem: str, *, hint: str | None = None, at_key: bool = False) -> ManifestError:
         """A ManifestError located at ``path``."""
@@ -209,14 +242,17 @@ def parse(text: str, file: str, *, loader: type | None = None) -> Document:
 def parse_optional(text: str, file: str, *, loader: type | None = None) -> Document | None:
     """Like ``parse``, but an empty text (or only comments) gives ``None``."""
     node = compose(text, file, loader=loader)
-    return None if node is None else _Converter(file).document(node)
+    # Without an anchor ('&') there is no alias: no node can be reached twice or contain
+    # itself, and the bookkeeping that catches alias bombs and cycles can be skipped.
+    return None if node is None else _Converter(file, aliases="&" in text).document(node)
 
 
 class _Converter:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, *, aliases: bool = True) -> None:
         self.file = file
-        self.positions: dict[Path_, Pos] = {}
-        self.key_positions: dict[Path_, Pos] = {}
+        self.aliases = aliases
+        self.positions: dict[Path_, Any] = {}
+        self.key_positions: dict[Path_, Any] = {}
         self.raw: dict[Path_, str] = {}
         self.constructor = yaml.constructor.SafeConstructor()
         self.active: set[int] = set()
@@ -240,37 +276,44 @@ class _Converter:
         )
 
     def convert(self, node: yaml.Node, path: Path_) -> Any:
-        if id(node) in self.seen or self.alias_values:
-            self.alias_values += 1
-            if self.alias_values > _MAX_ALIAS_VALUES:
-                raise self.fail(node, path, "aliases expand to too many values (an alias bomb?)")
-        self.seen.add(id(node))
-        if id(node) in self.active:
-            raise self.fail(node, path, "a recursive alias refers to itself")
-        self.positions[path] = _mark_pos(node.start_mark)
-        if isinstance(node, yaml.ScalarNode):
+        ident = id(node)
+        if self.aliases:
+            if self.alias_values or ident in self.seen:
+                self.alias_values += 1
+                if self.alias_values > _MAX_ALIAS_VALUES:
+                    raise self.fail(node, path, "aliases expand to too many values (an alias bomb?)")
+            self.seen.add(ident)
+            if ident in self.active:
+                raise self.fail(node, path, "a recursive alias refers to itself")
+        self.positions[path] = node.start_mark
+        if node.__class__ is _SCALAR:
+            if node.tag == _STR and "\x00" not in node.value:  # the common case, without a call
+                return node.value
             return self.scalar(node, path)
         if len(path) >= MAX_DEPTH:
             raise self.fail(node, path, *_TOO_DEEP)
-        self.active.add(id(node))
+        if self.aliases:
+            self.active.add(ident)
         try:
             if isinstance(node, yaml.SequenceNode):
                 if node.tag != "tag:yaml.org,2002:seq":
                     raise self.fail(node, path, f"unsupported YAML tag {node.tag!r}", "remove the tag")
                 return [self.convert(item, (*path, i)) for i, item in enumerate(node.value)]
+            if isinstance(node, yaml.ScalarNode):  # a subclass of ScalarNode: not the fast path
+                return self.scalar(node, path)
             assert isinstance(node, yaml.MappingNode)
             if node.tag != "tag:yaml.org,2002:map":
                 raise self.fail(node, path, f"unsupported YAML tag {node.tag!r}", "remove the tag")
             return self.mapping(node, path)
         finally:
-            self.active.discard(id(node))
+            self.active.discard(ident)
 
     def mapping(self, node: yaml.MappingNode, path: Path_) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
                 raise self.fail(key_node, path, "merge keys ('<<') are not supported", "write the keys out")
-            if not (isinstance(key_node, yaml.ScalarNode) and key_node.tag == "tag:yaml.org,2002:str"):
+            if not (isinstance(key_node, yaml.ScalarNode) and key_node.tag == _STR):
                 shown = key_node.value if isinstance(key_node, yaml.ScalarNode) else "a collection"
                 raise self.fail(
                     key_node, path, f"keys must be strings, got {shown!r}", "quote the key"
@@ -280,14 +323,14 @@ class _Converter:
             if "\x00" in key:
                 raise self.fail(key_node, path, f"key {key!r} contains a NUL character", "remove it")
             if key in result:
-                first = self.key_positions[child]
+                first = _mark_pos(self.key_positions[child])
                 raise self.fail(
                     key_node,
                     child,
                     f"duplicate key {key!r} (first defined at line {first.line})",
                     "remove one of them; YAML would silently keep only the last",
                 )
-            self.key_positions[child] = _mark_pos(key_node.start_mark)
+            self.key_positions[child] = key_node.start_mark
             result[key] = self.convert(value_node, child)
         return result
 

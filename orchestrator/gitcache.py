@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -21,8 +22,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-
-from filelock import FileLock, Timeout
+from typing import TYPE_CHECKING
 
 from orchestrator import gitcmd, gitcommits, mirroruse, procs, repoconfig
 from orchestrator.errors import SourceError
@@ -30,14 +30,21 @@ from orchestrator.gitcmd import must, run
 from orchestrator.gitcommits import has_commit, rev_parse
 from orchestrator.gitfailure import Cancelled, CorruptObjectsError, GitResult, NoSpaceError
 
+if TYPE_CHECKING:
+    from filelock import FileLock
+
 Emit = Callable[[str, str], None]
 
 LOCK_TIMEOUT = 1800.0
+# What git accepts in HEAD: a symbolic ref into refs/, or a detached object id.
+_HEAD = re.compile(rb"(ref: refs/[^\x00-\x20]+|[0-9a-f]{40})\n?")
 
 
 @contextmanager
 def locked(path: Path, name: str, emit: Emit) -> Iterator[None]:
     """Hold the inter-process lock ``path`` (threads of one process exclude each other too)."""
+    from filelock import FileLock  # noqa: PLC0415  (lazy: a warm run that needs no git takes no lock)
+
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(path)
     # Waits for a sibling thread on a shared mirror are short: say nothing of those.
@@ -68,6 +75,7 @@ def locked(path: Path, name: str, emit: Emit) -> Iterator[None]:
 
 def _acquire(lock: FileLock, timeout: float) -> bool:
     """Take ``lock`` within ``timeout`` seconds; a cancelled run stops waiting at once."""
+    from filelock import Timeout  # noqa: PLC0415
     deadline = time.monotonic() + timeout
     while True:
         if gitcmd.cancelled():
@@ -136,15 +144,14 @@ def ensure_mirror(mirror: Path, name: str, emit: Emit) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(cache, mirror.name, name, emit)
     if mirror.exists():
-        if _trusted(mirror, repoconfig.MIRROR, name, emit) and _is_repo(mirror, bare=True):
+        if _trusted(mirror, repoconfig.MIRROR, name, emit) and _is_repo(mirror):
             _clear_stale_locks(mirror, name, emit)
             _mark_used(mirror, name, emit)
             return
         emit(name, f"discarding damaged mirror {mirror}")
         discard(mirror)
     temp = Path(tempfile.mkdtemp(prefix=f".tmp~{mirror.name}~", dir=cache))
-    must(run(["init", "--bare", "--quiet", "--template=", "--", str(temp)], cwd=cache), name)
-    repoconfig.write(temp, repoconfig.MIRROR)
+    repoconfig.init(temp, repoconfig.MIRROR)
     os.rename(temp, mirror)
     _mark_used(mirror, name, emit)
 
@@ -169,39 +176,108 @@ def check_out(
     tag: tuple[str, str] | None,
     emit: Emit,
     fresh: bool = False,
-) -> int:
-    """Check ``commit`` out at ``path``, detached, identical to the commit; return its
-    committer time. ``tag`` is (name, object id) to recreate in the checkout, so that
-    `git describe` in a build sees the release tag. ``fresh`` discards the checkout
-    first. Raises ``CorruptObjectsError`` when objects cannot be read, in the checkout
-    or in the mirror it fetches from."""
+) -> None:
+    """Check ``commit`` out at ``path``, detached, identical to the commit. ``tag`` is
+    (name, object id) to recreate in the checkout, so that `git describe` in a build
+    sees the release tag. ``fresh`` discards the checkout first. Raises
+    ``CorruptObjectsError`` when objects cannot be read, in the checkout or in the
+    mirror it fetches from."""
     with locked(path.parent / ".locks" / f"{path.name}.lock", name, emit):
         if fresh and os.path.lexists(path):
             emit(name, f"discarding checkout {path}")
             discard(path)
-        git_dir = _ensure_worktree(path, name, emit)
-        present = has_commit(git_dir, commit)
+        git_dir, new = _ensure_worktree(path, name, emit)
+        # A checkout made just now holds nothing: no object to look for, nothing to clean.
+        present = not new and has_commit(git_dir, commit)
         wanted = commit
         if tag is not None:
             tag_ref, tag_object = f"refs/tags/{tag[0]}", tag[1]
             present = present and rev_parse(git_dir, tag_ref) == tag_object
             wanted = f"+{tag_object}:{tag_ref}"
-        if not present:
+        # A new checkout of a mirror that holds one pack takes that pack as is (git index-pack
+        # checks every object as a fetch would), without a fetch's three other processes.
+        copied = new and not fresh and _copy_pack(mirror, git_dir, name, tag)
+        if not present and not copied:
             fetch = ["fetch", "--quiet", "--depth", "1", "--no-tags", "--"]
             _from_mirror(run([*fetch, mirror.as_uri(), wanted], git_dir=git_dir), name, mirror)
         # Clean before the checkout too: git checkout reads a directory's .gitattributes from
         # the work tree when the index has none there, so one a build left (eol=crlf, ident,
         # working-tree-encoding) would convert the files checked out. -ff also removes
         # nested repositories that an earlier build left behind.
-        must(run(["clean", "-ffdxq"], git_dir=git_dir, work_tree=path, cwd=path), name)
-        must(run(["checkout", "--quiet", "--force", "--detach", commit], git_dir=git_dir, work_tree=path, cwd=path),
-             name)
-        must(run(["clean", "-ffdxq"], git_dir=git_dir, work_tree=path, cwd=path), name)
-        head = must(run(["log", "-1", "--format=%H %ct"], git_dir=git_dir), name)
-    found, _, when = head.stdout.strip().partition(" ")
-    if found != commit:
-        raise SourceError(f"{name}: {path} is at {found} after checking out {commit}")
-    return int(when)
+        if not new:
+            must(run(["clean", "-ffdxq"], git_dir=git_dir, work_tree=path, cwd=path), name)
+        checked_out = run(["checkout", "--quiet", "--force", "--detach", commit], git_dir=git_dir, work_tree=path,
+                          cwd=path)
+        if copied and not checked_out.ok:  # the mirror's pack lacked something: fetch afresh
+            raise CorruptObjectsError(name, mirror, gitcmd.trimmed(checked_out.stderr))
+        must(checked_out, name)
+        if not new:
+            must(run(["clean", "-ffdxq"], git_dir=git_dir, work_tree=path, cwd=path), name)
+        if not _head_is(git_dir, commit):
+            head = must(run(["rev-parse", "--verify", "--quiet", "HEAD"], git_dir=git_dir), name)
+            raise SourceError(f"{name}: {path} is at {head.stdout.strip()} after checking out {commit}")
+
+
+MAX_COPIED_PACK = 256 * 1024 * 1024
+
+
+def _copy_pack(mirror: Path, git_dir: Path, name: str, tag: tuple[str, str] | None) -> bool:
+    """Give the new checkout at ``git_dir`` the objects of a shallow mirror that holds them
+    as one pack (what a first fetch into a mirror leaves): the pack goes through ``git
+    index-pack``, which hashes every object as a fetch's receiving end would (the mirror
+    is not trusted), with the mirror's shallow boundary and the tag. False, having
+    changed nothing, when the mirror holds anything else: then the checkout fetches."""
+    objects = mirror / "objects"
+    try:
+        if any(len(entry) == 2 for entry in os.listdir(objects)):  # loose objects: fetch
+            return False
+        packs = [entry for entry in os.listdir(objects / "pack") if entry.endswith(".pack")]
+        if len(packs) != 1:
+            return False
+        # Only a shallow mirror's pack: a full history (a server that refused a shallow
+        # fetch) is cheaper to fetch from, one commit deep, than to index whole.
+        shallow = _regular_bytes(mirror / "shallow", 1 << 20)
+        data = _regular_bytes(objects / "pack" / packs[0], MAX_COPIED_PACK)
+    except OSError:
+        return False
+    if not shallow.strip():
+        return False
+    indexed = run(["index-pack", "--stdin"], git_dir=git_dir, stdin=data)
+    if not indexed.ok:
+        raise CorruptObjectsError(name, mirror, gitcmd.trimmed(indexed.stderr))
+    (git_dir / "shallow").write_bytes(shallow)
+    if tag is not None:
+        ref = git_dir / "refs" / "tags" / tag[0]
+        ref.parent.mkdir(parents=True, exist_ok=True)
+        ref.write_text(tag[1] + "\n")
+    return True
+
+
+def _regular_bytes(path: Path, limit: int) -> bytes:
+    """A regular file's bytes, never through a symlink; OSError for anything else or bigger."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
+            raise OSError(errno.EINVAL, "not a regular file of a size to copy", str(path))
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _head_is(git_dir: Path, commit: str) -> bool:
+    """HEAD is detached at ``commit``: read from its file, as git itself wrote it."""
+    try:
+        fd = os.open(git_dir / "HEAD", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, 64) == commit.encode() + b"\n"
+    finally:
+        os.close(fd)
 
 
 def _from_mirror(result: GitResult, name: str, mirror: Path) -> None:
@@ -215,29 +291,39 @@ def _from_mirror(result: GitResult, name: str, mirror: Path) -> None:
     must(result, name)
 
 
-def _ensure_worktree(path: Path, name: str, emit: Emit) -> Path:
+def _ensure_worktree(path: Path, name: str, emit: Emit) -> tuple[Path, bool]:
+    """The checkout's git directory, made if need be; and whether it was made just now."""
     _remove_leftovers(path.parent, path.name, name, emit)
     trusted = _trusted(path / ".git", repoconfig.CHECKOUT, name, emit)
-    if path.exists() and not (trusted and _is_repo(path / ".git", bare=False)):
+    if path.exists() and not (trusted and _is_repo(path / ".git")):
         emit(name, f"discarding damaged checkout {path}")
         discard(path)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        must(run(["init", "--quiet", "--template=", "--", str(path)], cwd=path.parent), name)
-        repoconfig.write(path / ".git", repoconfig.CHECKOUT)
-    else:
-        _clear_stale_locks(path / ".git", name, emit)
-    return path / ".git"
+        path.mkdir(parents=True)
+        repoconfig.init(path / ".git", repoconfig.CHECKOUT)
+        return path / ".git", True
+    _clear_stale_locks(path / ".git", name, emit)
+    return path / ".git", False
 
 
-def _is_repo(git_dir: Path, *, bare: bool) -> bool:
-    # Asked of git through the door rather than of git.Repo: GitPython reads
-    # GIT_OBJECT_DIRECTORY, GIT_WORK_TREE and GIT_COMMON_DIR from os.environ
-    # in-process, so a leaked variable would make every mirror look damaged.
-    if not (git_dir / "config").is_file():
+def _is_repo(git_dir: Path) -> bool:
+    """``git_dir`` is a repository as git recognises one: a HEAD that is a ref or an
+    object id, objects/ and refs/. Read from disk: the caller has checked that its
+    config, which says whether it is bare, is the one we wrote (``_trusted``), so no git
+    process is needed. (Not GitPython either: it reads GIT_* variables from os.environ.)"""
+    try:
+        objects, refs = os.lstat(git_dir / "objects"), os.lstat(git_dir / "refs")
+        fd = os.open(git_dir / "HEAD", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
         return False
-    result = run(["rev-parse", "--is-bare-repository"], git_dir=git_dir)
-    return result.ok and result.stdout.strip() == ("true" if bare else "false")
+    try:
+        head = os.read(fd, 4097) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+    valid_head = _HEAD.fullmatch(head) is not None
+    return valid_head and stat.S_ISDIR(objects.st_mode) and stat.S_ISDIR(refs.st_mode)
 
 
 def _trusted(git_dir: Path, expected: bytes, name: str, emit: Emit) -> bool:

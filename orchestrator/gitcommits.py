@@ -37,6 +37,11 @@ def walkable(git_dir: Path, commit: str) -> bool:
 _TIMESTAMPS: dict[tuple[Path, str], int] = {}
 
 
+def remember(git_dir: Path, commit: str, timestamp: int) -> None:
+    """``commit``'s history was walked in ``git_dir`` (by the caller's own git process)."""
+    _TIMESTAMPS[(git_dir, commit)] = timestamp
+
+
 def forget(git_dir: Path) -> None:
     """Drop what is remembered about ``git_dir``: it was discarded."""
     for key in [key for key in _TIMESTAMPS if key[0] == git_dir]:

@@ -128,6 +128,15 @@ def registry_of(ref: str) -> str:
     return split_registry(ref)[0] or "docker.io"
 
 
+def familiar(ref: str) -> str:
+    """``ref`` as the engine lists it among an image's RepoTags: Docker Hub's
+    ``docker.io/library/`` dropped, ``:latest`` added when no tag is given."""
+    host, rest = split_registry(ref)
+    if host in ("docker.io", "index.docker.io"):
+        ref = rest.removeprefix("library/") if rest.count("/") == 1 else rest
+    return ref if "@" in ref or split_tag(ref)[1] is not None else f"{ref}:latest"
+
+
 def split_tag(ref: str) -> tuple[str, str | None]:
     """``host:5000/a/b:1`` -> (``host:5000/a/b``, ``1``): a ':' before the last '/' is a port."""
     head, slash, last = ref.rpartition("/")

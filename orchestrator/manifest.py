@@ -124,16 +124,15 @@ class _Validator:
             self.add(path, f"expected a mapping, got {schema._type_name(value)}")
             return
         kind: Any = value.get("type")
-        known = ", ".join(kinds.names())
         if "type" not in value:
-            self.add(path, "missing required key 'type'", f"add `type:` (one of: {known})")
+            self.add(path, "missing required key 'type'", f"add `type:` (one of: {', '.join(kinds.names())})")
             return
         if not isinstance(kind, str):
             problem, hint = schema.type_problem("an artifact type", kind)
             self.add((*path, "type"), problem, hint or self.quote_hint((*path, "type"), kind))
             return
         if kind not in kinds.names():
-            self.add((*path, "type"), f"unknown artifact type {shown(kind)}", f"use one of: {known}")
+            self.add((*path, "type"), f"unknown artifact type {shown(kind)}", f"use one of: {', '.join(kinds.names())}")
             return
         self.fields(value, path, kinds.fields_of(kind), f"a {kind} artifact")
 

@@ -91,9 +91,12 @@ def command_text(command: str | tuple[str, ...] | None) -> str:
     return command if isinstance(command, str) else shlex.join(command)
 
 
+_FIELD = re.compile(r"\{([a-z_]+)\}")
+
+
 def render(template: str, values: Mapping[str, str]) -> str:
     """``template`` with each ``{field}`` replaced from ``values`` (unknown ones kept)."""
-    return re.sub(r"\{([a-z_]+)\}", lambda m: values.get(m.group(1), m.group(0)), template)
+    return _FIELD.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 def file_stem(artifact: str) -> str:

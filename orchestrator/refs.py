@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
-from orchestrator import gitcmd, gitcommits, gitcreds
+from orchestrator import gitcmd, gitcommits, gitcreds, refstore
 from orchestrator.errors import OrchestratorError, PinError, SourceError
 from orchestrator.gitcache import Emit, discard, ensure_mirror, locked
 from orchestrator.gitfailure import CorruptObjectsError
 from orchestrator.gitinput import COMMIT
-
-RefKind = Literal["tag", "branch", "commit"]
+from orchestrator.sourceref import RefKind, RepoRef
 
 _SHORT_SHA = re.compile(r"[0-9a-fA-F]{7,39}")
 _PIN_NS = "refs/orchestrator/commits/"
@@ -108,19 +107,6 @@ class NotCachedError(SourceError):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class RepoRef:
-    """A repo, validated, with the URL git uses and its mirror's path."""
-
-    name: str
-    url: str  # the manifest URL, redacted: the only form that reaches a message
-    shown: str  # url, plus the redacted mirror URL when one is used
-    git_url: str = field(repr=False)  # what git contacts; may hold credentials: never displayed
-    ref: str
-    pin: str | None
-    mirror: Path
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
 class Pinned:
     """What a ref resolved to, and whether the network was needed to find out."""
 
@@ -188,16 +174,25 @@ def _pin(source: RepoRef, options: Policy, emit: Emit) -> Pinned:
 def _lookup(source: RepoRef) -> tuple[RefKind, str, str] | None:
     """What the mirror knows about the ref already: (kind, target, commit)."""
     if COMMIT.fullmatch(source.ref):
-        held = gitcommits.rev_parse(source.mirror, f"{_PIN_NS}{source.ref}") is not None
+        held = _read_ref(source.mirror, f"{_PIN_NS}{source.ref}") is not None
         found = _commit_of(source, source.ref, missing_is_damage=held, unwalkable_is_damage=False)
         return ("commit", source.ref, source.ref) if found == source.ref else None
     kinds: tuple[RefKind, ...] = ("tag", "branch")
     for kind in kinds:
-        target = gitcommits.rev_parse(source.mirror, _refname(kind, source.ref))
+        target = _read_ref(source.mirror, _refname(kind, source.ref))
         commit = _commit_of(source, target, missing_is_damage=True, unwalkable_is_damage=False) if target else None
         if target and commit:
             return kind, target, commit
     return None
+
+
+def _read_ref(mirror: Path, refname: str) -> str | None:
+    """What ``refname`` holds in the mirror: read from its files, or asked of git when
+    only git can tell (refstore)."""
+    try:
+        return refstore.read(mirror, refname)
+    except refstore.Unknown:
+        return gitcommits.rev_parse(mirror, refname)
 
 
 def _commit_of(source: RepoRef, rev: str, *, missing_is_damage: bool, unwalkable_is_damage: bool) -> str | None:
@@ -209,6 +204,13 @@ def _commit_of(source: RepoRef, rev: str, *, missing_is_damage: bool, unwalkable
     killed midway) when a fetch should just have made it whole.
     """
     mirror = source.mirror
+    # The usual answer in one git process: peeled, walkable, and its time (remembered).
+    quick = gitcmd.run(["rev-list", "--max-count=1", "--timestamp", f"{rev}^{{commit}}"], git_dir=mirror)
+    when, _, commit = quick.stdout.strip().partition(" ")
+    if quick.ok and when.isdigit() and COMMIT.fullmatch(commit):
+        gitcommits.remember(mirror, commit, int(when))
+        return commit
+    # Something is off: tell a missing ref, a missing object and damage apart, step by step.
     peeled = gitcmd.run(["rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], git_dir=mirror)
     if not peeled.ok:
         _raise_if_damaged(source, peeled)
@@ -260,21 +262,41 @@ def _from_remote(source: RepoRef, options: Policy, emit: Emit) -> Pinned:
             raise CommitNotFoundError(source.name, source.ref, source.shown)
         # The full-fetch fallback brings the commit but does not write the pin ref.
         gitcmd.must(gitcmd.run(["update-ref", full, source.ref], git_dir=source.mirror), source.name)
+    elif source.pin is not None:
+        # Pinned: whatever the remote says, the pin decides, so fetch at once (one round
+        # trip) rather than list the remote's refs first. A tag wins over a branch of
+        # the same name, as in `git rev-parse`.
+        kind, full = _fetch_pinned(source, options, emit)
     else:
         kind, advertised = _ls_remote(source, options, emit)
         full = _refname(kind, source.ref)
-        current = gitcommits.rev_parse(source.mirror, full)
+        current = _read_ref(source.mirror, full)
         usable = current == advertised and _commit_of(
             source, advertised, missing_is_damage=True, unwalkable_is_damage=False) is not None
         if not usable:
             _fetch(source, options, emit, (f"+{full}:{full}",), fallback=None)
-    target = gitcommits.rev_parse(source.mirror, full)
+    target = _read_ref(source.mirror, full)
     commit = _commit_of(source, target, missing_is_damage=True, unwalkable_is_damage=True) if target else None
     if target is None or commit is None:
         raise RefNotFoundError(source.name, source.ref, source.shown)
     if source.pin is not None and commit != source.pin:
         raise MovedRefError(source.name, kind, source.ref, source.shown, expected=source.pin, actual=commit)
     return Pinned(kind=kind, target=target, commit=commit, fetched=True)
+
+
+def _fetch_pinned(source: RepoRef, options: Policy, emit: Emit) -> tuple[RefKind, str]:
+    """Fetch the ref as a tag, else as a branch: (its kind, its full name)."""
+    kinds: tuple[RefKind, ...] = ("tag", "branch")
+    for kind in kinds:
+        full = _refname(kind, source.ref)
+        try:
+            _fetch(source, options, emit, (f"+{full}:{full}",), fallback=None)
+        except RefNotFoundError:
+            continue
+        return kind, full
+    if _SHORT_SHA.fullmatch(source.ref):
+        raise AbbreviatedCommitError(source.name, source.ref, source.shown)
+    raise RefNotFoundError(source.name, source.ref, source.shown)
 
 
 def _ls_remote(source: RepoRef, options: Policy, emit: Emit) -> tuple[RefKind, str]:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from orchestrator import kinds, record, sharedbuild
+from orchestrator import kinds, record, sharedbuild, stamps
 from orchestrator.cache import Layered, LocalCache
 from orchestrator.errors import DockerUnavailableError, Interrupted, OrchestratorError
 from orchestrator.execute import STOPPED, BuildInterrupted, Event, Options, Result, execute
+from orchestrator.fetching import default_jobs, fetch_options, fetch_sources
 from orchestrator.manifest import Manifest
 from orchestrator.outputs import Source
 from orchestrator.plan import Plan
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from orchestrator.children import Children
     from orchestrator.engine.protocol import ContainerEngine
     from orchestrator.signing import Signer
-    from orchestrator.sources import FetchOptions
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,7 +65,7 @@ def connect_docker(
     if engine_factory is None:
         from orchestrator.engine.dockerpy import Engine
 
-        engine_factory = Engine.from_env
+        engine_factory = Engine.connect
     try:
         return engine_factory(), {}, None
     except DockerUnavailableError as e:
@@ -73,58 +73,6 @@ def connect_docker(
             raise
         reason = str(e).splitlines()[0]
         return None, {name: f"no Docker engine ({reason})" for name in docker_steps}, str(e)
-
-
-def fetch_options(settings: Settings, *, refresh: bool = False) -> FetchOptions:
-    """The sources layer's options from the run's settings. ``refresh`` asks every
-    remote even when the mirror could answer (locking and verifying pins)."""
-    from orchestrator import sources
-
-    return sources.FetchOptions(
-        cache_dir=settings.cache_dir or sources.default_cache_dir(),
-        checkout_dir=settings.build_dir / "src",
-        jobs=settings.jobs or default_jobs(),
-        offline=settings.offline,
-        mirrors=settings.mirrors,
-        retries=settings.retries,
-        refresh=refresh and not settings.offline,
-    )
-
-
-def fetch_sources(manifest: Manifest, plan: Plan, settings: Settings,
-                  on_progress: Callable[[str, str], None] | None = None, *, lazy: bool = False) -> dict[str, Source]:
-    """Every repo the plan needs, its pin verified in the mirror (fetching as needed).
-
-    Eager: each is checked out now. ``lazy``: a repo is checked out only when one of
-    its artifacts is really built, so a fully cached release touches no checkout.
-    """
-    from orchestrator import sources
-
-    options = fetch_options(settings)
-    repos = [manifest.repos[name] for name in plan.repos]
-    if not lazy:
-        return {
-            name: Source(repo=name, url=c.url, ref=c.ref, commit=c.commit, commit_time=c.commit_time, path=c.path)
-            for name, c in sources.fetch(repos, options, on_event=on_progress).items()
-        }
-
-    def checkout(resolved: sources.Resolved) -> Callable[[], None]:
-        def prepare() -> None:
-            sources.check_out_resolved(resolved, options, on_event=on_progress)
-
-        return prepare
-
-    return {
-        name: Source(repo=name, url=r.url, ref=r.ref, commit=r.commit, commit_time=r.commit_time,
-                     path=options.checkout_dir.absolute() / name, prepare=checkout(r))
-        for name, r in sources.pin_all(repos, options, on_event=on_progress).items()
-    }
-
-
-def default_jobs() -> int:
-    import os
-
-    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
 
 
 def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_going: bool = False,
@@ -163,7 +111,7 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
     plan, wait_for = sharedbuild.shard(manifest, plan, settings, shared, on_warning)
     engine, unavailable, docker_problem = connect_docker(
         manifest, plan, tolerate_missing=tolerate_missing_docker, engine_factory=children.engine)
-    sources = (fetch or (lambda m, p, s: fetch_sources(m, p, s, on_fetch, lazy=True)))(manifest, plan, settings)
+    sources = (fetch or (lambda m, p, s: fetch_sources(m, p.repos, s, on_fetch, lazy=True)))(manifest, plan, settings)
     options = Options(
         jobs=settings.jobs or default_jobs(),
         keep_going=keep_going,
@@ -174,7 +122,8 @@ def build_release(manifest: Manifest, plan: Plan, settings: Settings, *, keep_go
         wait_for=wait_for,
         restore_only=settings.assemble,
     )
-    local = LocalCache(state_dir / manifest.release, release_dir=release_dir, engine=engine)
+    local = LocalCache(state_dir / manifest.release, release_dir=release_dir, engine=engine,
+                       trust=stamps.key(fetch_options(settings).cache_dir))
     remote = sharedbuild.attach(shared, manifest, sources, engine)
     try:
         results = execute(plan, manifest, sources, options, engine=engine, unavailable=unavailable,

@@ -61,6 +61,18 @@ _NOT_OURS = "its git config is not the one the orchestrator wrote"
 _MAX_CONFIG = 65536  # ours is 200 bytes; git's own additions would be a few lines more
 
 
+def init(git_dir: Path, expected: bytes) -> None:
+    """Make an empty repository at ``git_dir``, exactly what ``git init --template=``
+    makes (HEAD on ``main``, the empty object and ref directories) with our config: no
+    git process needed."""
+    for directory in ("objects/info", "objects/pack", "refs/heads", "refs/tags"):
+        (git_dir / directory).mkdir(parents=True, exist_ok=True)
+    # Not fsync'ed: a HEAD lost in a crash makes the repository damaged, and damaged
+    # repositories are discarded and made again (gitcache).
+    (git_dir / "HEAD").write_bytes(b"ref: refs/heads/main\n")
+    write(git_dir, expected)
+
+
 def write(git_dir: Path, expected: bytes) -> None:
     """Replace the config git init wrote with ours."""
     write_atomic(git_dir / "config", expected)

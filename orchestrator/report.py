@@ -130,6 +130,12 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
     if previous is not None:
         replaced = {name for name, result in results.items() if result.status in ("ok", "restored")}
         _remove_stale(release_dir, previous, release, rebuilt=replaced)
+    if previous is not None and previous.status != "building" and signer is None and not stopped \
+            and _unchanged(previous, release, release_dir):
+        # A no-op: every file and image was found intact as recorded. The record,
+        # SHA256SUMS and provenance.json stay as the run that made them wrote them (a key
+        # given now signs them again, below).
+        return previous
     fsync_files(release_dir, (f.path for a in release.built().values() for f in a.files))
     sums = record.sums_text(release).encode()
     if previous is not None and previous.status != "building" and _current(release_dir / record.SUMS) != sums:
@@ -145,6 +151,20 @@ def write_release(manifest: Manifest, sources: Mapping[str, Source], results: Ma
 def _status(statuses: set[str], *, interrupted: bool) -> record.ReleaseStatus:
     status = record.release_status(statuses)
     return "incomplete" if interrupted and status == "ok" else status
+
+
+def _unchanged(previous: Release, release: Release, release_dir: Path) -> bool:
+    """``release`` says what ``previous`` said but for when it was written (and how long
+    finding a cached artifact took), and the record files on disk are exactly what
+    ``previous`` implies."""
+    kept = {name: replace(entry, duration=previous.artifacts[name].duration)
+            if entry.status == "cached" and name in previous.artifacts else entry
+            for name, entry in release.artifacts.items()}
+    same_times = replace(release, started=previous.started, finished=previous.finished, artifacts=kept)
+    if record.encode(same_times) != record.encode(previous):
+        return False
+    return (_current(release_dir / record.SUMS) == record.sums_text(previous).encode()
+            and _current(release_dir / provenance.FILENAME) == provenance.encode(previous))
 
 
 def recorded_manifest_path(path: Path, workspace: Path) -> str:

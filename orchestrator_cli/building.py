@@ -132,9 +132,8 @@ def fetch(c: Context, names: str | None = None, all_: bool = False, jobs: str = 
           json_: bool = False) -> None:
     """Fetch repositories at their pinned commits into .build/src/: `fetch --all`."""
     with user_errors(json_output=json_):
+        from orchestrator.fetching import fetch_sources, repos_to_fetch
         from orchestrator.manifest import load
-        from orchestrator.plan import make_plan
-        from orchestrator.release import fetch_sources
 
         flags.dry_run(c, "fetch")
         parsed = flags.names_or_all("fetch", names, all_)
@@ -142,9 +141,9 @@ def fetch(c: Context, names: str | None = None, all_: bool = False, jobs: str = 
         settings = flags.settings_from(manifest=manifest, jobs=jobs, workspace=workspace, offline=offline,
                              mirrors=mirror or [], retries=retries, cache_dir=cache_dir, wait=wait)
         loaded = load(settings.manifest)
-        plan = make_plan(loaded, parsed, everything=all_)
+        repos = repos_to_fetch(loaded, parsed, everything=all_)
         with writing(settings, shown.note), shown.showing():
-            checkouts = fetch_sources(loaded, plan, settings, shown.fetch_event)
+            checkouts = fetch_sources(loaded, repos, settings, shown.fetch_event)
         if json_:
             from orchestrator_cli.results import fetch_json
 

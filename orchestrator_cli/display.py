@@ -18,12 +18,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
-from orchestrator.describe import count, table
 from orchestrator.errors import reason, tail
-from orchestrator.execute import Event, Result
-from orchestrator.release import Outcome
+
+if TYPE_CHECKING:  # a fetch shows progress too, and must not load the build machinery for it
+    from orchestrator.execute import Event, Result
+    from orchestrator.release import Outcome
 
 # What the engine streams during a push: "<layer>: Pushing", "The push refers to ...",
 # "<tag>: digest: sha256:... size: N".
@@ -208,6 +209,8 @@ def summary(outcome: Outcome, *, table_too: bool = True) -> str:
     """The end of a build: one line per artifact (those not started grouped by why), each
     failure with the last lines of its log once and a log path that works from here, and
     the release line."""
+    from orchestrator.describe import count, table
+
     rows: list[tuple[str, ...]] = [("ARTIFACT", "STATUS", "TIME", "OUTPUT")]
     groups: dict[tuple[str, str], list[str]] = {}
     for name, result in outcome.results.items():

@@ -40,7 +40,7 @@ BUILD_HELP = {
     "names": "Repos or artifacts (felix calico/node, or felix,calico/node). A repo means all its artifacts.",
     "all": "Build every artifact of the manifest.",
     "dry-run": "Print the plan (order, and what each step would run); fetch and build nothing.",
-    "jobs": "Parallel workers (default: number of cores, at most 8).",
+    "jobs": "Parallel workers (default: build steps, one per core up to 8; fetches, 4 per core, 8 to 32).",
     "keep-going": "After a failure, keep building everything that does not depend on it.",
     "force": "Rebuild even when cached: --force (everything) or --force=NAMES (those repos/artifacts).",
     "offline": "Use only the mirror cache; fail listing the repos that are not cached.",

@@ -76,7 +76,9 @@ def run(argv: Sequence[str] | None = None) -> int:
             sys.stdout.write(_overview(contexts))
             return 0
         tokens = normalize(rest, contexts, core.flags, NAME)
-        result = Parser(initial=core, contexts=list(contexts.values())).parse_argv(tokens)
+        # The parser deep-copies every context it is given: give it the tasks named only.
+        named = [context for name, context in contexts.items() if name in tokens] or list(contexts.values())
+        result = Parser(initial=core, contexts=named).parse_argv(tokens)
     except (UsageError, ParseError) as e:
         sys.stderr.write(f"error: {e}\n")
         return EXIT_BAD_INPUT

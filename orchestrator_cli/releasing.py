@@ -90,7 +90,7 @@ def verify(c: Context, offline: bool = False, manifest: str = "", workspace: str
     """Re-check a built release: files, images, provenance and its signature, the registry, every pin."""
     with user_errors(json_output=json_):
         from orchestrator.errors import DockerUnavailableError, InputError
-        from orchestrator.release import fetch_options
+        from orchestrator.fetching import fetch_options
         from orchestrator.verify import format_report, parse_skip, resolve_pins, verify_release
 
         flags.dry_run(c, "verify")

@@ -57,8 +57,8 @@ def manifest(c: Context, json_: bool = False, schema: bool = False, lock: bool =
 
 
 def _lock(loaded: Manifest, settings: Settings, *, check: bool) -> None:
+    from orchestrator.fetching import fetch_options
     from orchestrator.lock import lock_manifest
-    from orchestrator.release import fetch_options
 
     shown = flags.progress_from("", False, False)
     with shown.showing():  # resolving asks every remote: minutes on a real release

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
+import pytest
+
+from orchestrator import stamps
 from orchestrator.cache import KEY_LABEL, Found, LocalCache
 from orchestrator.engine.dockerpy import Engine
 from orchestrator.execute import Options, Result, execute
 from orchestrator.manifest import Manifest, loads
-from orchestrator.outputs import ArtifactOutput, Source
+from orchestrator.outputs import ArtifactOutput, FileRecord, Source
 from orchestrator.plan import make_plan
 from tests.helpers.fake_docker import FakeDockerClient
 
@@ -221,3 +226,75 @@ def test_any_cache_behind_the_protocol_can_restore_outputs_instead_of_a_build(tm
     assert (tmp_path / "dist" / "bin" / "calico-felix").read_text() == "felix-1\n"
     assert shelf.calls == [("lookup", "felix"), ("forget", "felix"), ("store", "felix"),
                            ("lookup", "felix"), ("restore", "felix")]
+
+
+def test_a_cached_image_costs_one_inspection_however_many_references_it_has(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    text = TEXT.replace("        stage: {bin/calico-felix: felix}\n",
+                        "        stage: {bin/calico-felix: felix}\n"
+                        "        tags: ['{registry}{name}:{tag}', 'quay.io/calico/node:{tag}', 'calico/node:latest']\n")
+    ws.build(text)
+    before = len(ws.client.calls)
+
+    assert statuses(ws.build(text))["calico/node"] == "cached"
+
+    asked = [name for name, _ in ws.client.calls[before:]]
+    assert asked == ["images.get"]
+
+
+def test_a_reference_moved_to_another_image_is_rebuilt_although_the_image_is_still_there(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    first = ws.build()
+    (ref,) = first["calico/node"].output.images[0].refs
+    ws.client.add_image(ref)  # the reference now names some other image; the built one keeps its id
+
+    assert statuses(ws.build())["calico/node"] == "ok"
+
+
+def test_an_image_without_the_cache_key_label_is_rebuilt(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path)
+    first = ws.build()
+    (image,) = first["calico/node"].output.images
+    ws.client._images[image.id].config["Labels"] = {}
+
+    second = ws.build()
+
+    assert statuses(second)["calico/node"] == "ok"
+
+
+
+def test_unchanged_outputs_are_judged_by_stat_data_and_a_rewrite_with_the_same_size_and_mtime_is_hashed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import orchestrator.cache as cache_module
+
+    trust = stamps.key(tmp_path / "keys")
+    assert trust is not None
+    real_init, real_damage = LocalCache.__init__, cache_module.damage
+    hashed: list[str] = []
+
+    def with_trust(self: LocalCache, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **{**kwargs, "trust": trust})
+
+    def counting(release_dir: Path, record: FileRecord) -> str | None:
+        hashed.append(record.path)
+        return real_damage(release_dir, record)
+
+    monkeypatch.setattr(LocalCache, "__init__", with_trust)
+    monkeypatch.setattr(cache_module, "damage", counting)
+    ws = Workspace(tmp_path)
+
+    def build() -> tuple[str, list[str]]:
+        hashed.clear()
+        return ws.build()["other"].status, sorted(hashed)
+
+    build()
+    assert build() == ("cached", ["bin/calico-felix", "bin/other"])  # hashed, and their stat data kept
+    assert build() == ("cached", [])  # unchanged: not read again
+    published = tmp_path / "dist" / "bin" / "other"
+    before = published.stat()
+    published.write_text("OTHER\n")  # same size, new content, mtime put back
+    os.utime(published, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    assert build() == ("ok", ["bin/other"])
+    assert published.read_text() == "other\n"

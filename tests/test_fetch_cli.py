@@ -156,3 +156,37 @@ def test_ctrl_c_exits_130_leaves_nothing_partial_and_the_next_run_works(demo_man
     again = cli(tmp_path, "build", "felix", "--manifest", str(demo_manifest))
     assert again.returncode == 0, again.stderr
     assert (tmp_path / "dist/v3.2.0-demo/bin/calico-felix").exists()
+
+
+def test_a_warm_fetch_runs_no_git_process_as_the_debug_log_shows(demo_manifest: Path, tmp_path: Path) -> None:
+    assert cli(tmp_path, "fetch", "--all", "--manifest", str(demo_manifest)).returncode == 0
+    cold = cli(tmp_path / "other", "fetch", "--all", "--manifest", str(demo_manifest), ORCHESTRATOR_LOG="debug")
+    repos = len(load(demo_manifest).repos)
+    git_lines = [line for line in cold.stderr.splitlines() if line.startswith("debug: git ")]
+    assert cold.returncode == 0, cold.stderr
+    assert not [line for line in git_lines if line.startswith("debug: git ls-remote")]  # every demo repo is pinned
+    assert len(git_lines) <= 5 * repos, "\n".join(git_lines)  # fetch, rev-list; fetch, checkout (+1 for a commit)
+
+    warm = cli(tmp_path, "fetch", "--all", "--manifest", str(demo_manifest), ORCHESTRATOR_LOG="debug")
+
+    assert warm.returncode == 0, warm.stderr
+    assert [line for line in warm.stderr.splitlines() if line.startswith("debug: git ")] == []
+
+
+def test_fetch_all_fetches_repositories_that_have_no_artifacts(demo_manifest: Path, tmp_path: Path) -> None:
+    manifest = load(demo_manifest)
+    bare = tmp_path / "bare.yaml"
+    lines = ["schema: 1\nrelease: bare\nrepos:\n"]
+    for repo in manifest.repos.values():
+        lines.append(f"  {repo.name}:\n    url: {repo.url}\n    ref: {repo.ref}\n    commit: {repo.commit}\n"
+                     f"    artifacts: {{}}\n")
+    bare.write_text("".join(lines))
+
+    result = cli(tmp_path / "ws", "fetch", "--all", "--manifest", str(bare))
+    named = cli(tmp_path / "ws2", "fetch", "felix", "--manifest", str(bare))
+
+    assert result.returncode == 0, result.stderr
+    for repo in manifest.repos.values():
+        assert git_head(tmp_path / "ws" / ".build/src" / repo.name) == repo.commit
+    assert named.returncode == 0, named.stderr
+    assert git_head(tmp_path / "ws2" / ".build/src/felix") == manifest.repos["felix"].commit

@@ -12,7 +12,7 @@ import contextlib
 import functools
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ from orchestrator.engine.connection import (
 )
 from orchestrator.engine.errors import Cancelled, DeadlineExceeded, EngineError, ImageBuildFailed
 from orchestrator.engine.protocol import BuiltImage, Log
+from orchestrator.engine.socketapi import SocketAPI
 from orchestrator.engine.stream import BUILT, RUNNING_IN, Output, chunk_error, redact_text
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.imageref import split_tag
@@ -35,8 +36,9 @@ from orchestrator.imageref import split_tag
 class ImageBuilds(Connection):
     """``build_image``, and the builds under way that ``cancel_all`` must stop."""
 
-    def __init__(self, client: DockerClient, *, workspace: Path | None = None) -> None:
-        super().__init__(client, workspace=workspace)
+    def __init__(self, client: DockerClient | None, *, workspace: Path | None = None,
+                 connect: Callable[[], DockerClient] | None = None, light: SocketAPI | None = None) -> None:
+        super().__init__(client, workspace=workspace, connect=connect, light=light)
         self._build_steps: set[str] = set()  # containers of RUN steps in builds under way
         # The HTTP responses of builds under way: a build can wait silently with no RUN step
         # to kill (ADD from a server that hangs, a FROM pulled from a registry that hangs), its

@@ -15,17 +15,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from orchestrator import commandlog, procs
-from orchestrator.engine.errors import Cancelled, DeadlineExceeded
+from orchestrator.engine.errors import Cancelled, DeadlineExceeded, EngineError
 from orchestrator.engine.protocol import MANAGED_LABEL, LabelledContainer
+from orchestrator.engine.socketapi import ReplyError, SocketAPI
 from orchestrator.engine.stream import redact_text
 from orchestrator.errors import DockerUnavailableError
 from orchestrator.shim import RUN_LABEL, WORKSPACE_LABEL
 
 RECHECK_SECONDS = 10.0  # after a log stream ends early, how long to wait for the exit before reopening it
 START_HINT = "start Docker or set DOCKER_HOST to a running engine"
+T = TypeVar("T")
 
 
 class DockerClient(Protocol):
@@ -42,10 +44,18 @@ class DockerClient(Protocol):
 
 
 class Connection:
-    """One docker-py client shared by the parallel build threads, and the run's cancel state."""
+    """One docker-py client shared by the parallel build threads, and the run's cancel state.
 
-    def __init__(self, client: DockerClient, *, workspace: Path | None = None) -> None:
-        self._client = client
+    The client is given, or made on first use by ``connect`` (importing docker-py then):
+    a run that only looks images up over ``light`` (a local socket) never imports it."""
+
+    def __init__(self, client: DockerClient | None, *, workspace: Path | None = None,
+                 connect: Callable[[], DockerClient] | None = None, light: SocketAPI | None = None) -> None:
+        if client is None and connect is None:
+            raise ValueError("give a client or a way to connect one")
+        self._docker = client
+        self._connect = connect
+        self._light = light
         # Every container run() creates carries these, so that a later run can find what a
         # killed one left (cleanup after kill -9; `docker ps --filter label=...`).
         self.container_labels: Mapping[str, str] = {
@@ -55,6 +65,32 @@ class Connection:
         self._lock = threading.RLock()  # re-entrant: cancel_all may run in a signal handler on a lock holder
         self._live: dict[str, Any] = {}  # container id -> container, while run() owns it
         self._cancelled = False
+
+    @property
+    def _client(self) -> DockerClient:
+        client = self._docker
+        if client is None:
+            with self._lock:
+                if self._docker is None and self._connect is not None:
+                    self._docker = self._connect()
+                client = self._docker
+            assert client is not None  # __init__ had one or a way to make one
+        return client
+
+    def _ask(self, what: str, question: Callable[[SocketAPI], T]) -> T | None:
+        """``question`` asked over the local socket, None when there is none (ask docker-py).
+        The socket gone is DockerUnavailableError; an error status from the engine, EngineError."""
+        light = self._light
+        if light is None:
+            return None
+        with commandlog.timed("docker", what):
+            try:
+                return question(light)
+            except OSError as e:
+                message = f"lost contact with the Docker engine while {what}: {reason(e)}"
+                raise DockerUnavailableError(message, hint=START_HINT) from e
+            except ReplyError as e:
+                raise EngineError(f"{what} failed: {redact_text(str(e))}") from e
 
     def _start(self, what: str, deadline: float | None) -> float | None:
         """The time budget left, after refusing to start when cancelled or already late."""

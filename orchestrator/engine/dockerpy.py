@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from orchestrator.engine import socketapi
 from orchestrator.engine.builds import ImageBuilds
 from orchestrator.engine.connection import (
     START_HINT,
@@ -24,7 +25,7 @@ from orchestrator.engine.connection import (
     reason,
 )
 from orchestrator.engine.errors import EngineError, ImageMissing, PushFailed, push_problem
-from orchestrator.engine.protocol import ContainerEngine, Log
+from orchestrator.engine.protocol import ContainerEngine, ImageInfo, Log
 from orchestrator.engine.runs import ContainerRuns
 from orchestrator.engine.stream import DIGEST, Output, chunk_error, layer_progress, redact_text
 from orchestrator.errors import DockerUnavailableError
@@ -55,6 +56,46 @@ class Engine(ImageBuilds, ContainerRuns):
             message = f"cannot reach the Docker engine at {redact_text(where)}: {why}"
             raise DockerUnavailableError(message, hint=hint) from e
         return cls(client, workspace=workspace)
+
+    @classmethod
+    def connect(cls, *, timeout: float = 600, workspace: Path | None = None) -> Engine:
+        """As ``from_env``, importing docker-py only when something must be done: an
+        engine on a local unix socket is pinged and asked about images over the socket
+        itself (``socketapi``), and docker-py connects on the first build, run or push."""
+        path = socketapi.local_socket(os.environ)
+        if path is None:
+            return cls.from_env(timeout=timeout, workspace=workspace)
+        light = socketapi.SocketAPI(path, timeout=min(timeout, 60.0))
+        try:
+            light.ping()
+        except (OSError, socketapi.ReplyError) as e:
+            where = os.environ.get("DOCKER_HOST") or f"unix://{path} (the default socket)"
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+            hint = ("add your user to the docker group, or " if "denied" in why else "") + START_HINT
+            raise DockerUnavailableError(f"cannot reach the Docker engine at {redact_text(where)}: {why}",
+                                         hint=hint) from e
+        return cls(None, workspace=workspace, light=light,
+                   connect=lambda: cls.from_env(timeout=timeout, workspace=workspace)._client)
+
+    def inspect_image(self, ref: str) -> ImageInfo | None:
+        """Id, tags and labels of image ``ref`` in one call; None when the engine does not have it."""
+        def over_socket(light: socketapi.SocketAPI) -> ImageInfo | None:
+            try:
+                return _image_info(json.loads(light.get_image(ref)))
+            except socketapi.ReplyError as e:
+                if e.status == 404:
+                    return None
+                raise
+
+        what = f"inspecting image {ref}"
+        if self._light is not None:
+            return self._ask(what, over_socket)
+        errors = docker_errors()
+        with self._talking(what):
+            try:
+                return _image_info(self._client.images.get(ref).attrs)
+            except errors.ImageNotFound:
+                return None
 
     def image_id(self, ref: str) -> str | None:
         """The full id of image ``ref``, or None when the engine does not have it."""
@@ -224,6 +265,16 @@ class Engine(ImageBuilds, ContainerRuns):
             quietly(container.kill)
             quietly(functools.partial(container.remove, force=True))
         self._kill_build_steps(wait)
+
+
+def _image_info(attrs: Mapping[str, object]) -> ImageInfo:
+    """An image's inspection (the engine's JSON, or docker-py's ``attrs``), typed."""
+    config = attrs.get("Config")
+    labels = config.get("Labels") if isinstance(config, Mapping) else None
+    tags = attrs.get("RepoTags")
+    return ImageInfo(id=str(attrs.get("Id")),
+                     tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+                     labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {})
 
 
 def _implements_the_protocol(engine: Engine) -> ContainerEngine:

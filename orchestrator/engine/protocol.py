@@ -40,6 +40,16 @@ class BuiltImage:
     tags: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImageInfo:
+    """What one inspection of an image says: its full id, the references that name it
+    (as the engine writes them: ``calico/node:v3.2.0``, ``busybox:latest``), its labels."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: Mapping[str, str]
+
+
 class ContainerEngine(Protocol):
     """Build, run, inspect, tag, push and cancel. Safe to share between threads.
 
@@ -66,6 +76,9 @@ class ContainerEngine(Protocol):
         """The diff ids of image ``ref``'s root filesystem layers (``RootFS.Layers``, each
         ``sha256:...``: the digest of the uncompressed layer tar), bottom first;
         ImageMissing when the engine does not have it."""
+
+    def inspect_image(self, ref: str) -> ImageInfo | None:
+        """Id, tags and labels of image ``ref`` in one call; None when the engine does not have it."""
 
     def tag(self, image: str, ref: str) -> None:
         """Tag ``image`` (an id or a reference) as ``ref``."""

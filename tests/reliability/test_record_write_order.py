@@ -139,3 +139,33 @@ def test_a_signed_rebuild_killed_at_its_signature_leaves_no_record_that_says_ok(
 
     assert record_lies(built.release_dir) is None
     assert not (built.release_dir / "provenance.intoto.jsonl").exists(), "no old signature beside new bytes"
+
+
+def test_a_run_that_changes_nothing_writes_no_record_file(built: Workspace, monkeypatch: pytest.MonkeyPatch) -> None:
+    build(built, force=False)  # every artifact now "cached": that is a change of the record
+    before = {name: (built.release_dir / name).read_bytes() for name in RECORD_FILES}
+    events = spy_on_record_writes(monkeypatch)
+
+    build(built, force=False)
+
+    assert events == []
+    assert {name: (built.release_dir / name).read_bytes() for name in RECORD_FILES} == before
+    assert record_lies(built.release_dir) is None
+
+
+@pytest.mark.parametrize("how", ["deleted", "altered"])
+@pytest.mark.parametrize("lost", RECORD_FILES[1:])
+def test_a_run_that_changes_nothing_still_writes_a_missing_or_altered_record_file(
+    built: Workspace, lost: str, how: str
+) -> None:
+    build(built, force=False)
+    good = (built.release_dir / lost).read_bytes()
+    if how == "deleted":
+        (built.release_dir / lost).unlink()
+    else:
+        (built.release_dir / lost).write_bytes(good.replace(b"a", b"b", 1))
+
+    build(built, force=False)
+
+    assert (built.release_dir / lost).read_bytes() == good
+    assert record_lies(built.release_dir) is None

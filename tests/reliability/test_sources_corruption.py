@@ -201,6 +201,7 @@ def test_offline_a_damaged_mirror_is_reported_as_not_cached(upstream: Upstream, 
     repo = RepoSpec(name="felix", url=upstream.url, ref="v1.0")
     fetch([repo], options)
     truncate_loose_commit(_mirror(options, upstream), upstream)
+    shutil.rmtree(options.checkout_dir / "felix")  # the checkout must be made again from the mirror
 
     with pytest.raises(FetchFailed) as caught:
         fetch([repo], dataclasses.replace(options, offline=True))
@@ -209,6 +210,23 @@ def test_offline_a_damaged_mirror_is_reported_as_not_cached(upstream: Upstream, 
     assert isinstance(error, NotCachedError)
     assert "its mirror is damaged" in str(error)
     assert caught.value.missing == ["felix"]
+
+
+def test_a_damaged_mirror_under_an_intact_checkout_is_left_for_when_it_is_needed(
+    upstream: Upstream, options: FetchOptions
+) -> None:
+    # A warm run reads the mirror's ref, not its objects (the checkout holds what the
+    # build needs): the damage is found, and repaired, once a checkout needs the mirror.
+    repo = RepoSpec(name="felix", url=upstream.url, ref="v1.0")
+    fetch([repo], options)
+    truncate_loose_commit(_mirror(options, upstream), upstream)
+
+    offline = fetch([repo], dataclasses.replace(options, offline=True))["felix"]
+    (options.checkout_dir / "felix" / "VERSION").write_text("changed\n")
+    repaired = fetch([repo], options)["felix"]
+
+    assert offline.commit == repaired.commit == upstream.commits["c2"]
+    assert (options.checkout_dir / "felix" / "VERSION").read_text() == "c2\n"
 
 
 def test_a_builds_lazy_checkout_repairs_a_damaged_mirror(upstream: Upstream, tmp_path: Path) -> None:

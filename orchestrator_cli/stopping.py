@@ -11,6 +11,7 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -23,7 +24,8 @@ if TYPE_CHECKING:
     from orchestrator.children import Children
 
 
-KILL_PATIENCE = 15.0  # seconds a second stop signal waits for the killing before exiting anyway
+KILL_PATIENCE = 15.0  # seconds the watcher's kill may take before the process exits anyway
+WATCHER_DEFERS = 1.0  # seconds the watcher leaves the main thread to handle a signal itself
 
 
 class Stopping:
@@ -57,28 +59,31 @@ class Stopping:
         self._kill_now(quit_now)
 
     def _kill_now(self, quit_now: bool) -> None:
-        """Kill everything of the run and exit 130; once, whoever asks first (the handler in
-        the main thread, or the watcher when the main thread cannot run the handler)."""
+        """Kill everything of the run and exit 130, here in the main thread's signal handler:
+        the locks of what runs are re-entrant, so the kill never waits for the code it
+        interrupted."""
         if not self._killing.acquire(blocking=False):
-            return  # the other one is at it, and exits the process
+            return  # the watcher is at it, and exits the process
         try:
-            # os.write, not sys.stderr: the main thread may be inside a write to stderr, holding its lock.
-            with contextlib.suppress(OSError):
-                os.write(2, b"quit: killing every command and container of this run at once\n" if quit_now else
-                         b"interrupted again: killing every command and container of this run at once\n")
-            # In a thread, and waited for a bounded time: "at once" must hold even when a
-            # lock or an engine that does not answer would keep the killing waiting.
+            self._say(quit_now)
+            self._kill_everything()
+        finally:
+            os._exit(EXIT_INTERRUPTED)
+
+    def _kill_from_watcher(self, quit_now: bool) -> None:
+        """The watcher's kill, when the main thread cannot run the handler: it gets a moment
+        to do so first, then the kill runs beside it, bounded, as it may wait for a lock the
+        blocked main thread holds."""
+        time.sleep(WATCHER_DEFERS)
+        if not self._killing.acquire(blocking=False):
+            return  # the main thread's handler is killing, and exits the process
+        try:
+            self._say(quit_now)
             done = threading.Event()
-            children = self.children
 
             def kill() -> None:
                 try:
-                    if children is not None:
-                        children.kill_now()
-                    else:
-                        from orchestrator import procs
-
-                        procs.kill(procs.RUN_VARIABLE, procs.run_token(), wait=1.0)
+                    self._kill_everything()
                 finally:
                     done.set()
 
@@ -86,6 +91,21 @@ class Stopping:
             done.wait(KILL_PATIENCE)
         finally:
             os._exit(EXIT_INTERRUPTED)
+
+    @staticmethod
+    def _say(quit_now: bool) -> None:
+        # os.write, not sys.stderr: the main thread may be inside a write to stderr, holding its lock.
+        with contextlib.suppress(OSError):
+            os.write(2, b"quit: killing every command and container of this run at once\n" if quit_now else
+                     b"interrupted again: killing every command and container of this run at once\n")
+
+    def _kill_everything(self) -> None:
+        if self.children is not None:
+            self.children.kill_now()
+        else:
+            from orchestrator import procs
+
+            procs.kill(procs.RUN_VARIABLE, procs.run_token(), wait=1.0)
 
     def _watch(self, wakeup: int) -> None:
         """Python runs signal handlers in the main thread only, and only between bytecodes: a
@@ -101,7 +121,7 @@ class Stopping:
                         continue
                     seen += 1
                     if number == signal.SIGQUIT or (seen >= 2 and not self.second_is_graceful):
-                        self._kill_now(number == signal.SIGQUIT)
+                        self._kill_from_watcher(number == signal.SIGQUIT)
         except OSError:
             pass
         finally:

@@ -260,6 +260,11 @@ class Engine(ImageBuilds, ContainerRuns):
         with self._lock:
             self._cancelled = True
             live = list(self._live.values())
+            steps = list(self._build_steps)
+        # Kill announced RUN steps before cutting the streams: a build whose stream is cut
+        # forgets its step, and the engine would remove that container only in its own time.
+        for step in steps:
+            quietly(functools.partial(self._client.api.kill, step))
         self._cut_build_streams()
         for container in live:
             quietly(container.kill)

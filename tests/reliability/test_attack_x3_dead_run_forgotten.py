@@ -13,33 +13,14 @@ from __future__ import annotations
 
 import os
 import signal
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
-from orchestrator.engine.dockerpy import Engine
 from tests.reliability.interrupt_helpers import kill_marked, make_workspace, marker, wait_until
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def client(docker_engine: Engine) -> Iterator[Any]:
-    raw = docker.from_env()
-    yield raw
-    raw.close()
-
-
-@pytest.fixture
-def name(client: Any) -> Iterator[str]:
-    name = f"orchestrator-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    for container in client.containers.list(all=True, filters={"name": name}):
-        container.remove(force=True)
 
 
 def running(client: Any, name: str) -> bool:

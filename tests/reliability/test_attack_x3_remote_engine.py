@@ -15,15 +15,11 @@ A fake `ssh` first on PATH serves the remote side locally, against the test engi
 from __future__ import annotations
 
 import os
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import pytest
 
-from orchestrator.engine.dockerpy import Engine
 from tests.reliability.interrupt_helpers import make_workspace
 
 pytestmark = pytest.mark.docker
@@ -34,21 +30,6 @@ while [ $# -gt 0 ]; do case "$1" in -o|-p|-l|-i|-F) shift 2;; --) shift; break;;
 shift
 exec env DOCKER_HOST={docker_host} "$@"
 """
-
-
-@pytest.fixture
-def client(docker_engine: Engine) -> Iterator[Any]:
-    raw = docker.from_env()
-    yield raw
-    raw.close()
-
-
-@pytest.fixture
-def name(client: Any) -> Iterator[str]:
-    name = f"orchestrator-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    for container in client.containers.list(all=True, filters={"name": name}):
-        container.remove(force=True)
 
 
 @pytest.mark.xfail(strict=True, reason="attack-x3: the orchestrator cannot reach an ssh:// engine (docker-py needs "

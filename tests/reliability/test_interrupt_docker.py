@@ -13,34 +13,16 @@ import signal
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import docker
 import pytest
 
-from orchestrator.engine.dockerpy import Engine
 from tests.helpers.gitrepos import git
 from tests.reliability.interrupt_helpers import kill_marked, make_workspace, marker, wait_until
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def client(docker_engine: Engine) -> Iterator[Any]:
-    raw = docker.from_env()
-    yield raw
-    raw.close()
-
-
-@pytest.fixture
-def name(client: Any) -> Iterator[str]:
-    """A container name for one test; whatever carries it is removed afterwards."""
-    name = f"orchestrator-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    for container in client.containers.list(all=True, filters={"name": name}):
-        container.remove(force=True)
 
 
 def containers(client: Any, name: str) -> list[Any]:

@@ -10,9 +10,10 @@ the checkout's stat data, ``.git`` included. A later run trusts it only when
 - it is for the same ref and pin, and the pin is one the mirror may answer for
   (a tag, a commit, or a pinned branch; an unpinned branch asks its remote, as always);
 - the mirror's ref, read from its files (``orchestrator.refstore``), still names the
-  same object, and the mirror's config is still the one we wrote;
-- for the checkout: every entry's stat data is as stamped, and racily clean files
-  still hash as they did.
+  same object, and the mirror's config is still, byte for byte, the one we wrote;
+- the mirror's use stamp (``orchestrator.mirroruse``) is there to be touched;
+- for the checkout: every entry's stat data is as stamped, racily clean files still
+  hash as they did, and no killed run left a temporary copy of it beside it.
 
 Anything else, and the repo takes the git path, which repairs what it finds and
 stamps the result again. Nothing here raises.
@@ -25,7 +26,7 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from orchestrator import refstore, repoconfig, stamps
+from orchestrator import mirroruse, refstore, repoconfig, stamps
 from orchestrator.gitinput import COMMIT
 from orchestrator.sourceref import FetchOptions, RefKind, RepoRef, Resolved
 
@@ -67,7 +68,7 @@ def pinned(*, name: str, url: str, git_url: str, ref: str, pin: str | None, mirr
         return None
     if kind == "branch" and pin is None and not offline:
         return None  # an unpinned branch moves: its remote is asked
-    if repoconfig.tampering(mirror, repoconfig.MIRROR) is not None or not (mirror / "config").is_file():
+    if not repoconfig.as_written(mirror, repoconfig.MIRROR):
         return None
     try:
         if kind == "commit":
@@ -79,7 +80,9 @@ def pinned(*, name: str, url: str, git_url: str, ref: str, pin: str | None, mirr
                 tag is None and refstore.read(mirror, f"refs/heads/{ref}") == fields["target"])
     except refstore.Unknown:
         return None
-    return fields if held else None
+    # A use of the shared mirror all the same, for `clean --cache` elsewhere (mirroruse);
+    # with no stamp to touch, the locked path answers, and writes one.
+    return fields if held and mirroruse.touch(mirror) else None
 
 
 def resolved(source: RepoRef, options: FetchOptions) -> tuple[Resolved, list[str]] | None:
@@ -128,10 +131,20 @@ def untouched(checkout: Path, fields: dict[str, Any], *, commit: str, tag: tuple
     stamped_tag = tuple(fields["tag"]) if fields.get("tag") is not None else None
     if fields.get("commit") != commit or stamped_tag != tag:
         return False
-    if repoconfig.tampering(checkout / ".git", repoconfig.CHECKOUT) is not None:
+    if not repoconfig.as_written(checkout / ".git", repoconfig.CHECKOUT) or _left_behind(checkout):
         return False
     racy = fields["racy"]
     return all(isinstance(v, str) for v in racy.values()) and stamps.matches(checkout, fields["tree"], racy)
+
+
+def _left_behind(checkout: Path) -> bool:
+    """A killed run left a ``.tmp~<repo>~*`` beside the checkout (treecopy, gitcache): the
+    checkout may be whole, but the git path is the one that removes the leftover."""
+    prefix = f".tmp~{checkout.name}~"
+    try:
+        return any(entry.startswith(prefix) for entry in os.listdir(checkout.parent))
+    except OSError:
+        return True
 
 
 def record(*, name: str, url: str, git_url: str, ref: str, pin: str | None, kind: Kind, target: str, commit: str,

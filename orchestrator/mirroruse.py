@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 STAMP = "orchestrator-last-used"
+_TEXT = b"the mtime of this file is when an orchestrator run last used this mirror\n"
 DAY = 86400.0
 # A stamp this far ahead of the clock is not a clock that drifted a little: say so, and
 # keep the mirror, rather than count days from a time that has not come.
@@ -49,13 +50,30 @@ def mark(mirror: Path) -> None:
     try:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
-            os.write(fd, b"the mtime of this file is when an orchestrator run last used this mirror\n")
+            os.write(fd, _TEXT)
         finally:
             os.close(fd)
         os.replace(temp, stamp)
     finally:
         with contextlib.suppress(OSError):
             temp.unlink()
+
+
+def touch(mirror: Path) -> bool:
+    """Stamp ``mirror`` as used now without its lock, as the warm path of fetching must (it
+    takes no lock): only the mtime of a stamp already there is set, never through a
+    symlink. False when there is no stamp of ours to touch (none yet, or anything at its
+    name but a file of our stamp's size with one link): the caller then takes the locked
+    path, whose ``mark`` replaces it."""
+    stamp = mirror / STAMP
+    try:
+        info = stamp.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1 or info.st_size != len(_TEXT):
+            return False
+        os.utime(stamp, follow_symlinks=False)
+    except OSError:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

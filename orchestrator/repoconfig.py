@@ -78,16 +78,21 @@ def write(git_dir: Path, expected: bytes) -> None:
     write_atomic(git_dir / "config", expected)
 
 
-def tampering(git_dir: Path, expected: bytes) -> str | None:
-    """Why ``git_dir`` is not as we left it, or None when its config means what ours
-    means and nothing foreign was added. A missing config is None too: that is damage,
-    not tampering, and the caller's own check reports it."""
-    return _inspect(git_dir, expected)[0]
+def as_written(git_dir: Path, expected: bytes) -> bool:
+    """``git_dir`` holds ``expected``'s very bytes as its config and nothing foreign: what
+    a path that runs no git may rely on. A config that says the same in another form is
+    not enough there: ``trust``, on the git path, rewrites it first, so that git never
+    reads a form our parser and git's could understand differently."""
+    problem, found = _inspect(git_dir, expected)
+    return problem is None and found == expected
 
 
 def trust(git_dir: Path, expected: bytes) -> str | None:
-    """``tampering``, and when there is none, the config rewritten to ``expected``'s
-    bytes if it says the same in another form (before any git process reads it)."""
+    """Why ``git_dir`` is not as we left it, or None when its config means what ours
+    means and nothing foreign was added (a missing config is None too: that is damage,
+    not tampering, and the caller's own check reports it). When it is trusted, a config
+    that says the same in another form is rewritten to ``expected``'s bytes, before any
+    git process reads it."""
     problem, found = _inspect(git_dir, expected)
     if problem is None and found is not None and found != expected:
         write(git_dir, expected)

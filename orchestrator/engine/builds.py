@@ -46,6 +46,11 @@ class ImageBuilds(Connection):
         # ends that read, and the engine abandons the build (and removes its RUN container).
         self._build_streams: set[Any] = set()
         self._starting = threading.local()  # the build this thread is starting: see _note_response
+        if client is not None:
+            self._connected(client)
+
+    def _connected(self, client: DockerClient) -> None:
+        super()._connected(client)
         hooks = getattr(getattr(client, "api", None), "hooks", None)  # requests' hooks; absent in fakes
         if isinstance(hooks, dict) and isinstance(hooks.get("response"), list):
             hooks["response"].append(self._note_response)

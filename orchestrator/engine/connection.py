@@ -73,9 +73,14 @@ class Connection:
             with self._lock:
                 if self._docker is None and self._connect is not None:
                     self._docker = self._connect()
+                    self._connected(self._docker)
                 client = self._docker
             assert client is not None  # __init__ had one or a way to make one
         return client
+
+    def _connected(self, client: DockerClient) -> None:
+        """Called once with the client, given or made on first use: what a subclass must
+        attach to it (e.g. a hook on its HTTP session) is attached here."""
 
     def _ask(self, what: str, question: Callable[[SocketAPI], T]) -> T | None:
         """``question`` asked over the local socket, None when there is none (ask docker-py).

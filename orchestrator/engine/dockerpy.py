@@ -18,6 +18,7 @@ from orchestrator.engine import socketapi
 from orchestrator.engine.builds import ImageBuilds
 from orchestrator.engine.connection import (
     START_HINT,
+    DockerClient,
     connection_errors,
     docker_errors,
     explain,
@@ -44,18 +45,7 @@ class Engine(ImageBuilds, ContainerRuns):
         """Connect to the engine at DOCKER_HOST (or the default socket) and ping it.
 
         ``workspace`` labels the containers this engine starts (see ``container_labels``)."""
-        import docker  # type: ignore[import-untyped, unused-ignore]
-
-        where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock (the default socket)"
-        try:
-            client = docker.from_env(timeout=timeout)
-            client.ping()
-        except (docker.errors.DockerException, *connection_errors()) as e:
-            why = reason(e)
-            hint = ("add your user to the docker group, or " if "denied" in why else "") + START_HINT
-            message = f"cannot reach the Docker engine at {redact_text(where)}: {why}"
-            raise DockerUnavailableError(message, hint=hint) from e
-        return cls(client, workspace=workspace)
+        return cls(_docker_client(timeout), workspace=workspace)
 
     @classmethod
     def connect(cls, *, timeout: float = 600, workspace: Path | None = None) -> Engine:
@@ -74,8 +64,7 @@ class Engine(ImageBuilds, ContainerRuns):
             hint = ("add your user to the docker group, or " if "denied" in why else "") + START_HINT
             raise DockerUnavailableError(f"cannot reach the Docker engine at {redact_text(where)}: {why}",
                                          hint=hint) from e
-        return cls(None, workspace=workspace, light=light,
-                   connect=lambda: cls.from_env(timeout=timeout, workspace=workspace)._client)
+        return cls(None, workspace=workspace, light=light, connect=functools.partial(_docker_client, timeout))
 
     def inspect_image(self, ref: str) -> ImageInfo | None:
         """Id, tags and labels of image ``ref`` in one call; None when the engine does not have it."""
@@ -270,6 +259,22 @@ class Engine(ImageBuilds, ContainerRuns):
             quietly(container.kill)
             quietly(functools.partial(container.remove, force=True))
         self._kill_build_steps(wait)
+
+
+def _docker_client(timeout: float) -> DockerClient:
+    """A docker-py client of the engine at DOCKER_HOST (or the default socket), pinged."""
+    import docker  # type: ignore[import-untyped, unused-ignore]
+
+    where = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock (the default socket)"
+    try:
+        client = docker.from_env(timeout=timeout)
+        client.ping()
+    except (docker.errors.DockerException, *connection_errors()) as e:
+        why = reason(e)
+        hint = ("add your user to the docker group, or " if "denied" in why else "") + START_HINT
+        message = f"cannot reach the Docker engine at {redact_text(where)}: {why}"
+        raise DockerUnavailableError(message, hint=hint) from e
+    return client  # type: ignore[no-any-return]
 
 
 def _image_info(attrs: Mapping[str, object]) -> ImageInfo:

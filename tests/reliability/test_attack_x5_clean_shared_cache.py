@@ -273,6 +273,32 @@ def test_a_fetch_replaces_a_planted_stamp_and_writes_through_nothing(
     assert not list(mirror.glob(f".{mirroruse.STAMP}.tmp-*"))
 
 
+def test_a_warm_fetch_touches_only_a_stamp_of_its_own(upstream: Upstream, tmp_path: Path) -> None:
+    """The warm path (no lock, no git) sets the stamp's mtime in place; a stamp hard-linked
+    to a file elsewhere, even one of the stamp's very size, is replaced, not touched."""
+    options = FetchOptions(cache_dir=tmp_path / "cache", checkout_dir=tmp_path / "ws" / ".build" / "src")
+    repo = RepoSpec(name="felix", url=upstream.url, ref="v1.0")
+    fetch([repo], options)
+    mirror = options.cache_dir / mirror_name(upstream.url)
+    stamp = mirror / mirroruse.STAMP
+    outside = tmp_path / "outside"
+    outside.write_bytes(stamp.read_bytes())
+    os.utime(outside, (1_000_000, 1_000_000))
+    stamp.unlink()
+    os.link(outside, stamp)
+
+    fetch([repo], options)
+
+    assert outside.stat().st_mtime == 1_000_000 and outside.stat().st_nlink == 1
+    assert time.time() - stamp.lstat().st_mtime < 600
+    age(mirror, 40)  # the stamp now its own file: the next warm fetch touches it in place
+    inode = stamp.lstat().st_ino
+
+    fetch([repo], options)
+
+    assert stamp.lstat().st_ino == inode and time.time() - stamp.lstat().st_mtime < 600
+
+
 def test_a_last_use_dated_in_the_future_keeps_the_mirror_and_says_why(tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     ahead = fake_mirror(cache, "https://example.invalid/ahead.git")

@@ -295,4 +295,4 @@ def test_a_run_killed_while_bringing_a_tree_back_leaves_a_checkout_the_next_fetc
     assert again == checkout
     assert git("rev-parse", "HEAD", cwd=checkout) == upstream.commits["c2"]
     assert git("status", "--porcelain", "--ignored", cwd=checkout) == ""
-    assert sorted(p.name for p in options.checkout_dir.iterdir()) == [".locks", "felix"]
+    assert sorted(p.name for p in options.checkout_dir.iterdir()) == [".locks", ".stamps", "felix"]

@@ -60,10 +60,7 @@ class Engine(ImageBuilds, ContainerRuns):
             light.ping()
         except (OSError, socketapi.ReplyError) as e:
             where = os.environ.get("DOCKER_HOST") or f"unix://{path} (the default socket)"
-            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-            hint = ("add your user to the docker group, or " if "denied" in why else "") + START_HINT
-            raise DockerUnavailableError(f"cannot reach the Docker engine at {redact_text(where)}: {why}",
-                                         hint=hint) from e
+            raise _unreachable(where, e.strerror if isinstance(e, OSError) and e.strerror else str(e)) from e
         return cls(None, workspace=workspace, light=light, connect=functools.partial(_docker_client, timeout))
 
     def inspect_image(self, ref: str) -> ImageInfo | None:
@@ -270,11 +267,13 @@ def _docker_client(timeout: float) -> DockerClient:
         client = docker.from_env(timeout=timeout)
         client.ping()
     except (docker.errors.DockerException, *connection_errors()) as e:
-        why = reason(e)
-        hint = ("add your user to the docker group, or " if "denied" in why else "") + START_HINT
-        message = f"cannot reach the Docker engine at {redact_text(where)}: {why}"
-        raise DockerUnavailableError(message, hint=hint) from e
+        raise _unreachable(where, reason(e)) from e
     return client  # type: ignore[no-any-return]
+
+
+def _unreachable(where: str, why: str) -> DockerUnavailableError:
+    hint = ("add your user to the docker group, or " if "denied" in why else "") + START_HINT
+    return DockerUnavailableError(f"cannot reach the Docker engine at {redact_text(where)}: {why}", hint=hint)
 
 
 def _image_info(attrs: Mapping[str, object]) -> ImageInfo:

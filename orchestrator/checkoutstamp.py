@@ -105,10 +105,11 @@ def resolved(source: RepoRef, options: FetchOptions) -> tuple[Resolved, list[str
     return found, said
 
 
-def intact(found: Resolved, options: FetchOptions) -> bool:
-    """The checkout of ``found`` (resolved from its stamp) is untouched since stamped."""
+def intact(found: Resolved, options: FetchOptions, left: frozenset[str] | None) -> bool:
+    """The checkout of ``found`` (resolved from its stamp) is untouched since stamped;
+    ``left`` as ``left_behind`` found it."""
     return found.stamp is not None and untouched(options.checkout_dir.absolute() / found.name, found.stamp,
-                                                 commit=found.commit, tag=found.tag)
+                                                 commit=found.commit, tag=found.tag, left=left)
 
 
 def _shaped(fields: dict[str, Any]) -> bool:
@@ -126,25 +127,32 @@ def _shaped(fields: dict[str, Any]) -> bool:
     return fields.get("pin") is None or isinstance(fields.get("pin"), str)
 
 
-def untouched(checkout: Path, fields: dict[str, Any], *, commit: str, tag: tuple[str, str] | None) -> bool:
-    """The checkout is exactly as stamped, for this commit and tag: no git needed."""
+def untouched(checkout: Path, fields: dict[str, Any], *, commit: str, tag: tuple[str, str] | None,
+              left: frozenset[str] | None) -> bool:
+    """The checkout is exactly as stamped, for this commit and tag, and ``left`` (see
+    ``left_behind``) does not name it: no git needed."""
     stamped_tag = tuple(fields["tag"]) if fields.get("tag") is not None else None
     if fields.get("commit") != commit or stamped_tag != tag:
         return False
-    if not repoconfig.as_written(checkout / ".git", repoconfig.CHECKOUT) or _left_behind(checkout):
+    if left is None or checkout.name in left or not repoconfig.as_written(checkout / ".git", repoconfig.CHECKOUT):
         return False
     racy = fields["racy"]
     return all(isinstance(v, str) for v in racy.values()) and stamps.matches(checkout, fields["tree"], racy)
 
 
-def _left_behind(checkout: Path) -> bool:
-    """A killed run left a ``.tmp~<repo>~*`` beside the checkout (treecopy, gitcache): the
-    checkout may be whole, but the git path is the one that removes the leftover."""
-    prefix = f".tmp~{checkout.name}~"
+def left_behind(checkout_dir: Path) -> frozenset[str] | None:
+    """The repos beside whose checkout a killed run left a ``.tmp~<repo>~*`` (treecopy,
+    gitcache), listed once for all; None when it cannot be told. Such a checkout may be
+    whole, but the git path is the one that removes the leftover."""
     try:
-        return any(entry.startswith(prefix) for entry in os.listdir(checkout.parent))
+        entries = os.listdir(checkout_dir)
+    except FileNotFoundError:
+        return frozenset()
     except OSError:
-        return True
+        return None
+    # "~" cannot occur in a repo's name: the name is what lies between the first two.
+    return frozenset(parts[1] for entry in entries if entry.startswith(".tmp~")
+                     and len(parts := entry.split("~")) >= 3)
 
 
 def record(*, name: str, url: str, git_url: str, ref: str, pin: str | None, kind: Kind, target: str, commit: str,

@@ -141,8 +141,9 @@ def check_out_resolved(resolved: Resolved, options: FetchOptions, *,
     path = options.checkout_dir.absolute() / resolved.name
     done = Checkout(name=resolved.name, url=resolved.url, ref=resolved.ref, commit=resolved.commit,
                     commit_time=resolved.commit_time, path=path, fetched=resolved.fetched)
-    if resolved.stamp is not None and checkoutstamp.untouched(path, resolved.stamp, commit=resolved.commit,
-                                                              tag=resolved.tag):
+    if resolved.stamp is not None and checkoutstamp.untouched(
+            path, resolved.stamp, commit=resolved.commit, tag=resolved.tag,
+            left=checkoutstamp.left_behind(options.checkout_dir.absolute())):
         return done  # at its pin and untouched since git made it so: no git started
     checkoutstamp.forget(options.checkout_dir, resolved.name)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -322,3 +323,31 @@ def test_what_a_killed_run_left_beside_the_stamps_is_swept(upstream: Upstream, o
     fetch([_felix(upstream)], options)
 
     assert not any(leftover.exists() for leftover in leftovers)
+
+
+def test_a_temporary_copy_a_killed_run_left_sends_only_its_repo_to_git(
+    upstream: Upstream, options: FetchOptions, git_log: GitLog
+) -> None:
+    repos = _repos(upstream)
+    fetch(repos, options)
+    fetch(repos, options)
+    leftover = options.checkout_dir / ".tmp~felix~k1ll3d"
+    (leftover / "src").mkdir(parents=True)
+    git_log.clear()
+
+    fetch(repos, options)
+
+    assert not leftover.exists()
+    where = [re.search(r"\[([^\]]+)\] -> exit", line) for line in git_log.lines()]
+    assert git_log.lines() and all(where), git_log.lines()
+    assert {Path(m.group(1)).parent.name for m in where if m} == {"felix"}, git_log.lines()
+
+
+def test_the_repos_with_leftovers_are_read_from_one_listing(tmp_path: Path) -> None:
+    for name in (".tmp~felix~abc", ".tmp~node~", ".tmp~broken", "felix", ".stamps", "tmp~calicoctl~x"):
+        (tmp_path / name).mkdir()
+
+    assert checkoutstamp.left_behind(tmp_path) == frozenset({"felix", "node"})
+    assert checkoutstamp.left_behind(tmp_path / "absent") == frozenset()
+    (tmp_path / "file").write_text("")
+    assert checkoutstamp.left_behind(tmp_path / "file") is None

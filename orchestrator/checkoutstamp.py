@@ -22,11 +22,11 @@ stamps the result again. Nothing here raises.
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 from typing import Any
 
 from orchestrator import mirroruse, refstore, repoconfig, stamps
+from orchestrator.fileops import read_limited
 from orchestrator.gitinput import COMMIT
 from orchestrator.sourceref import FetchOptions, RefKind, RepoRef, Resolved
 
@@ -184,15 +184,9 @@ def record(*, name: str, url: str, git_url: str, ref: str, pin: str | None, kind
 
 
 def head_is(git_dir: Path, commit: str) -> bool:
-    """``git_dir``'s HEAD is detached at ``commit``, read from its file (never through a
-    symlink, never waiting on a FIFO)."""
+    """``git_dir``'s HEAD is detached at ``commit``, read from its file as git wrote it
+    (never through a symlink, never waiting on a FIFO)."""
     try:
-        fd = os.open(git_dir / "HEAD", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_limited(git_dir / "HEAD", limit=64, follow=False) == commit.encode() + b"\n"
     except OSError:
         return False
-    try:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, 64) == commit.encode() + b"\n"
-    except OSError:
-        return False
-    finally:
-        os.close(fd)

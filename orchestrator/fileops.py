@@ -155,28 +155,31 @@ class InputFileError(OSError):
     """An input file that is not a regular file, or is larger than the limit."""
 
 
-def read_limited(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
+def read_limited(path: Path, *, limit: int = MAX_INPUT_BYTES, follow: bool = True) -> bytes:
     """The bytes of the regular file ``path``, refusing anything else before reading.
 
     A FIFO, a device (``/dev/zero``), a directory or a file over ``limit`` bytes raises
-    ``InputFileError`` (an OSError, with ``strerror`` saying why); opening never blocks
-    (O_NONBLOCK), so a FIFO with no writer is refused instead of waited for.
-    Other OSErrors (missing, unreadable) propagate unchanged.
+    ``InputFileError`` (an OSError, with ``strerror`` saying why, errno EINVAL or EFBIG);
+    opening never blocks (O_NONBLOCK), so a FIFO with no writer is refused instead of
+    waited for. ``follow=False`` (files in a cache or a repository, which others may
+    write): a symlink is refused too (ELOOP), never followed. Other OSErrors (missing,
+    unreadable) propagate unchanged.
     """
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | (0 if follow else os.O_NOFOLLOW))
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file"
             raise InputFileError(errno.EINVAL, kind, str(path))
+        too_big = f"larger than {limit // (1024 * 1024)} MiB" if limit >= 1 << 20 else f"larger than {limit} bytes"
         if info.st_size > limit:
-            raise InputFileError(errno.EFBIG, f"larger than {limit // (1024 * 1024)} MiB", str(path))
+            raise InputFileError(errno.EFBIG, too_big, str(path))
         chunks: list[bytes] = []
         total = 0
-        while chunk := os.read(fd, 1 << 20):
+        while chunk := os.read(fd, min(1 << 20, limit + 1)):
             total += len(chunk)
             if total > limit:  # grew while we read
-                raise InputFileError(errno.EFBIG, f"larger than {limit // (1024 * 1024)} MiB", str(path))
+                raise InputFileError(errno.EFBIG, too_big, str(path))
             chunks.append(chunk)
         return b"".join(chunks)
     finally:

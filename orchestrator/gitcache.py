@@ -25,7 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from orchestrator import gitcmd, gitcommits, mirroruse, procs, repoconfig
+from orchestrator.checkoutstamp import head_is
 from orchestrator.errors import SourceError
+from orchestrator.fileops import read_limited
 from orchestrator.gitcmd import must, run
 from orchestrator.gitcommits import has_commit, rev_parse
 from orchestrator.gitfailure import Cancelled, CorruptObjectsError, GitResult, NoSpaceError
@@ -213,7 +215,7 @@ def check_out(
         must(checked_out, name)
         if not new:
             must(run(["clean", "-ffdxq"], git_dir=git_dir, work_tree=path, cwd=path), name)
-        if not _head_is(git_dir, commit):
+        if not head_is(git_dir, commit):
             head = must(run(["rev-parse", "--verify", "--quiet", "HEAD"], git_dir=git_dir), name)
             raise SourceError(f"{name}: {path} is at {head.stdout.strip()} after checking out {commit}")
 
@@ -236,8 +238,8 @@ def _copy_pack(mirror: Path, git_dir: Path, name: str, tag: tuple[str, str] | No
             return False
         # Only a shallow mirror's pack: a full history (a server that refused a shallow
         # fetch) is cheaper to fetch from, one commit deep, than to index whole.
-        shallow = _regular_bytes(mirror / "shallow", 1 << 20)
-        data = _regular_bytes(objects / "pack" / packs[0], MAX_COPIED_PACK)
+        shallow = read_limited(mirror / "shallow", limit=1 << 20, follow=False)
+        data = read_limited(objects / "pack" / packs[0], limit=MAX_COPIED_PACK, follow=False)
     except OSError:
         return False
     if not shallow.strip():
@@ -252,32 +254,6 @@ def _copy_pack(mirror: Path, git_dir: Path, name: str, tag: tuple[str, str] | No
         ref.write_text(tag[1] + "\n")
     return True
 
-
-def _regular_bytes(path: Path, limit: int) -> bytes:
-    """A regular file's bytes, never through a symlink; OSError for anything else or bigger."""
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            raise OSError(errno.EINVAL, "not a regular file of a size to copy", str(path))
-        chunks = []
-        while chunk := os.read(fd, 1 << 20):
-            chunks.append(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _head_is(git_dir: Path, commit: str) -> bool:
-    """HEAD is detached at ``commit``: read from its file, as git itself wrote it."""
-    try:
-        fd = os.open(git_dir / "HEAD", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return False
-    try:
-        return stat.S_ISREG(os.fstat(fd).st_mode) and os.read(fd, 64) == commit.encode() + b"\n"
-    finally:
-        os.close(fd)
 
 
 def _from_mirror(result: GitResult, name: str, mirror: Path) -> None:
@@ -313,15 +289,9 @@ def _is_repo(git_dir: Path) -> bool:
     process is needed. (Not GitPython either: it reads GIT_* variables from os.environ.)"""
     try:
         objects, refs = os.lstat(git_dir / "objects"), os.lstat(git_dir / "refs")
-        fd = os.open(git_dir / "HEAD", os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        head = read_limited(git_dir / "HEAD", limit=4096, follow=False)
     except OSError:
         return False
-    try:
-        head = os.read(fd, 4097) if stat.S_ISREG(os.fstat(fd).st_mode) else b""
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
     valid_head = _HEAD.fullmatch(head) is not None
     return valid_head and stat.S_ISDIR(objects.st_mode) and stat.S_ISDIR(refs.st_mode)
 

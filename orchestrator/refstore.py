@@ -9,10 +9,10 @@ caller asks git instead. The ref names are the manifest's, already checked by
 
 from __future__ import annotations
 
-import os
 import re
-import stat
 from pathlib import Path
+
+from orchestrator.fileops import read_limited
 
 _OID = re.compile(rb"[0-9a-f]{40}")
 MAX_PACKED_BYTES = 16 * 1024 * 1024
@@ -53,15 +53,8 @@ def read(git_dir: Path, refname: str) -> str | None:
 def _small_file(path: Path, limit: int) -> bytes | None:
     """The bytes of a regular file of at most ``limit`` bytes; None when there is none."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        return read_limited(path, limit=limit, follow=False)
     except (FileNotFoundError, NotADirectoryError):
         return None
-    except OSError as error:  # a symlink (ELOOP), a directory, no permission
+    except OSError as error:  # a symlink (ELOOP), a directory, a FIFO, too big, no permission
         raise Unknown(f"{path}: {error.strerror}") from error
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > limit:
-            raise Unknown(f"{path} is not a small regular file")
-        return os.read(fd, limit + 1)
-    finally:
-        os.close(fd)

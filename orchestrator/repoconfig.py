@@ -18,13 +18,14 @@ directory git writes into may be a symlink (git never makes one).
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import stat
 from collections.abc import Iterator
 from pathlib import Path
 
-from orchestrator.fileops import write_atomic
+from orchestrator.fileops import read_limited, write_atomic
 
 # Exactly what git init writes on a POSIX file system, plus our settings, in git's format.
 MIRROR = (
@@ -124,23 +125,13 @@ class _Unreadable(Exception):
 def _read_config(path: Path) -> bytes:
     """The bytes of ``path``, opened without following a symlink or waiting on a FIFO."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        return read_limited(path, limit=_MAX_CONFIG, follow=False)
+    except (FileNotFoundError, NotADirectoryError):
+        raise
     except OSError as e:
-        if isinstance(e, FileNotFoundError | NotADirectoryError):
-            raise
+        if e.errno == errno.EFBIG:
+            raise _Unreadable(f"{_NOT_OURS}: it is larger than {_MAX_CONFIG} bytes") from e
         raise _Unreadable("its config is not a regular file") from e
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise _Unreadable("its config is not a regular file")
-        data = b""
-        while len(data) <= _MAX_CONFIG and (chunk := os.read(fd, _MAX_CONFIG + 1 - len(data))):
-            data += chunk
-    finally:
-        os.close(fd)
-    if len(data) > _MAX_CONFIG:
-        raise _Unreadable(f"{_NOT_OURS}: it is larger than {_MAX_CONFIG} bytes")
-    return data
 
 
 # The settings we write, and how git reads their values.

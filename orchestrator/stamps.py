@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator import procs
+from orchestrator.fileops import read_limited
 
 FORMAT = 2  # 2: the digest is of the entries' repr, not of text lines
 KEY_NAME = ".stamp-key"
@@ -136,18 +137,9 @@ def read(path: Path, secret: bytes | None, bound: Mapping[str, str]) -> dict[str
     if secret is None:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        raw = read_limited(path, limit=MAX_STAMP_BYTES, follow=False)
     except OSError:
         return None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_STAMP_BYTES:
-            return None
-        raw = os.read(fd, MAX_STAMP_BYTES + 1)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
     try:
         data = json.loads(raw)
     except ValueError:

@@ -1,6 +1,7 @@
 """What the kinds that run a command share: its manifest keys (command, builder, env,
-stage, network), their typed settings, the plan lines and JSON for them, and the
-checks of file outputs published into one folder of dist/<release>/.
+stage, network), their typed settings, the plan lines and JSON for them, the checks of
+file outputs published into one folder of dist/<release>/, and ``CommandFiles``, all
+of a kind whose command makes such files but its fields, settings and build.
 
 Not a kind itself: binary, image and python-package build on it.
 """
@@ -17,7 +18,7 @@ from orchestrator.model import Defaults, Pairs, command_text
 from orchestrator.schema import Field
 
 if TYPE_CHECKING:
-    from orchestrator.model import Artifact
+    from orchestrator.model import Artifact, Manifest
     from orchestrator.record import ArtifactEntry
     from orchestrator.semantics import Meaning
 
@@ -124,3 +125,55 @@ def file_problems(artifact: Artifact, entry: ArtifactEntry, outputs: tuple[str, 
     for base in names:
         if not any(fnmatch.fnmatchcase(base, p) for p in patterns):
             yield f"records {folder}/{base}, which none of its outputs names"
+
+
+# -- a kind whose command makes files published into one folder ------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileSettings(RunSettings):
+    """The settings of a kind whose command makes files."""
+
+    outputs: tuple[str, ...] = ()  # relative to the checkout (globs allowed)
+
+
+class CommandFiles:
+    """The part of a kind (binary, python-package) that a command's files published into
+    ``folder`` of dist/<release>/ decide: a subclass adds its name, fields, settings and
+    build, and settings that are ``FileSettings``."""
+
+    name: str
+    folder: str
+    produces_files = True
+
+    def files_of(self, artifact: Artifact) -> FileSettings:
+        assert isinstance(artifact.settings, FileSettings), artifact.type
+        return artifact.settings
+
+    def check(self, meaning: Meaning, artifact: Artifact) -> None:
+        claim_outputs(meaning, artifact, self.files_of(artifact).outputs, self.folder, self.name)
+
+    def actions(self, manifest: Manifest, artifact: Artifact) -> list[str]:
+        settings = self.files_of(artifact)
+        return [*run_actions(settings),
+                f"collect {', '.join(settings.outputs)} -> dist/{manifest.release}/{self.folder}/"]
+
+    def describe(self, manifest: Manifest, artifact: Artifact) -> dict[str, Any]:
+        settings = self.files_of(artifact)
+        return {**run_describe(settings), "outputs": list(settings.outputs)}
+
+    def needs_docker(self, artifact: Artifact) -> bool:
+        return self.files_of(artifact).builder is not None
+
+    def builder_image(self, artifact: Artifact) -> str | None:
+        return self.files_of(artifact).builder
+
+    def host_command(self, artifact: Artifact) -> str | tuple[str, ...] | None:
+        return host_command(self.files_of(artifact))
+
+    def key_inputs(self, manifest: Manifest, artifact: Artifact, commit: str) -> dict[str, Any]:
+        return {}
+
+    def recorded_problems(self, manifest: Manifest, artifact: Artifact, entry: ArtifactEntry,
+                          commit: str) -> Iterator[str]:
+        return file_problems(artifact, entry, self.files_of(artifact).outputs, self.folder)

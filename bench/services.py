@@ -3,11 +3,11 @@ private Docker engine, each stopped (and its files removed) when the block ends.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import shutil
-import signal
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +15,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from harness import BenchError
+from harness import REPO_ROOT, BenchError
+
+sys.path.insert(0, str(REPO_ROOT))
+from tests.helpers.dockerd import NotStarted, private_dockerd  # noqa: E402  (the repo root, just added)
 
 
 def free_port() -> int:
@@ -62,42 +65,12 @@ def stored_bytes(root: Path) -> int:
 
 @contextmanager
 def second_engine(root: Path) -> Iterator[str | None]:
-    """A private dockerd on its own socket and data root (root needed); yields its DOCKER_HOST,
-    or None when none can be started here (the shards then share the default engine)."""
-    dockerd = shutil.which("dockerd")
-    if dockerd is None or os.geteuid() != 0:
-        yield None
-        return
-    root.mkdir(parents=True, exist_ok=True)
-    host = f"unix://{root / 'docker.sock'}"
-    log = (root / "dockerd.log").open("wb")
-    process = subprocess.Popen(
-        [dockerd, "--host", host, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-         "--pidfile", str(root / "docker.pid"), "--bridge=none", "--iptables=false", "--ip6tables=false"],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    try:
-        import docker
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                client = docker.DockerClient(base_url=host, timeout=5)
-                client.ping()
-                client.close()
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                if process.poll() is not None or time.monotonic() > deadline:
-                    yield None
-                    return
-                time.sleep(0.2)
-        yield host
-    finally:
-        process.send_signal(signal.SIGTERM)
+    """A private dockerd on its own socket and data root (root needed; see
+    tests/helpers/dockerd.py); yields its DOCKER_HOST, or None when none can be started
+    here (the shards then share the default engine)."""
+    with contextlib.ExitStack() as stack:
         try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        log.close()
-        subprocess.run(["umount", "-R", "-l", str(root / "data")], check=False, capture_output=True)
-        shutil.rmtree(root, ignore_errors=True)
+            host: str | None = stack.enter_context(private_dockerd(root))
+        except NotStarted:
+            host = None
+        yield host
